@@ -1,0 +1,50 @@
+// Domain names: canonical A-label form, parent candidates, DMARC-style alignment.
+import { domainToASCII } from 'node:url'
+import { getDomain } from 'tldts'
+
+const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/
+
+/**
+ * Lower-case A-label form without a trailing dot, or null when the text is not
+ * a usable host name. U-labels are converted (IDNA via WHATWG URL rules).
+ */
+export function canonicalDomain(text: unknown): string | null {
+  if (typeof text !== 'string') return null
+  let d = text.trim()
+  if (d.endsWith('.')) d = d.slice(0, -1)
+  if (d.length === 0 || d.length > 253 * 4) return null
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x20\x7f]/.test(d)) return null
+  const ascii = /^[\x21-\x7e]*$/.test(d) ? d.toLowerCase() : domainToASCII(d)
+  if (!ascii || ascii.length > 253) return null
+  const labels = ascii.split('.')
+  if (labels.length < 2 || !labels.every((l) => LABEL.test(l))) return null
+  return ascii
+}
+
+/** The domain and each parent, most specific first: a.b.c -> [a.b.c, b.c, c]. */
+export function domainCandidates(domain: string): string[] {
+  const labels = domain.split('.')
+  const out: string[] = []
+  for (let i = 0; i < labels.length; i++) out.push(labels.slice(i).join('.'))
+  return out
+}
+
+/**
+ * Organizational domain per DMARC (RFC 7489 section 3.2) from the Public Suffix
+ * List, private section included: alice.github.io and bob.github.io are two
+ * organizations, not one. A name under an unknown TLD falls back to its last
+ * two labels.
+ */
+export function orgDomain(domain: string): string {
+  return getDomain(domain, { allowPrivateDomains: true }) ?? domain
+}
+
+export type Alignment = 'relaxed' | 'strict'
+
+/** DMARC identifier alignment (RFC 7489 section 3.1). */
+export function aligned(authDomain: string, fromDomain: string, mode: Alignment): boolean {
+  if (authDomain === fromDomain) return true
+  if (mode === 'strict') return false
+  return orgDomain(authDomain) === orgDomain(fromDomain)
+}

@@ -1,0 +1,95 @@
+// IP address handling: peer classification, RFC 5952 canonical text, CIDR candidates.
+import ipaddr from 'ipaddr.js'
+
+export type Family = 'ipv4' | 'ipv6'
+
+export interface PeerAddress {
+  family: Family
+  /** RFC 5952 text for IPv6 (zone id dropped), dotted quad for IPv4. */
+  canonical: string
+}
+
+/**
+ * Classifies a peer address. IPv4-mapped IPv6 (`::ffff:a.b.c.d`) is IPv4: the
+ * peer really connected over IPv4 to a dual-stack socket. Returns null for text
+ * that is not an address at all.
+ */
+export function classifyPeer(text: string): PeerAddress | null {
+  if (typeof text !== 'string' || text.length === 0 || text.length > 64) return null
+  let addr: ipaddr.IPv4 | ipaddr.IPv6
+  try {
+    addr = ipaddr.parse(text.trim())
+  } catch {
+    return null
+  }
+  if (addr.kind() === 'ipv6') {
+    const v6 = addr as ipaddr.IPv6
+    if (v6.isIPv4MappedAddress()) return { family: 'ipv4', canonical: v6.toIPv4Address().toString() }
+    return { family: 'ipv6', canonical: rfc5952(v6) }
+  }
+  return { family: 'ipv4', canonical: addr.toString() }
+}
+
+function rfc5952(v6: ipaddr.IPv6): string {
+  // toRFC5952String keeps a zone id; list entries never carry one.
+  return (ipaddr.fromByteArray(v6.toByteArray()) as ipaddr.IPv6).toRFC5952String()
+}
+
+/** Canonical text of `bytes` masked to `len` bits: a single address (/128) carries no suffix. */
+function networkText(bytes: number[], len: number): string {
+  const masked = bytes.slice()
+  for (let i = 0; i < 16; i++) {
+    const keep = Math.max(0, Math.min(8, len - i * 8))
+    masked[i] &= keep === 8 ? 0xff : (0xff << (8 - keep)) & 0xff
+  }
+  const text = (ipaddr.fromByteArray(masked) as ipaddr.IPv6).toRFC5952String()
+  return len === 128 ? text : `${text}/${len}`
+}
+
+/**
+ * Every canonical CIDR entry that would cover `canonicalV6`, longest first
+ * (/128 ... /0): 129 hash fields, looked up in one HMGET whatever the list size.
+ */
+export function candidatePrefixes(canonicalV6: string, minLen = 0): string[] {
+  const bytes = ipaddr.IPv6.parse(canonicalV6).toByteArray()
+  const out: string[] = []
+  for (let len = 128; len >= minLen; len--) out.push(networkText(bytes, len))
+  return out
+}
+
+export type CidrCheck =
+  | { ok: true; canonical: string }
+  | { ok: false; error: string; fix?: string }
+
+/**
+ * Validates an IPv6 list entry as typed by an operator and says what its
+ * canonical form is. Only canonical entries ever match (lookups send canonical
+ * candidates), so anything else is reported with the fix.
+ */
+export function checkV6Entry(text: string): CidrCheck {
+  const raw = String(text)
+  const [addrPart, lenPart, extra] = raw.trim().split('/')
+  if (extra !== undefined) return { ok: false, error: 'more than one "/"' }
+  let addr: ipaddr.IPv6
+  try {
+    const parsed = ipaddr.parse(addrPart)
+    if (parsed.kind() !== 'ipv6') return { ok: false, error: 'not an IPv6 address (IPv4 peers are never filtered)' }
+    addr = parsed as ipaddr.IPv6
+  } catch {
+    return { ok: false, error: 'not an IPv6 address or CIDR' }
+  }
+  if (addr.isIPv4MappedAddress()) return { ok: false, error: 'IPv4-mapped address: such peers are IPv4 and never filtered' }
+  if (addr.zoneId) return { ok: false, error: 'zone id (%...) not allowed', fix: rfc5952(addr) }
+  let len = 128
+  if (lenPart !== undefined) {
+    if (!/^\d{1,3}$/.test(lenPart) || Number(lenPart) > 128) return { ok: false, error: `bad prefix length "/${lenPart}"` }
+    len = Number(lenPart)
+  }
+  const canonical = networkText(addr.toByteArray(), len)
+  if (canonical === raw) return { ok: true, canonical }
+  const hostBits = canonical.split('/')[0] !== rfc5952(addr)
+  let error = 'not in canonical form (RFC 5952, lower case)'
+  if (hostBits) error = 'host bits set below the prefix length'
+  else if (len === 128 && lenPart !== undefined) error = 'a single address is written without /128'
+  return { ok: false, error, fix: canonical }
+}

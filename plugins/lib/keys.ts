@@ -1,0 +1,36 @@
+// Redis key names. Every key the suite touches is built here, under one prefix.
+
+export const DEFAULT_PREFIX = 'mx6:'
+
+/** A prefix is printable ASCII without spaces or braces (braces would change Cluster hash slots). */
+export function validPrefix(prefix: string): boolean {
+  return /^[\x21-\x7a\x7c\x7e]{1,64}$/.test(prefix)
+}
+
+export class Keys {
+  readonly prefix: string
+  constructor(prefix = DEFAULT_PREFIX) {
+    if (!validPrefix(prefix)) throw new Error(`invalid key prefix "${prefix}"`)
+    this.prefix = prefix
+  }
+  get ipAllow(): string {
+    return `${this.prefix}ip:allow`
+  }
+  get ipGreen(): string {
+    return `${this.prefix}ip:green`
+  }
+  get domainAllow(): string {
+    return `${this.prefix}domain:allow`
+  }
+  get domainGreen(): string {
+    return `${this.prefix}domain:green`
+  }
+  /** `address` must come from normaliseMailbox (no control characters, bounded length). */
+  book(address: string): string {
+    return `${this.prefix}book:${address}`
+  }
+  /** Per-day decision counters (hash: field = "<phase>.<verdict>.<rule>"). */
+  stats(day: string): string {
+    return `${this.prefix}stats:${day}`
+  }
+}

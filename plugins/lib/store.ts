@@ -1,0 +1,138 @@
+// The list store: what the decision core needs from Redis, behind a narrow interface.
+import type { Redis } from 'ioredis'
+import { Keys } from './keys'
+
+export interface Hit {
+  /** The list entry (hash field or set member) that matched. */
+  entry: string
+  /** The operator's note stored with it (hash value); empty for set members. */
+  note: string
+}
+
+export interface LookupRequest {
+  /** Candidate fields of ip:allow, most specific first. */
+  ipCandidates?: string[]
+  /** Candidate fields of domain:allow, in priority order. */
+  domainCandidates?: string[]
+  /** Address books to test: owner = normalised recipient, members = sender forms. */
+  books?: Array<{ owner: string; members: string[] }>
+}
+
+export interface LookupReply {
+  ipAllow?: Hit | null
+  domainAllow?: Hit | null
+  /** Per requested book: the first member found, or null. */
+  books?: Array<string | null>
+}
+
+export interface ListStore {
+  /** Answers a whole request in one round trip, or rejects with a StoreError. */
+  lookup(req: LookupRequest): Promise<LookupReply>
+  /** Adds 1 to each decision counter of today; never delays or fails the caller. */
+  count(fields: string[]): void
+  close(): Promise<void>
+}
+
+export function isEmptyRequest(req: LookupRequest): boolean {
+  return !req.ipCandidates?.length && !req.domainCandidates?.length && !req.books?.length
+}
+
+/** Base of every store failure; the glue answers each with a 4xx for IPv6 peers. */
+export class StoreError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = new.target.name
+  }
+}
+/** Redis is not connected (down, restarting, wrong address). */
+export class StoreUnavailableError extends StoreError {}
+/** Redis did not answer within the configured bound. */
+export class StoreTimeoutError extends StoreError {}
+/** Redis answered with an error, e.g. WRONGTYPE for a key of the wrong type. */
+export class StoreReplyError extends StoreError {}
+
+function firstHit(fields: string[], values: unknown): Hit | null {
+  if (!Array.isArray(values)) throw new StoreReplyError('unexpected HMGET reply')
+  for (let i = 0; i < fields.length; i++) {
+    const v = values[i]
+    if (v !== null && v !== undefined) return { entry: fields[i], note: String(v) }
+  }
+  return null
+}
+
+function firstMember(members: string[], flags: unknown): string | null {
+  if (!Array.isArray(flags)) throw new StoreReplyError('unexpected SMISMEMBER reply')
+  const i = flags.findIndex((f) => Number(f) === 1)
+  return i >= 0 ? members[i] : null
+}
+
+export interface RedisStoreOptions {
+  /** Upper bound for one lookup, in milliseconds. */
+  timeoutMs: number
+  /** How long per-day counters are kept. */
+  statsDays: number
+  onCountError?: (err: Error) => void
+}
+
+export function today(now = new Date()): string {
+  return now.toISOString().slice(0, 10).replace(/-/g, '')
+}
+
+export class RedisListStore implements ListStore {
+  constructor(
+    private readonly client: Redis,
+    readonly keys: Keys,
+    private readonly opts: RedisStoreOptions,
+  ) {}
+
+  async lookup(req: LookupRequest): Promise<LookupReply> {
+    if (this.client.status !== 'ready') throw new StoreUnavailableError(`redis not connected (${this.client.status})`)
+    // One pipeline = one round trip, however many entries the lists hold.
+    const p = this.client.pipeline()
+    if (req.ipCandidates?.length) p.hmget(this.keys.ipAllow, ...req.ipCandidates)
+    if (req.domainCandidates?.length) p.hmget(this.keys.domainAllow, ...req.domainCandidates)
+    for (const b of req.books ?? []) p.smismember(this.keys.book(b.owner), ...b.members)
+    const results = await this.bounded(p.exec())
+    if (!results) throw new StoreUnavailableError('pipeline discarded')
+    let i = 0
+    const next = (): unknown => {
+      const [err, value] = results[i++]
+      if (err) throw new StoreReplyError(err.message)
+      return value
+    }
+    const reply: LookupReply = {}
+    if (req.ipCandidates?.length) reply.ipAllow = firstHit(req.ipCandidates, next())
+    if (req.domainCandidates?.length) reply.domainAllow = firstHit(req.domainCandidates, next())
+    if (req.books?.length) reply.books = req.books.map((b) => firstMember(b.members, next()))
+    return reply
+  }
+
+  count(fields: string[]): void {
+    if (fields.length === 0 || this.client.status !== 'ready') return
+    const key = this.keys.stats(today())
+    const p = this.client.pipeline()
+    for (const f of fields) p.hincrby(key, f, 1)
+    p.expire(key, this.opts.statsDays * 86400)
+    p.exec().catch((err: Error) => this.opts.onCountError?.(err))
+  }
+
+  async close(): Promise<void> {
+    this.client.disconnect()
+  }
+
+  private bounded<T>(work: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new StoreTimeoutError(`no answer from redis within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs)
+      work.then(
+        (v) => {
+          clearTimeout(timer)
+          resolve(v)
+        },
+        (err: Error) => {
+          clearTimeout(timer)
+          reject(err instanceof StoreError ? err : new StoreUnavailableError(err.message))
+        },
+      )
+    })
+  }
+}

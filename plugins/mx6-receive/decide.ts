@@ -1,0 +1,238 @@
+// The decision core of mx6-receive: pure functions, no Haraka, no Redis, no DNS.
+//
+// The glue gathers facts, asks plan*() what to look up, does that in one Redis
+// round trip, and hands the answers to decide*(). Every decision carries the
+// rule that made it and a human-readable reason, so logs and results explain it.
+import { aligned, canonicalDomain, domainCandidates, type Alignment } from '../lib/domain'
+import { candidatePrefixes, classifyPeer } from '../lib/ip'
+import type { Mailbox } from '../lib/mailbox'
+import type { Hit, LookupReply, LookupRequest } from '../lib/store'
+
+export type Verdict = 'skip' | 'trusted' | 'pending' | 'defer'
+
+export type Rule =
+  | 'ipv4'
+  | 'relaying'
+  | 'auth'
+  | 'private'
+  | 'bad-peer'
+  | 'ip:allow'
+  | 'book'
+  | 'domain:allow'
+  | 'none'
+  | 'store-error'
+
+export interface Decision {
+  verdict: Verdict
+  rule: Rule
+  /** A trusted decision that data_post need not look at again. */
+  final: boolean
+  reason: string
+}
+
+export interface PolicyConfig {
+  /** Leave loopback, ULA and link-local IPv6 peers alone. */
+  skipPrivate: boolean
+  /** What rcpt does with a recipient that has no basis yet. */
+  undecided: 'wait' | 'defer'
+  alignment: Alignment
+}
+
+export interface PeerFacts {
+  ip: string
+  /** As Haraka computed it (loopback, ULA, link-local, or an address of this host). */
+  private: boolean
+  relaying: boolean
+  authenticated: boolean
+}
+
+export type Screen = { skip: Decision } | { ipv6: string }
+
+/** IPv4 and our own users are never touched; only public IPv6 peers get the policy. */
+export function screenPeer(p: PeerFacts, cfg: PolicyConfig): Screen {
+  const skip = (rule: Rule, reason: string): Screen => ({ skip: { verdict: 'skip', rule, final: true, reason } })
+  if (p.relaying) return skip('relaying', 'relaying client')
+  if (p.authenticated) return skip('auth', 'authenticated client')
+  const peer = classifyPeer(p.ip)
+  if (!peer) return skip('bad-peer', `peer address "${printable(p.ip)}" not parseable`)
+  if (peer.family === 'ipv4') return skip('ipv4', `IPv4 peer ${peer.canonical}`)
+  if (p.private && cfg.skipPrivate) return skip('private', `private IPv6 peer ${peer.canonical} (skip_private)`)
+  return { ipv6: peer.canonical }
+}
+
+export interface SpfFact {
+  /** RFC 7208 result, lower case: pass, fail, softfail, neutral, none, temperror, permerror. */
+  result: string
+  /** The domain SPF evaluated (MAIL FROM domain). */
+  domain: string | null
+}
+
+export interface RcptFacts {
+  ipv6: string
+  spf: SpfFact | null
+  mailFrom: Mailbox | null
+  rcpt: Mailbox | null
+}
+
+/** Lookups already answered earlier in the same transaction (per-transaction cache). */
+export interface Known {
+  ipAllow?: Hit | null
+  domainAllow?: Hit | null
+}
+
+function spfPassDomain(spf: SpfFact | null): string | null {
+  return spf?.result === 'pass' ? canonicalDomain(spf.domain) : null
+}
+
+function bookMembers(sender: Mailbox): string[] {
+  return [sender.address, ...domainCandidates(sender.domain).map((d) => `@${d}`)]
+}
+
+/** What rcpt must ask the store: the peer's prefixes, the SPF domain, the recipient's book. */
+export function planRcpt(f: RcptFacts, known: Known): LookupRequest {
+  const req: LookupRequest = {}
+  if (known.ipAllow === undefined) req.ipCandidates = candidatePrefixes(f.ipv6)
+  if (known.ipAllow) return req
+  const spfDomain = spfPassDomain(f.spf)
+  if (spfDomain && known.domainAllow === undefined) req.domainCandidates = domainCandidates(spfDomain)
+  // The envelope sender counts only when SPF passed for its own domain.
+  if (spfDomain && f.mailFrom && f.mailFrom.domain === spfDomain && f.rcpt) {
+    req.books = [{ owner: f.rcpt.address, members: bookMembers(f.mailFrom) }]
+  }
+  return req
+}
+
+function hitText(h: Hit): string {
+  return h.note ? `${h.entry} ("${printable(h.note)}")` : h.entry
+}
+
+/** `answers` is null when the store failed: an IPv6 peer then gets a 4xx, never an accept. */
+export function decideRcpt(f: RcptFacts, answers: (Known & LookupReply) | null, cfg: PolicyConfig): Decision {
+  if (!answers) return { verdict: 'defer', rule: 'store-error', final: true, reason: 'list store unavailable' }
+  if (answers.ipAllow) {
+    return { verdict: 'trusted', rule: 'ip:allow', final: true, reason: `${f.ipv6} in ip:allow ${hitText(answers.ipAllow)}` }
+  }
+  const member = answers.books?.[0]
+  if (member && f.rcpt && f.mailFrom) {
+    return {
+      verdict: 'trusted',
+      rule: 'book',
+      final: true,
+      reason: `SPF-authenticated sender ${f.mailFrom.address} matches ${member} in the book of ${f.rcpt.address}`,
+    }
+  }
+  if (answers.domainAllow) {
+    return {
+      verdict: 'trusted',
+      rule: 'domain:allow',
+      final: false,
+      reason: `SPF pass for ${spfPassDomain(f.spf)} in domain:allow ${hitText(answers.domainAllow)}; From alignment checked after DATA`,
+    }
+  }
+  const why = `no basis at rcpt (spf=${f.spf?.result ?? 'none'}${f.spf?.domain ? ` ${printable(f.spf.domain)}` : ''})`
+  if (cfg.undecided === 'defer') return { verdict: 'defer', rule: 'none', final: true, reason: why }
+  return { verdict: 'pending', rule: 'none', final: false, reason: `${why}; waiting for DATA` }
+}
+
+export type FromFact = { mailbox: Mailbox } | { problem: string }
+
+export interface RecipientState {
+  rcpt: Mailbox | null
+  /** What rcpt decided for this recipient. */
+  prior: Decision
+}
+
+export interface DataFacts {
+  spf: SpfFact | null
+  dkimPass: string[]
+  from: FromFact
+  recipients: RecipientState[]
+}
+
+function needsCheck(r: RecipientState): boolean {
+  return !r.prior.final && (r.prior.verdict === 'pending' || r.prior.verdict === 'trusted')
+}
+
+/** The passing SPF and DKIM domains aligned with the From domain. */
+export function alignedDomains(f: DataFacts, mode: Alignment): string[] {
+  if (!('mailbox' in f.from)) return []
+  const fromDomain = f.from.mailbox.domain
+  const auth = [spfPassDomain(f.spf), ...f.dkimPass.map(canonicalDomain)].filter((d): d is string => !!d)
+  return [...new Set(auth.filter((d) => aligned(d, fromDomain, mode)))]
+}
+
+export function planData(f: DataFacts, cfg: PolicyConfig): LookupRequest {
+  const req: LookupRequest = {}
+  const open = f.recipients.filter(needsCheck)
+  if (open.length === 0 || !('mailbox' in f.from)) return req
+  const authd = alignedDomains(f, cfg.alignment)
+  if (authd.length === 0) return req
+  const from = f.from.mailbox
+  // The From domain is authenticated through an aligned identifier (DMARC), so
+  // it and the aligned identifiers themselves may match domain:allow entries.
+  req.domainCandidates = [...new Set([from.domain, ...authd].flatMap(domainCandidates))]
+  const owners = [...new Set(open.map((r) => r.rcpt?.address).filter((a): a is string => !!a))]
+  if (owners.length > 0) req.books = owners.map((owner) => ({ owner, members: bookMembers(from) }))
+  return req
+}
+
+export interface DataDecision {
+  message: Decision
+  recipients: Decision[]
+}
+
+export function decideData(f: DataFacts, answers: LookupReply | null, cfg: PolicyConfig): DataDecision {
+  const open = f.recipients.filter(needsCheck)
+  if (open.length === 0) {
+    const first = f.recipients[0]?.prior
+    return {
+      message: first ?? { verdict: 'skip', rule: 'none', final: true, reason: 'no recipients' },
+      recipients: f.recipients.map((r) => r.prior),
+    }
+  }
+  if (!answers) {
+    const d: Decision = { verdict: 'defer', rule: 'store-error', final: true, reason: 'list store unavailable' }
+    return { message: d, recipients: f.recipients.map(() => d) }
+  }
+  const authd = alignedDomains(f, cfg.alignment)
+  const fromText = 'mailbox' in f.from ? f.from.mailbox.address : `no usable From (${f.from.problem})`
+  const unauth =
+    'mailbox' in f.from && authd.length === 0
+      ? `From ${fromText} not ${cfg.alignment}-aligned with a passing SPF/DKIM domain (spf=${f.spf?.result ?? 'none'}${f.spf?.domain ? ` ${printable(f.spf.domain)}` : ''}, dkim pass=${f.dkimPass.map(printable).join(',') || 'none'})`
+      : fromText
+  const owners = answers.books ?? []
+  const bookOwners = new Map((planData(f, cfg).books ?? []).map((b, i) => [b.owner, owners[i] ?? null]))
+  const recipients = f.recipients.map((r): Decision => {
+    if (!needsCheck(r)) return r.prior
+    // Without an aligned identifier the From is unauthenticated: no list counts.
+    if (authd.length === 0) return { verdict: 'defer', rule: 'none', final: true, reason: unauth }
+    if (answers.domainAllow) {
+      return { verdict: 'trusted', rule: 'domain:allow', final: true, reason: `From ${fromText} authenticated via ${authd.join(',')}, domain:allow ${hitText(answers.domainAllow)}` }
+    }
+    const member = r.rcpt ? bookOwners.get(r.rcpt.address) : null
+    if (member && r.rcpt) {
+      return { verdict: 'trusted', rule: 'book', final: true, reason: `authenticated From ${fromText} matches ${member} in the book of ${r.rcpt.address}` }
+    }
+    return { verdict: 'defer', rule: 'none', final: true, reason: authd.length ? `From ${fromText} authenticated via ${authd.join(',')} but in no list` : unauth }
+  })
+  const bad = recipients.filter((d) => d.verdict === 'defer')
+  if (bad.length === 0) {
+    const basis = recipients.find((d) => d.rule !== 'none') ?? recipients[0]
+    return { message: { ...basis, final: true }, recipients }
+  }
+  // One reply after DATA covers the whole message: it is deferred for everyone
+  // and comes back over IPv4, rather than being delivered to some recipients only.
+  const reason =
+    bad.length === recipients.length
+      ? bad[0].reason
+      : `${bad.length} of ${recipients.length} recipients without basis (${bad[0].reason}); whole message deferred`
+  return { message: { verdict: 'defer', rule: 'none', final: true, reason }, recipients }
+}
+
+/** Text from the peer made safe for a log line or a reply: printable ASCII, bounded. */
+export function printable(text: unknown, max = 200): string {
+  const s = String(text ?? '')
+  // eslint-disable-next-line no-control-regex
+  const clean = s.replace(/[^\x20-\x7e]/g, '?')
+  return clean.length > max ? `${clean.slice(0, max)}...` : clean
+}

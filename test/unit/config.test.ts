@@ -1,0 +1,62 @@
+import assert from 'node:assert/strict'
+import { describeRedis, REDIS_DEFAULTS } from '../../plugins/lib/redis'
+import { readReceiveConfig } from '../../plugins/mx6-receive/config'
+
+describe('mx6-receive config', () => {
+  it('has safe defaults with no file at all', () => {
+    const { config, errors } = readReceiveConfig({})
+    assert.deepEqual(errors, [])
+    assert.deepEqual(config.policy, { skipPrivate: true, undecided: 'wait', alignment: 'relaxed' })
+    assert.equal(config.recipientDelimiter, '+')
+    assert.deepEqual({ code: config.defer.code, status: config.defer.status }, { code: 451, status: '4.7.26' })
+    assert.equal(config.redis.host, '127.0.0.1')
+    assert.equal(config.redis.port, 6379)
+    assert.equal(config.redis.prefix, 'mx6:')
+  })
+  it('reads every key', () => {
+    const { config, errors } = readReceiveConfig({
+      main: { skip_private: false, undecided: 'defer', alignment: 'strict', recipient_delimiter: '-', lint_interval: '0', stats_days: '7' },
+      defer: { code: '450', status: '4.7.0', text: 'try IPv4' },
+      redis: { url: 'redis://u:secret@127.0.0.1:6380/2', prefix: 'site:', timeout: '250' },
+    })
+    assert.deepEqual(errors, [])
+    assert.deepEqual(config.policy, { skipPrivate: false, undecided: 'defer', alignment: 'strict' })
+    assert.equal(config.recipientDelimiter, '-')
+    assert.equal(config.lintInterval, 0)
+    assert.equal(config.statsDays, 7)
+    assert.deepEqual(config.defer, { code: 450, status: '4.7.0', text: 'try IPv4' })
+    assert.equal(config.redis.prefix, 'site:')
+    assert.equal(config.redis.timeoutMs, 250)
+  })
+  it('an empty recipient_delimiter disables +tag stripping', () => {
+    assert.equal(readReceiveConfig({ main: { recipient_delimiter: '' } }).config.recipientDelimiter, '')
+  })
+  it('reports bad values and keeps the defaults', () => {
+    const { config, errors } = readReceiveConfig({
+      main: { undecided: 'maybe', alignment: 'loose', stats_days: '-1', skip_private: 'perhaps' },
+      defer: { status: '5.7.1' },
+      redis: { port: '99999', prefix: 'has space', url: 'http://x' },
+    })
+    assert.equal(config.policy.undecided, 'wait')
+    assert.equal(config.policy.alignment, 'relaxed')
+    assert.equal(config.policy.skipPrivate, true)
+    assert.equal(config.statsDays, 30)
+    assert.equal(config.defer.status, '4.7.26')
+    assert.equal(config.redis.port, 6379)
+    assert.equal(config.redis.prefix, 'mx6:')
+    assert.equal(config.redis.url, '')
+    assert.equal(errors.length, 8, errors.join('\n'))
+  })
+  it('a 5xx deferral code or status is refused: a deferral must stay temporary', () => {
+    for (const defer of [{ code: '550' }, { status: '5.7.1' }, { code: '451', status: '5.7.1' }, { status: '4.7' }]) {
+      const { config, errors } = readReceiveConfig({ defer })
+      assert.equal(config.defer.code, 451, JSON.stringify(defer))
+      assert.equal(config.defer.status, '4.7.26')
+      assert.equal(errors.length, 1)
+    }
+  })
+  it('never shows the Redis password', () => {
+    assert.equal(describeRedis({ ...REDIS_DEFAULTS, url: 'redis://u:secret@10.0.0.1:6380/2' }).includes('secret'), false)
+    assert.equal(describeRedis({ ...REDIS_DEFAULTS, password: 'secret' }).includes('secret'), false)
+  })
+})

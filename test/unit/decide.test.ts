@@ -1,0 +1,175 @@
+// Table-driven tests of the pure decision core.
+import assert from 'node:assert/strict'
+import { normaliseMailbox } from '../../plugins/lib/mailbox'
+import type { LookupReply } from '../../plugins/lib/store'
+import {
+  decideData,
+  decideRcpt,
+  planData,
+  planRcpt,
+  screenPeer,
+  type DataFacts,
+  type Decision,
+  type PeerFacts,
+  type PolicyConfig,
+  type RcptFacts,
+  type SpfFact,
+} from '../../plugins/mx6-receive/decide'
+
+const CFG: PolicyConfig = { skipPrivate: true, undecided: 'wait', alignment: 'relaxed' }
+const box = (a: string) => {
+  const [u, h] = a.split('@')
+  const m = normaliseMailbox(u, h, '+')
+  if (!m) throw new Error(a)
+  return m
+}
+const peer = (ip: string, more: Partial<PeerFacts> = {}): PeerFacts => ({ ip, private: false, relaying: false, authenticated: false, ...more })
+const hit = (entry: string, note = '') => ({ entry, note })
+
+describe('decide: screenPeer', () => {
+  const cases: Array<[string, PeerFacts, Partial<PolicyConfig>, string]> = [
+    ['IPv4', peer('192.0.2.1'), {}, 'skip:ipv4'],
+    ['IPv4-mapped IPv6', peer('::ffff:192.0.2.1'), {}, 'skip:ipv4'],
+    ['relaying IPv6', peer('2001:db8::1', { relaying: true }), {}, 'skip:relaying'],
+    ['authenticated IPv6', peer('2001:db8::1', { authenticated: true }), {}, 'skip:auth'],
+    ['private IPv6, default', peer('fd00::1', { private: true }), {}, 'skip:private'],
+    ['private IPv6, skip_private=false', peer('fd00::1', { private: true }), { skipPrivate: false }, 'ipv6:fd00::1'],
+    ['loopback, skip_private=false', peer('::1', { private: true }), { skipPrivate: false }, 'ipv6:::1'],
+    ['public IPv6, non-canonical text', peer('2001:DB8:0::7'), {}, 'ipv6:2001:db8::7'],
+    ['garbage', peer('nope'), {}, 'skip:bad-peer'],
+  ]
+  for (const [name, p, cfg, want] of cases) {
+    it(`${name} -> ${want}`, () => {
+      const s = screenPeer(p, { ...CFG, ...cfg })
+      assert.equal('skip' in s ? `skip:${s.skip.rule}` : `ipv6:${s.ipv6}`, want)
+    })
+  }
+})
+
+function rcptFacts(spf: SpfFact | null, mailFrom: string | null, rcpt = 'bob@rcpt.test'): RcptFacts {
+  return { ipv6: '2001:db8:7::10', spf, mailFrom: mailFrom ? box(mailFrom) : null, rcpt: box(rcpt) }
+}
+
+describe('decide: planRcpt', () => {
+  it('asks for the 129 prefixes only when SPF did not pass', () => {
+    const req = planRcpt(rcptFacts({ result: 'fail', domain: 'allowed.test' }, 'a@allowed.test'), {})
+    assert.equal(req.ipCandidates?.length, 129)
+    assert.equal(req.domainCandidates, undefined)
+    assert.equal(req.books, undefined)
+  })
+  it('asks for prefixes, SPF domain and the book in one request when SPF passed', () => {
+    const req = planRcpt(rcptFacts({ result: 'pass', domain: 'Mail.Allowed.test' }, 'A@mail.allowed.test', 'Bob+x@rcpt.test'), {})
+    assert.equal(req.ipCandidates?.length, 129)
+    assert.deepEqual(req.domainCandidates, ['mail.allowed.test', 'allowed.test', 'test'])
+    assert.deepEqual(req.books, [{ owner: 'bob@rcpt.test', members: ['a@mail.allowed.test', '@mail.allowed.test', '@allowed.test', '@test'] }])
+  })
+  it('does not ask again what this transaction already knows', () => {
+    const f = rcptFacts({ result: 'pass', domain: 'allowed.test' }, 'a@allowed.test')
+    assert.deepEqual(planRcpt(f, { ipAllow: hit('2001:db8:7::/48') }), {})
+    const req = planRcpt(f, { ipAllow: null, domainAllow: null })
+    assert.equal(req.ipCandidates, undefined)
+    assert.equal(req.domainCandidates, undefined)
+    assert.equal(req.books?.length, 1)
+  })
+  it('never uses the envelope sender when SPF passed for another domain (null sender via HELO)', () => {
+    const req = planRcpt(rcptFacts({ result: 'pass', domain: 'helo.other.test' }, 'a@allowed.test'), {})
+    assert.equal(req.books, undefined)
+  })
+})
+
+describe('decide: decideRcpt', () => {
+  const pass = { result: 'pass', domain: 'allowed.test' }
+  const cases: Array<[string, RcptFacts, (LookupReply & { domainAllow?: ReturnType<typeof hit> | null }) | null, Partial<PolicyConfig>, string]> = [
+    ['ip:allow hit', rcptFacts(null, 'a@x.test'), { ipAllow: hit('2001:db8:7::/48', 'partner') }, {}, 'trusted/ip:allow/final'],
+    ['book hit with SPF pass', rcptFacts(pass, 'a@allowed.test'), { ipAllow: null, domainAllow: null, books: ['a@allowed.test'] }, {}, 'trusted/book/final'],
+    ['domain:allow with SPF pass is provisional', rcptFacts(pass, 'a@allowed.test'), { ipAllow: null, domainAllow: hit('allowed.test'), books: [null] }, {}, 'trusted/domain:allow/open'],
+    ['nothing, undecided=wait', rcptFacts(pass, 'a@allowed.test'), { ipAllow: null, domainAllow: null, books: [null] }, {}, 'pending/none/open'],
+    ['nothing, undecided=defer', rcptFacts(pass, 'a@allowed.test'), { ipAllow: null, domainAllow: null, books: [null] }, { undecided: 'defer' }, 'defer/none/final'],
+    ['SPF temperror, undecided=defer', rcptFacts({ result: 'temperror', domain: 'allowed.test' }, 'a@allowed.test'), { ipAllow: null }, { undecided: 'defer' }, 'defer/none/final'],
+    ['store failure', rcptFacts(pass, 'a@allowed.test'), null, {}, 'defer/store-error/final'],
+  ]
+  for (const [name, f, answers, cfg, want] of cases) {
+    it(`${name} -> ${want}`, () => {
+      const d = decideRcpt(f, answers, { ...CFG, ...cfg })
+      assert.equal(`${d.verdict}/${d.rule}/${d.final ? 'final' : 'open'}`, want)
+      assert.ok(d.reason.length > 0)
+    })
+  }
+  it('says which entry matched, with its note', () => {
+    const d = decideRcpt(rcptFacts(null, 'a@x.test'), { ipAllow: hit('2001:db8:7::/48', 'partner') }, CFG)
+    assert.match(d.reason, /2001:db8:7::\/48 \("partner"\)/)
+  })
+})
+
+const pending: Decision = { verdict: 'pending', rule: 'none', final: false, reason: 'x' }
+const provisional: Decision = { verdict: 'trusted', rule: 'domain:allow', final: false, reason: 'x' }
+const finalTrust: Decision = { verdict: 'trusted', rule: 'ip:allow', final: true, reason: 'x' }
+
+function dataFacts(opts: { spf?: SpfFact | null; dkim?: string[]; from?: string | null; priors?: Decision[]; rcpts?: string[] }): DataFacts {
+  const rcpts = opts.rcpts ?? ['bob@rcpt.test']
+  return {
+    spf: opts.spf ?? null,
+    dkimPass: opts.dkim ?? [],
+    from: opts.from ? { mailbox: box(opts.from) } : { problem: 'no From header' },
+    recipients: rcpts.map((r, i) => ({ rcpt: box(r), prior: opts.priors?.[i] ?? pending })),
+  }
+}
+
+describe('decide: planData and decideData', () => {
+  it('looks nothing up when every recipient was decided at rcpt', () => {
+    const f = dataFacts({ from: 'a@allowed.test', priors: [finalTrust] })
+    assert.deepEqual(planData(f, CFG), {})
+    assert.equal(decideData(f, {}, CFG).message.verdict, 'trusted')
+  })
+  it('looks nothing up when the From domain is not authenticated, and defers', () => {
+    const f = dataFacts({ spf: { result: 'pass', domain: 'other.test' }, from: 'ceo@allowed.test' })
+    assert.deepEqual(planData(f, CFG), {})
+    const d = decideData(f, {}, CFG)
+    assert.equal(d.message.verdict, 'defer')
+    assert.match(d.message.reason, /not relaxed-aligned/)
+  })
+  it('asks for the From domain, aligned identifiers and every open book in one request', () => {
+    const f = dataFacts({ dkim: ['mail.allowed.test'], from: 'Ann@allowed.test', rcpts: ['bob@rcpt.test', 'eve+x@rcpt.test'], priors: [pending, provisional] })
+    const req = planData(f, CFG)
+    assert.deepEqual(req.domainCandidates, ['allowed.test', 'test', 'mail.allowed.test'])
+    assert.deepEqual(req.books?.map((b) => b.owner), ['bob@rcpt.test', 'eve@rcpt.test'])
+    assert.deepEqual(req.books?.[0].members, ['ann@allowed.test', '@allowed.test', '@test'])
+  })
+
+  type Row = [string, Parameters<typeof dataFacts>[0], LookupReply | null, Partial<PolicyConfig>, string]
+  const table: Row[] = [
+    ['DKIM pass of the From domain, domain allowed', { dkim: ['allowed.test'], from: 'a@allowed.test' }, { domainAllow: hit('allowed.test'), books: [null] }, {}, 'trusted/domain:allow'],
+    ['DKIM pass of a subdomain, relaxed', { dkim: ['mail.allowed.test'], from: 'a@allowed.test' }, { domainAllow: hit('allowed.test'), books: [null] }, {}, 'trusted/domain:allow'],
+    ['DKIM pass of a subdomain, strict', { dkim: ['mail.allowed.test'], from: 'a@allowed.test' }, { domainAllow: hit('allowed.test') }, { alignment: 'strict' }, 'defer/none'],
+    ['SPF pass aligned, domain allowed', { spf: { result: 'pass', domain: 'allowed.test' }, from: 'a@allowed.test' }, { domainAllow: hit('allowed.test'), books: [null] }, {}, 'trusted/domain:allow'],
+    ['SPF fail, no DKIM: spoofed From', { spf: { result: 'fail', domain: 'allowed.test' }, from: 'a@allowed.test' }, {}, {}, 'defer/none'],
+    ['DKIM of another domain', { dkim: ['other.test'], from: 'a@allowed.test' }, {}, {}, 'defer/none'],
+    ['authenticated but in no list', { dkim: ['other.test'], from: 'a@other.test' }, { domainAllow: null, books: [null] }, {}, 'defer/none'],
+    ['From in the book, DKIM aligned', { dkim: ['other.test'], from: 'friend@other.test' }, { domainAllow: null, books: ['friend@other.test'] }, {}, 'trusted/book'],
+    ['no From header', { dkim: ['allowed.test'], from: null }, {}, {}, 'defer/none'],
+    ['provisional SPF trust, From spoofed', { spf: { result: 'pass', domain: 'allowed.test' }, from: 'a@victim.test', priors: [provisional] }, {}, {}, 'defer/none'],
+    ['store failure', { dkim: ['allowed.test'], from: 'a@allowed.test' }, null, {}, 'defer/store-error'],
+  ]
+  for (const [name, facts, answers, cfg, want] of table) {
+    it(`${name} -> ${want}`, () => {
+      const d = decideData(dataFacts(facts), answers, { ...CFG, ...cfg })
+      assert.equal(`${d.message.verdict}/${d.message.rule}`, want)
+    })
+  }
+
+  it('defers the whole message when only some recipients have a basis', () => {
+    const f = dataFacts({ dkim: ['other.test'], from: 'friend@other.test', rcpts: ['bob@rcpt.test', 'eve@rcpt.test'] })
+    const d = decideData(f, { domainAllow: null, books: ['friend@other.test', null] }, CFG)
+    assert.deepEqual(d.recipients.map((r) => r.verdict), ['trusted', 'defer'])
+    assert.equal(d.message.verdict, 'defer')
+    assert.match(d.message.reason, /1 of 2 recipients without basis/)
+  })
+  it('keeps recipients trusted for good at rcpt and checks only the open ones', () => {
+    const f = dataFacts({ dkim: ['other.test'], from: 'friend@other.test', rcpts: ['bob@rcpt.test', 'eve@rcpt.test'], priors: [finalTrust, pending] })
+    const req = planData(f, CFG)
+    assert.deepEqual(req.books?.map((b) => b.owner), ['eve@rcpt.test'])
+    const d = decideData(f, { domainAllow: null, books: ['@other.test'] }, CFG)
+    assert.equal(d.message.verdict, 'trusted')
+    assert.deepEqual(d.recipients.map((r) => r.rule), ['ip:allow', 'book'])
+  })
+})

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict'
+import { candidatePrefixes, checkV6Entry, classifyPeer } from '../../plugins/lib/ip'
+
+describe('ip: classifyPeer', () => {
+  const cases: Array<[string, ReturnType<typeof classifyPeer>]> = [
+    ['192.0.2.1', { family: 'ipv4', canonical: '192.0.2.1' }],
+    ['::ffff:192.0.2.1', { family: 'ipv4', canonical: '192.0.2.1' }],
+    ['::FFFF:c000:0201', { family: 'ipv4', canonical: '192.0.2.1' }],
+    ['2001:db8::1', { family: 'ipv6', canonical: '2001:db8::1' }],
+    ['2001:DB8:0000:0:0:0:0:1', { family: 'ipv6', canonical: '2001:db8::1' }],
+    ['2001:db8:0:0:1:0:0:1', { family: 'ipv6', canonical: '2001:db8::1:0:0:1' }],
+    ['fe80::1%eth0', { family: 'ipv6', canonical: 'fe80::1' }],
+    ['::1', { family: 'ipv6', canonical: '::1' }],
+    ['not an ip', null],
+    ['', null],
+    ['1.2.3.4.5', null],
+  ]
+  for (const [input, want] of cases) {
+    it(`${JSON.stringify(input)} -> ${JSON.stringify(want)}`, () => assert.deepEqual(classifyPeer(input), want))
+  }
+})
+
+describe('ip: candidatePrefixes', () => {
+  it('gives all 129 canonical networks, longest first, the /128 without suffix', () => {
+    const c = candidatePrefixes('2001:db8:7::10')
+    assert.equal(c.length, 129)
+    assert.equal(c[0], '2001:db8:7::10')
+    assert.equal(c[1], '2001:db8:7::10/127')
+    assert.equal(c[5], '2001:db8:7::/123')
+    assert.ok(c.includes('2001:db8:7::/64'))
+    assert.ok(c.includes('2001:db8::/32'))
+    assert.equal(c[128], '::/0')
+    assert.equal(new Set(c).size, 129)
+  })
+  it('every candidate is itself a canonical entry that covers the address', () => {
+    for (const cand of candidatePrefixes('2001:db8:ffff:ffff:ffff:ffff:ffff:ffff')) {
+      assert.deepEqual(checkV6Entry(cand), { ok: true, canonical: cand }, cand)
+    }
+  })
+  it('handles CIDR edges at byte and nibble boundaries', () => {
+    const c = candidatePrefixes('2001:db8:abcd:12ff::1')
+    assert.equal(c[128 - 56], '2001:db8:abcd:1200::/56')
+    assert.equal(c[128 - 52], '2001:db8:abcd:1000::/52')
+    assert.equal(c[128 - 49], '2001:db8:abcd::/49')
+    assert.equal(c[128 - 48], '2001:db8:abcd::/48')
+    assert.equal(c[128 - 1], '::/1')
+    assert.equal(candidatePrefixes('8000::1')[128 - 1], '8000::/1')
+  })
+})
+
+describe('ip: checkV6Entry (list entries as typed by operators)', () => {
+  const cases: Array<[string, boolean, string | undefined]> = [
+    ['2001:db8::/32', true, '2001:db8::/32'],
+    ['2001:db8:1::/48', true, '2001:db8:1::/48'],
+    ['2001:db8::1', true, '2001:db8::1'],
+    ['::/0', true, '::/0'],
+    ['2001:DB8::/32', false, '2001:db8::/32'],
+    ['2001:0db8::/32', false, '2001:db8::/32'],
+    ['2001:db8::1/32', false, '2001:db8::/32'],
+    ['2001:db8::1/128', false, '2001:db8::1'],
+    [' 2001:db8::1', false, '2001:db8::1'],
+    ['fe80::1%eth0', false, 'fe80::1'],
+    ['2001:db8::/129', false, undefined],
+    ['2001:db8::/-1', false, undefined],
+    ['2001:db8::/32/1', false, undefined],
+    ['192.0.2.0/24', false, undefined],
+    ['::ffff:192.0.2.1', false, undefined],
+    ['junk', false, undefined],
+  ]
+  for (const [input, ok, fix] of cases) {
+    it(`${JSON.stringify(input)} ${ok ? 'is canonical' : `-> fix ${fix}`}`, () => {
+      const r = checkV6Entry(input)
+      assert.equal(r.ok, ok)
+      if (r.ok) assert.equal(r.canonical, fix)
+      else assert.equal(r.fix, fix)
+    })
+  }
+})

@@ -1,0 +1,150 @@
+// The Haraka glue of mx6-receive, loaded the way Haraka loads it, with a fake list store.
+import assert from 'node:assert/strict'
+import { Address } from '@haraka/email-address'
+import * as fixtures from 'haraka-test-fixtures'
+import { FakeStore } from './fake-store'
+
+const DENYSOFT = 903
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Any = any
+
+function setup(ip: string, mailFrom: string, opts: { relaying?: boolean; auth?: boolean; isPrivate?: boolean } = {}) {
+  const plugin: Any = fixtures.makePlugin('mx6-receive')
+  const store = new FakeStore()
+  plugin.store = store
+  const conn: Any = fixtures.makeConnection({ ip, mailFrom, relaying: !!opts.relaying })
+  if (opts.auth) conn.notes.auth_user = 'alice'
+  conn.remote.is_private = !!opts.isPrivate
+  return { plugin, store, conn }
+}
+
+function setSpf(conn: Any, result: string, domain: string) {
+  conn.transaction.results.add({ name: 'spf' }, { scope: 'mfrom', result, domain })
+}
+
+function setHeaderFrom(conn: Any, from: string) {
+  conn.transaction.header.add('From', from)
+}
+
+const replyText = (msg: Any) => (msg && typeof msg === 'object' ? `${msg.code} ${msg.reply}` : String(msg))
+
+describe('mx6-receive plugin glue', () => {
+  it('registers rcpt and data_post hooks and loads the shipped defaults', () => {
+    const { plugin } = setup('2001:db8:7::10', 'a@x.test')
+    assert.deepEqual(Object.keys(plugin.hooks).sort(), ['data_post', 'rcpt'])
+    assert.deepEqual(plugin.cfg.policy, { skipPrivate: true, undecided: 'wait', alignment: 'relaxed' })
+    assert.equal(plugin.cfg.defer.code, 451)
+  })
+
+  for (const [name, ip, opts] of [
+    ['IPv4 peer', '192.0.2.10', {}],
+    ['IPv4-mapped peer', '::ffff:192.0.2.10', {}],
+    ['relaying IPv6 client', '2001:db8:7::10', { relaying: true }],
+    ['authenticated IPv6 client', '2001:db8:7::10', { auth: true }],
+    ['private IPv6 peer', 'fd00::10', { isPrivate: true }],
+  ] as const) {
+    it(`${name}: untouched, no Redis traffic, even with Redis failing`, async () => {
+      const { plugin, store, conn } = setup(ip, 'a@x.test', opts)
+      store.failWith = new Error('must not be called')
+      const r = await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
+      assert.equal(r.rc, undefined)
+      const d = await fixtures.callDataPost(plugin, conn)
+      assert.equal(d.rc, undefined)
+      assert.equal(store.requests.length, 0)
+      assert.equal(store.counted.length, 0)
+      assert.equal(conn.transaction.results.get('mx6-receive').verdict, 'skip')
+    })
+  }
+
+  it('unknown IPv6 peer with undecided=defer: 451 4.7.26 at rcpt, counted', async () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
+    plugin.cfg.policy.undecided = 'defer'
+    const r = await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
+    assert.equal(r.rc, DENYSOFT)
+    assert.match(replyText(r.msg), /^451 .*4\.7\.26/)
+    assert.equal(store.requests.length, 1)
+    assert.equal(store.requests[0].ipCandidates?.length, 129)
+    assert.deepEqual(store.counted, ['rcpt.defer.none'])
+    const res = conn.transaction.results.get('mx6-receive')
+    assert.deepEqual(res.fail, ['rcpt:none'])
+  })
+
+  it('ip:allow hit: accepted at rcpt; nothing to look up after DATA', async () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
+    store.ipAllow.set('2001:db8:7::/64', 'partner')
+    assert.equal((await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')).rc, undefined)
+    assert.equal((await fixtures.callRcpt(plugin, conn, 'eve@rcpt.test')).rc, undefined)
+    assert.equal(store.requests.length, 1, 'second recipient reuses the transaction cache')
+    conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>'), new Address('<eve@rcpt.test>')]
+    assert.equal((await fixtures.callDataPost(plugin, conn)).rc, undefined)
+    assert.equal(store.requests.length, 1)
+    assert.match(conn.transaction.results.get('mx6-receive').reason, /2001:db8:7::\/64 \("partner"\)/)
+  })
+
+  it('pending at rcpt, DKIM-authenticated allowed domain accepted after DATA', async () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@allowed.test')
+    store.domainAllow.set('allowed.test', 'partner')
+    assert.equal((await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')).rc, undefined)
+    conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
+    conn.transaction.results.add({ name: 'dkim' }, { pass: 'allowed.test' })
+    setHeaderFrom(conn, 'Ann <ann@allowed.test>')
+    const d = await fixtures.callDataPost(plugin, conn)
+    assert.equal(d.rc, undefined)
+    assert.equal(conn.transaction.results.get('mx6-receive').rule, 'domain:allow')
+  })
+
+  it('spoofed From of an allowed domain (no DKIM, SPF for another domain): deferred after DATA', async () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
+    store.domainAllow.set('allowed.test', 'partner')
+    setSpf(conn, 'Pass', 'other.test')
+    await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
+    conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
+    setHeaderFrom(conn, 'ceo@allowed.test')
+    const d = await fixtures.callDataPost(plugin, conn)
+    assert.equal(d.rc, DENYSOFT)
+    assert.match(replyText(d.msg), /^451 /)
+  })
+
+  it('address book: the same reply whether or not an entry exists when unauthenticated', async () => {
+    const replies: string[] = []
+    const calls: number[] = []
+    for (const listed of [true, false]) {
+      const { plugin, store, conn } = setup('2001:db8:7::10', 'friend@other.test')
+      plugin.cfg.policy.undecided = 'defer'
+      if (listed) store.books.set('bob@rcpt.test', new Set(['friend@other.test']))
+      setSpf(conn, 'Fail', 'other.test')
+      const r = await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
+      replies.push(replyText(r.msg))
+      calls.push(store.requests.length)
+    }
+    assert.equal(replies[0], replies[1])
+    assert.deepEqual(calls, [1, 1])
+  })
+
+  it('address book with SPF pass: accepted at rcpt; +tag recipient uses the base book', async () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'Friend@Other.test')
+    store.books.set('bob@rcpt.test', new Set(['friend@other.test']))
+    setSpf(conn, 'Pass', 'other.test')
+    const r = await fixtures.callRcpt(plugin, conn, 'Bob+news@rcpt.test')
+    assert.equal(r.rc, undefined)
+    assert.equal(conn.transaction.results.get('mx6-receive').rule, 'book')
+  })
+
+  it('store failure (e.g. WRONGTYPE): 4xx, never an accept, never a 5xx', async () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@allowed.test')
+    store.failWith = FakeStore.wrongType()
+    const r = await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
+    assert.equal(r.rc, DENYSOFT)
+    assert.match(replyText(r.msg), /^451 /)
+    assert.equal(conn.transaction.results.get('mx6-receive').rule, 'store-error')
+  })
+
+  it('a recipient never seen at rcpt is undecided after DATA, not trusted', async () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
+    store.ipAllow.set('2001:db8:7::/64', '')
+    conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
+    setHeaderFrom(conn, 'a@other.test')
+    const d = await fixtures.callDataPost(plugin, conn)
+    assert.equal(d.rc, DENYSOFT)
+  })
+})
