@@ -97,7 +97,8 @@ export class RedisListStore implements ListStore {
     let i = 0
     const next = (): unknown => {
       const [err, value] = results[i++]
-      if (err) throw new StoreReplyError(err.message)
+      // ioredis reports its commandTimeout per pipelined command.
+      if (err) throw /timed out/i.test(err.message) ? new StoreTimeoutError(err.message) : new StoreReplyError(err.message)
       return value
     }
     const reply: LookupReply = {}

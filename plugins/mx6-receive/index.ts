@@ -75,13 +75,20 @@ function connect(plugin: Plugin): ListStore {
   const s: RedisSettings = plugin.cfg.redis
   const client = createRedis(s)
   let lastError = ''
+  let lost = false
   client.on('error', (err: Error) => {
     // ioredis repeats the same error on every reconnect attempt: log changes only.
     if (err.message !== lastError) plugin.logerror(`redis ${describeRedis(s)}: ${err.message}; IPv6 peers are deferred until it is back`)
     lastError = err.message
   })
+  client.on('close', () => {
+    if (plugin.store !== store || lost) return
+    lost = true
+    plugin.logerror(`redis ${describeRedis(s)}: connection lost; IPv6 peers are deferred until it is back`)
+  })
   client.on('ready', () => {
-    if (lastError) plugin.loginfo(`redis ${describeRedis(s)}: connected again`)
+    if (lost || lastError) plugin.loginfo(`redis ${describeRedis(s)}: connected again`)
+    lost = false
     lastError = ''
     scheduleLint(plugin, client)
   })

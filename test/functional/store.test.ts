@@ -1,0 +1,114 @@
+// The Redis list store against a private, real redis-server.
+import assert from 'node:assert/strict'
+import { Keys } from '../../plugins/lib/keys'
+import { lintHash } from '../../plugins/lib/lint'
+import { candidatePrefixes } from '../../plugins/lib/ip'
+import { createRedis, REDIS_DEFAULTS } from '../../plugins/lib/redis'
+import { RedisListStore, StoreReplyError, StoreTimeoutError, StoreUnavailableError, today } from '../../plugins/lib/store'
+import { poll } from '../support/proc'
+import { RedisServer } from '../support/redis'
+
+async function commandCalls(server: RedisServer): Promise<Record<string, number>> {
+  const out: Record<string, number> = {}
+  for (const line of (await server.cli('INFO', 'commandstats')).split('\n')) {
+    const m = /^cmdstat_(\w+(?:\|\w+)?):calls=(\d+)/.exec(line.trim())
+    if (m) out[m[1]] = Number(m[2])
+  }
+  return out
+}
+
+describe('functional: RedisListStore on a real redis-server', function () {
+  this.timeout(20000)
+  let server: RedisServer
+  let store: RedisListStore
+  let client: ReturnType<typeof createRedis>
+  const keys = new Keys('mx6:')
+
+  before(async () => {
+    server = await RedisServer.start()
+    client = createRedis({ ...REDIS_DEFAULTS, port: server.port, timeoutMs: 300 })
+    store = new RedisListStore(client, keys, { timeoutMs: 300, statsDays: 30 })
+    await poll(() => (client.status === 'ready' ? true : undefined), 5000, 'redis ready')
+  })
+  after(async () => {
+    await store?.close()
+    await server?.stop()
+  })
+
+  it('answers a whole phase with one HMGET per list and one SMISMEMBER per book', async () => {
+    await server.cli('HSET', 'mx6:ip:allow', '2001:db8:7::/48', 'partner')
+    await server.cli('HSET', 'mx6:domain:allow', 'allowed.test', 'partner domain')
+    await server.cli('SADD', 'mx6:book:bob@rcpt.test', 'friend@other.test')
+    await server.cli('CONFIG', 'RESETSTAT')
+    const reply = await store.lookup({
+      ipCandidates: candidatePrefixes('2001:db8:7::10'),
+      domainCandidates: ['mail.allowed.test', 'allowed.test', 'test'],
+      books: [{ owner: 'bob@rcpt.test', members: ['friend@other.test', '@other.test'] }, { owner: 'eve@rcpt.test', members: ['friend@other.test'] }],
+    })
+    assert.deepEqual(reply.ipAllow, { entry: '2001:db8:7::/48', note: 'partner' })
+    assert.deepEqual(reply.domainAllow, { entry: 'allowed.test', note: 'partner domain' })
+    assert.deepEqual(reply.books, ['friend@other.test', null])
+    const calls = await commandCalls(server)
+    assert.equal(calls.hmget, 2)
+    assert.equal(calls.smismember, 2)
+  })
+
+  it('sees an entry added with redis-cli on the very next lookup (no cache)', async () => {
+    const req = { ipCandidates: candidatePrefixes('2001:db8:99::1') }
+    assert.equal((await store.lookup(req)).ipAllow, null)
+    await server.cli('HSET', 'mx6:ip:allow', '2001:db8:99::1', 'added by hand')
+    assert.deepEqual((await store.lookup(req)).ipAllow, { entry: '2001:db8:99::1', note: 'added by hand' })
+  })
+
+  it('never matches a non-canonical entry, and lint reports it with the fix', async () => {
+    await server.cli('HSET', 'mx6:ip:allow', '2001:DB8:55::/48', 'typed by hand')
+    await server.cli('HSET', 'mx6:ip:allow', '2001:db8:56::1/48', 'host bits')
+    await server.cli('HSET', 'mx6:domain:allow', 'Partner.TEST', '')
+    assert.equal((await store.lookup({ ipCandidates: candidatePrefixes('2001:db8:55::1') })).ipAllow, null)
+    const ipProblems = await lintHash(client, 'mx6:ip:allow', 'ip')
+    assert.deepEqual(ipProblems.map((p) => [p.entry, p.fix]).sort(), [['2001:DB8:55::/48', '2001:db8:55::/48'], ['2001:db8:56::1/48', '2001:db8:56::/48']])
+    const domProblems = await lintHash(client, 'mx6:domain:allow', 'domain')
+    assert.deepEqual(domProblems.map((p) => [p.entry, p.fix]), [['Partner.TEST', 'partner.test']])
+  })
+
+  it('a key of the wrong type is a StoreReplyError, and lint says so', async () => {
+    await server.cli('SET', 'mx6:book:wrong@rcpt.test', 'not a set')
+    await assert.rejects(store.lookup({ books: [{ owner: 'wrong@rcpt.test', members: ['a@b.test'] }] }), StoreReplyError)
+    await server.cli('SET', 'mx6:domain:allow2', 'x')
+    const p = await lintHash(client, 'mx6:domain:allow2', 'domain')
+    assert.match(p[0].problem, /not a hash/)
+  })
+
+  it('keeps per-day counters with a TTL', async () => {
+    store.count(['rcpt.defer.none', 'rcpt.defer.none', 'rcpt.trusted.ip:allow'])
+    const key = keys.stats(today())
+    const got = await poll(async () => {
+      const v = await server.cli('HGET', key, 'rcpt.defer.none')
+      return v === '2' ? v : undefined
+    }, 3000, 'counter')
+    assert.equal(got, '2')
+    const ttl = Number(await server.cli('TTL', key))
+    assert.ok(ttl > 29 * 86400 && ttl <= 30 * 86400, `ttl ${ttl}`)
+  })
+
+  it('times out within the bound when Redis stalls (CLIENT PAUSE)', async () => {
+    await server.cli('CLIENT', 'PAUSE', '1500', 'ALL')
+    const t0 = Date.now()
+    await assert.rejects(store.lookup({ ipCandidates: candidatePrefixes('2001:db8:7::10') }), StoreTimeoutError)
+    const took = Date.now() - t0
+    assert.ok(took < 1200, `took ${took} ms, bound 300 ms`)
+    await poll(async () => ((await store.lookup({ domainCandidates: ['x.test'] }).catch(() => null)) ? true : undefined), 5000, 'unpaused')
+  })
+
+  it('fails fast while Redis is down and recovers by itself when it returns', async () => {
+    await server.stop()
+    await poll(() => (client.status !== 'ready' ? true : undefined), 5000, 'client notices')
+    const t0 = Date.now()
+    await assert.rejects(store.lookup({ domainCandidates: ['x.test'] }), StoreUnavailableError)
+    assert.ok(Date.now() - t0 < 100, 'no waiting while down')
+    await server.restart()
+    await server.cli('HSET', 'mx6:domain:allow', 'back.test', '')
+    const reply = await poll(async () => (await store.lookup({ domainCandidates: ['back.test'] }).catch(() => undefined)) ?? undefined, 10000, 'recovery')
+    assert.deepEqual(reply.domainAllow, { entry: 'back.test', note: '' })
+  })
+})
