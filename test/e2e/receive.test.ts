@@ -56,7 +56,7 @@ describe('e2e: mx6-receive in a real Haraka', function () {
     requireTestbed()
     redis = await RedisServer.start()
     haraka = await HarakaServer.start({
-      listen: [`[${V6MX}]:25`, `${V4MX}:25`],
+      listen: [`[${V6MX}]:25`, `${V4MX}:25`, '[::1]:25'],
       plugins: PLUGINS,
       config: { 'mx6-receive.ini': `[main]\nlint_interval=1\n[redis]\nport=${redis.port}\ntimeout=300\n` },
     })
@@ -172,6 +172,35 @@ describe('e2e: mx6-receive in a real Haraka', function () {
     const r = await swaks(['--server', V6MX, '--port', '25', '--local-interface', '2001:db8:7::70', '--ehlo', 'client.other.test', '--from', 'a@neutral.test', '--to', 'bob@rcpt.test'])
     assert.equal(r.code, 26, r.stdout)
     assert.match(r.stdout, /<\*\* 451.4\.7\.26 /)
+  })
+
+  it('skips a private IPv6 peer (loopback) by default', async () => {
+    const r = await send({ peer: '::1', host: '::1', mailFrom: 'someone@neutral.test' })
+    assert.equal(outcome(r), 'data:250')
+    assert.deepEqual((haraka.captured().at(-1)!.meta.results?.['mx6-receive'] as Record<string, unknown>).skip, ['rcpt:private'])
+  })
+
+  it('keeps per-day counters per verdict and rule in Redis', async () => {
+    const day = new Date().toISOString().slice(0, 10).replace(/-/g, '')
+    const stats = await redis.cli('HGETALL', `mx6:stats:${day}`)
+    assert.match(stats, /data_post\.defer\.none\n[1-9]/)
+    assert.match(stats, /rcpt\.trusted\.ip:allow\n[1-9]/)
+    assert.doesNotMatch(stats, /ipv4/)
+  })
+
+  it('answers odd input with a defined reply and keeps running', async () => {
+    const nul = await send({ peer: '2001:db8:7::90', mailFrom: '', from: 'postmaster@neutral.test' })
+    assert.equal(outcome(nul), 'data:451', 'null sender, nothing known: deferred')
+    const upper = await send({ peer: '2001:db8:7::91', mailFrom: 'FRIEND@Other.TEST', rcpt: ['BOB@rcpt.test'] })
+    assert.equal(outcome(upper), 'data:250', 'address book match is case-insensitive')
+    const utf8 = await smtpSession({ host: V6MX, port: 25, localAddress: '2001:db8:7::92', ehlo: 'client.other.test', mailFrom: 'jürgen@bücher.test', rcptTo: ['bob@rcpt.test'], data: plainMessage('a@neutral.test', 'bob@rcpt.test', 'utf8') })
+    assert.ok([250, 451, 501, 550, 555].includes(utf8.dataEnd?.code ?? utf8.rcpt[0]?.code ?? utf8.mail.code), utf8.transcript)
+    const long = await send({ peer: '2001:db8:7::93', mailFrom: `${'a'.repeat(300)}@neutral.test` })
+    assert.ok(long.mail.code >= 500 || outcome(long) === 'data:451', long.transcript)
+    const garbage = await smtpSession({ host: V6MX, port: 25, localAddress: '2001:db8:7::94', ehlo: 'client.other.test', mailFrom: 'not an address', rcptTo: ['bob@rcpt.test'] })
+    assert.ok(garbage.mail.code >= 500, garbage.transcript)
+    assert.doesNotMatch(haraka.log(), /decision failed|TypeError|ReferenceError/)
+    assert.equal(outcome(await send({ peer: '2001:db8:7::1a2', mailFrom: 'a@neutral.test' })), 'data:250', 'still serving')
   })
 
   it('Redis stopped: IPv6 gets 451 (never 250, never 5xx), IPv4 still accepted; recovers by itself', async () => {
