@@ -31,7 +31,7 @@ check_prereqs() {
   if [ ${#missing[@]} -gt 0 ]; then
     die "missing: ${missing[*]}
   Run the tests through .ci/run, or install the Debian packages:
-  apt-get install -y iproute2 util-linux dnsmasq redis-server swaks libio-socket-inet6-perl postfix
+  apt-get install -y iproute2 util-linux dnsmasq redis-server redis-tools swaks libio-socket-inet6-perl postfix
   (postfix: debconf 'postfix/main_mailer_type select No configuration')"
   fi
 }
@@ -72,7 +72,10 @@ teardown() {
 bring_up() {
   NS=$PREFIX$$
   TMP=$(mktemp -d "${TMPDIR:-/tmp}/$NS.XXXXXX") || die "mktemp failed"
+  chmod 711 "$TMP"  # Postfix daemons (user postfix) must traverse to their queue below it
   trap teardown EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
   nsx() { ip netns exec "$NS" "$@"; }
   set -e
   ip netns add "$NS"
@@ -88,7 +91,8 @@ bring_up() {
   nsx ip route replace local 192.0.2.0/24 dev lo
   mkdir -p "/etc/netns/$NS"
   echo "nameserver 127.0.0.53" >"/etc/netns/$NS/resolv.conf"
-  # `ip netns exec` execs dnsmasq, so $! is dnsmasq's own PID. --user=root: the temp dir is 0700.
+  # `ip netns exec` execs dnsmasq, so $! is dnsmasq's own PID. --user=root: no privilege drop
+  # to reason about (files in our temp dir, late binds for bind-dynamic) in a throw-away netns.
   nsx dnsmasq --keep-in-foreground --conf-file="$DNS_CONF" --listen-address="$DNS_LISTEN" \
     --user=root --pid-file="$TMP/dnsmasq.pid" --log-facility="$TMP/dnsmasq.log" &
   DNS_PID=$!

@@ -18,6 +18,8 @@ export interface HarakaOptions {
   plugins: string[]
   /** Extra files under config/: name -> content (e.g. {'mx6-receive.ini': '...'}). */
   config?: Record<string, string>
+  /** Extra test plugins: name -> JS source, written to plugins/<name>.js (list them in `plugins`). */
+  pluginFiles?: Record<string, string>
   /** config/host_list, default ['rcpt.test']. */
   hostList?: string[]
   startTimeoutMs?: number
@@ -77,6 +79,7 @@ export class HarakaServer {
     await runOk(process.execPath, [HARAKA_BIN, '-i', dir])
     await runOk(process.execPath, [path.join(ROOT, 'dist', 'scripts', 'mx6ctl.js'), 'install', dir])
     fs.copyFileSync(path.join(ROOT, 'test', 'fixtures', 'haraka', 'queue-capture.js'), path.join(dir, 'plugins', 'queue-capture.js'))
+    for (const [name, src] of Object.entries(opts.pluginFiles ?? {})) fs.writeFileSync(path.join(dir, 'plugins', `${name}.js`), src)
 
     const cfg = path.join(dir, 'config')
     const write = (name: string, content: string): void => {

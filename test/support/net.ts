@@ -14,7 +14,7 @@ export function requireTestbed(): string {
   if (!ns) {
     throw new Error(
       'e2e tests need the hermetic test bed (network namespace + test DNS): run them as root via ' +
-        '`npm test`, or `npm run build && bash scripts/testbed.sh run -- npx mocha <file>`',
+        '`npm test`, or `npm run build && bash scripts/testbed.sh run -- npx mocha ...`',
     )
   }
   return ns

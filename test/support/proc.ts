@@ -13,6 +13,8 @@ export interface RunResult {
 
 /** PIDs the helpers started and have not stopped yet; SIGKILLed when this process exits. */
 const owned = new Set<number>()
+/** Temp dirs made outside the test bed (inside it, testbed.sh removes its whole dir). */
+const tempDirs: string[] = []
 process.on('exit', () => {
   for (const pid of owned) {
     try {
@@ -21,6 +23,7 @@ process.on('exit', () => {
       // already gone
     }
   }
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true })
 })
 
 export function own(pid: number): void {
@@ -96,8 +99,10 @@ export async function stopChild(child: ChildProcess, signal: NodeJS.Signals, gra
 
 /** A fresh temp dir, inside the test bed's dir when there is one (removed with the test bed). */
 export function tempDir(prefix: string): string {
-  const base = process.env.MX6_TESTBED_DIR ?? os.tmpdir()
-  return fs.mkdtempSync(path.join(base, `${prefix}-`))
+  const inside = process.env.MX6_TESTBED_DIR
+  const dir = fs.mkdtempSync(path.join(inside ?? os.tmpdir(), `${prefix}-`))
+  if (!inside) tempDirs.push(dir)
+  return dir
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
