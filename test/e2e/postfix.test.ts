@@ -2,35 +2,24 @@
 // the IPv4 MX is the same Haraka on its IPv4 address. Unknown mail must reach the
 // IPv4 MX within the same delivery attempt; allow-listed mail stays on IPv6.
 import assert from 'node:assert/strict'
-import { HarakaServer } from '../support/haraka'
-import { requireTestbed } from '../support/net'
+import type { HarakaServer } from '../support/haraka'
 import { PostfixSender, SENDER } from '../support/postfix'
-import { RedisServer } from '../support/redis'
+import { useReceiver, V4MX, V6MX } from '../support/receiver'
+import type { RedisServer } from '../support/redis'
 
-const V6MX = '2001:db8:25::25'
-const V4MX = '198.51.100.25'
 
 describe('e2e: Postfix falls back from our IPv6 MX to the IPv4 MX', function () {
   this.timeout(60000)
+  const rx = useReceiver({ listen: [`[${V6MX}]:25`, `${V4MX}:25`] })
   let redis: RedisServer
   let haraka: HarakaServer
   let postfix: PostfixSender
 
   before(async () => {
-    requireTestbed()
-    redis = await RedisServer.start()
-    haraka = await HarakaServer.start({
-      listen: [`[${V6MX}]:25`, `${V4MX}:25`],
-      plugins: ['spf', 'dkim', 'mx6-receive', 'rcpt_to.in_host_list', 'queue-capture'],
-      config: { 'mx6-receive.ini': `[redis]\nport=${redis.port}\n` },
-    })
+    ;({ redis, haraka } = rx)
     postfix = await PostfixSender.start()
   })
-  after(async () => {
-    await postfix?.stop()
-    await haraka?.stop()
-    await redis?.stop()
-  })
+  after(async () => postfix?.stop())
 
   it('delivers an unknown message via the IPv4 MX in the same attempt, after the 451 over IPv6', async () => {
     const before = haraka.captured().length

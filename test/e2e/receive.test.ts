@@ -3,16 +3,13 @@
 // and public-looking IPv6/IPv4 peers.
 import assert from 'node:assert/strict'
 import path from 'node:path'
-import { HarakaServer } from '../support/haraka'
-import { requireTestbed } from '../support/net'
+import type { HarakaServer } from '../support/haraka'
 import { poll, sleep } from '../support/proc'
-import { RedisServer } from '../support/redis'
+import { useReceiver, V4MX, V6MX } from '../support/receiver'
+import type { RedisServer } from '../support/redis'
 import { dkimSign, smtpSession, swaks, type SessionResult } from '../support/smtp'
 
-const V6MX = '2001:db8:25::25'
-const V4MX = '198.51.100.25'
 const KEYS = path.resolve(__dirname, '..', '..', '..', 'test', 'fixtures', 'dkim')
-const PLUGINS = ['spf', 'dkim', 'mx6-receive', 'rcpt_to.in_host_list', 'queue-capture']
 
 function plainMessage(from: string, to: string, subject: string): string {
   return [`From: ${from}`, `To: ${to}`, `Subject: ${subject}`, `Message-ID: <${subject.replace(/\W/g, '')}.${Date.now()}@test>`, '', 'Hello over IPv6.', ''].join('\r\n')
@@ -49,28 +46,16 @@ function outcome(r: SessionResult): string {
 
 describe('e2e: mx6-receive in a real Haraka', function () {
   this.timeout(60000)
+  const rx = useReceiver({ listen: [`[${V6MX}]:25`, `${V4MX}:25`, '[::1]:25'], ini: '[main]\nlint_interval=1' })
   let redis: RedisServer
   let haraka: HarakaServer
 
   before(async () => {
-    requireTestbed()
-    redis = await RedisServer.start()
-    haraka = await HarakaServer.start({
-      listen: [`[${V6MX}]:25`, `${V4MX}:25`, '[::1]:25'],
-      plugins: PLUGINS,
-      config: { 'mx6-receive.ini': `[main]\nlint_interval=1\n[redis]\nport=${redis.port}\ntimeout=300\n` },
-    })
+    ;({ redis, haraka } = rx)
     await redis.cli('HSET', 'mx6:ip:allow', '2001:db8:7::100/120', 'partner relay')
     await redis.cli('HSET', 'mx6:domain:allow', 'allowed.test', 'partner')
     await redis.cli('HSET', 'mx6:domain:allow', 'fail.test', 'whitelisted, but its SPF says -all')
     await redis.cli('SADD', 'mx6:book:bob@rcpt.test', 'friend@other.test', 'friend@fail.test')
-  })
-  after(async () => {
-    await haraka?.stop()
-    await redis?.stop()
-  })
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') console.log(haraka.log().slice(-6000))
   })
 
   it('defers an unknown IPv6 peer after DATA with 451 4.7.26 (undecided=wait)', async () => {
@@ -222,22 +207,17 @@ describe('e2e: mx6-receive in a real Haraka', function () {
 
 describe('e2e: mx6-receive with undecided=defer (SPF-only deployment)', function () {
   this.timeout(60000)
+  const rx = useReceiver({
+    listen: [`[${V6MX}]:2526`, `${V4MX}:2526`],
+    plugins: ['spf', 'mx6-receive', 'rcpt_to.in_host_list', 'queue-capture'],
+    ini: '[main]\nundecided=defer',
+  })
   let redis: RedisServer
   let haraka: HarakaServer
 
   before(async () => {
-    requireTestbed()
-    redis = await RedisServer.start()
-    haraka = await HarakaServer.start({
-      listen: [`[${V6MX}]:2526`, `${V4MX}:2526`],
-      plugins: ['spf', 'mx6-receive', 'rcpt_to.in_host_list', 'queue-capture'],
-      config: { 'mx6-receive.ini': `[main]\nundecided=defer\n[redis]\nport=${redis.port}\n` },
-    })
+    ;({ redis, haraka } = rx)
     await redis.cli('HSET', 'mx6:domain:allow', 'allowed.test', 'partner')
-  })
-  after(async () => {
-    await haraka?.stop()
-    await redis?.stop()
   })
 
   it('defers an unknown IPv6 peer at RCPT: the body is never sent over IPv6', async () => {
