@@ -28,10 +28,11 @@ check_prereqs() {
     command -v "$c" >/dev/null 2>&1 || missing+=("$c")
   done
   [ -x /usr/sbin/postfix ] || missing+=("/usr/sbin/postfix")
+  /usr/bin/python3 -c 'import authres' 2>/dev/null || missing+=("python3-authres")
   if [ ${#missing[@]} -gt 0 ]; then
     die "missing: ${missing[*]}
   Run the tests through .ci/run, or install the Debian packages:
-  apt-get install -y iproute2 util-linux dnsmasq redis-server redis-tools swaks libio-socket-inet6-perl postfix
+  apt-get install -y iproute2 util-linux dnsmasq redis-server redis-tools swaks libio-socket-inet6-perl postfix python3-authres
   (postfix: debconf 'postfix/main_mailer_type select No configuration')"
   fi
 }

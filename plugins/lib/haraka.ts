@@ -31,7 +31,7 @@ export interface Transaction {
 export interface Connection {
   uuid: string
   remote: { ip: string; is_private?: boolean }
-  local: { ip: string; port: number }
+  local: { ip: string; port: number; host?: string }
   hello?: { host?: string; verb?: string }
   relaying: boolean
   notes: Record<string, unknown> & { auth_user?: string }

@@ -93,3 +93,29 @@ export function checkV6Entry(text: string): CidrCheck {
   else if (len === 128 && lenPart !== undefined) error = 'a single address is written without /128'
   return { ok: false, error, fix: canonical }
 }
+
+export interface Listener {
+  /** Canonical IPv6 address of the listener. */
+  ip: string
+  /** null: any port on that address. */
+  port: number | null
+}
+
+/** Parses an MX6 listener as configured: "2001:db8::6" or "[2001:db8::6]:25". */
+export function parseListener(text: string): Listener | { error: string } {
+  const t = text.trim()
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(t)
+  const addr = m ? m[1] : t
+  const port = m ? Number(m[2]) : null
+  if (port !== null && (port < 1 || port > 65535)) return { error: `bad port in "${t}"` }
+  const peer = classifyPeer(addr)
+  if (!peer || peer.family !== 'ipv6' || addr.includes('/')) return { error: `"${t}" is not an IPv6 address (MX6 listeners are IPv6 only)` }
+  return { ip: peer.canonical, port }
+}
+
+export function matchesListener(localIp: string, localPort: number, listeners: readonly Listener[]): boolean {
+  if (listeners.length === 0) return false
+  const local = classifyPeer(localIp)
+  if (!local || local.family !== 'ipv6') return false
+  return listeners.some((l) => l.ip === local.canonical && (l.port === null || l.port === localPort))
+}

@@ -8,7 +8,8 @@ import { candidatePrefixes, classifyPeer } from '../lib/ip'
 import type { Mailbox } from '../lib/mailbox'
 import type { Hit, LookupReply, LookupRequest } from '../lib/store'
 
-export type Verdict = 'skip' | 'trusted' | 'pending' | 'defer'
+/** fallback: the MX6 "retry over IPv4" reply, only on an MX6 listener after DATA. */
+export type Verdict = 'skip' | 'trusted' | 'pending' | 'defer' | 'fallback'
 
 export type Rule =
   | 'ipv4'
@@ -69,6 +70,8 @@ export interface SpfFact {
 
 export interface RcptFacts {
   ipv6: string
+  /** The peer connected to an MX6 listener address: it promised to understand the fallback reply. */
+  mx6: boolean
   spf: SpfFact | null
   mailFrom: Mailbox | null
   rcpt: Mailbox | null
@@ -130,8 +133,9 @@ export function decideRcpt(f: RcptFacts, answers: (Known & LookupReply) | null, 
     }
   }
   const why = `no basis at rcpt (spf=${f.spf?.result ?? 'none'}${f.spf?.domain ? ` ${printable(f.spf.domain)}` : ''})`
-  if (cfg.undecided === 'defer') return { verdict: 'defer', rule: 'none', final: true, reason: why }
-  return { verdict: 'pending', rule: 'none', final: false, reason: `${why}; waiting for DATA` }
+  // MX6 sessions are always decided after DATA, per the proposal.
+  if (cfg.undecided === 'defer' && !f.mx6) return { verdict: 'defer', rule: 'none', final: true, reason: why }
+  return { verdict: 'pending', rule: 'none', final: false, reason: `${why}; waiting for DATA${f.mx6 ? ' (MX6 session)' : ''}` }
 }
 
 export type FromFact = { mailbox: Mailbox } | { problem: string }
@@ -143,6 +147,7 @@ export interface RecipientState {
 }
 
 export interface DataFacts {
+  mx6: boolean
   spf: SpfFact | null
   dkimPass: string[]
   from: FromFact
@@ -225,8 +230,9 @@ export function decideData(f: DataFacts, answers: LookupReply | null, cfg: Polic
   const reason =
     bad.length === recipients.length
       ? bad[0].reason
-      : `${bad.length} of ${recipients.length} recipients without basis (${bad[0].reason}); whole message deferred`
-  return { message: { verdict: 'defer', rule: 'none', final: true, reason }, recipients }
+      : `${bad.length} of ${recipients.length} recipients without basis (${bad[0].reason}); whole message ${f.mx6 ? 'falls back' : 'deferred'}`
+  // On an MX6 listener the sender promised to understand "retry over IPv4".
+  return { message: { verdict: f.mx6 ? 'fallback' : 'defer', rule: 'none', final: true, reason }, recipients }
 }
 
 /** Text from the peer made safe for a log line or a reply: printable ASCII, bounded. */

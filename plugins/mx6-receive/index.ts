@@ -8,6 +8,8 @@ import constants from 'haraka-constants'
 import DSN from 'haraka-dsn'
 import type { Connection, Next, PluginBase, Transaction } from '../lib/haraka'
 import { Keys } from '../lib/keys'
+import { authResultsLines } from '../lib/authres'
+import { matchesListener } from '../lib/ip'
 import { lintHash } from '../lib/lint'
 import { createRedis, describeRedis, type RedisSettings } from '../lib/redis'
 import { replyLines } from '../lib/reply'
@@ -176,6 +178,29 @@ function record(plugin: Plugin, connection: Connection, phase: string, d: Decisi
   if (d.verdict !== 'skip') plugin.store?.count([`${phase}.${d.verdict}.${d.rule}`])
 }
 
+function isMx6Session(plugin: Plugin, connection: Connection): boolean {
+  return matchesListener(connection.local.ip, connection.local.port, plugin.cfg.mx6.listeners)
+}
+
+/**
+ * The MX6 "retry over IPv4" reply: a plain first line, the Authentication-Results
+ * this receiver would have prepended (Haraka's own assembly of the spf, dkim ...
+ * results, so it is the same text the accepted message would carry), and the
+ * registration URL when configured. Multi-line, each line printable ASCII and
+ * at most 512 octets with its code.
+ */
+function fallbackReply(plugin: Plugin, connection: Connection): { code: number; dsn: unknown } {
+  const m = plugin.cfg.mx6
+  const field = (connection as Connection & { auth_results(): string }).auth_results()
+  const lines = [
+    ...replyLines(m.text),
+    ...authResultsLines(field, m.authservId || connection.local.host || 'localhost'),
+    ...(m.registrationUrl ? replyLines(`To be accepted over IPv6, ask at ${m.registrationUrl}`) : []),
+  ]
+  const [, subject, detail] = m.status.split('.').map(Number)
+  return { code: Math.floor(m.code / 100) === 5 ? constants.deny : constants.denysoft, dsn: DSN.create(m.code, lines, subject, detail) }
+}
+
 function deferReply(plugin: Plugin): unknown {
   const { code, status, text } = plugin.cfg.defer
   const [, subject, detail] = status.split('.').map(Number)
@@ -198,6 +223,7 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
   const s = state(txn)
   const facts = {
     ipv6: screen.ipv6,
+    mx6: isMx6Session(this, connection),
     spf: spfFact(txn),
     mailFrom: mailbox(txn.mail_from),
     rcpt: mailbox(rcptAddr, this.cfg.recipientDelimiter),
@@ -236,11 +262,15 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
         prior: { verdict: 'pending', rule: 'none', final: false, reason: 'not seen at rcpt' },
       },
   )
-  const facts = { spf: spfFact(txn), dkimPass: dkimPassDomains(txn), from: fromFact(txn), recipients }
+  const facts = { mx6: isMx6Session(this, connection), spf: spfFact(txn), dkimPass: dkimPassDomains(txn), from: fromFact(txn), recipients }
   lookup(this, connection, planData(facts, this.cfg.policy))
     .then((reply) => {
       const { message } = decideData(facts, reply, this.cfg.policy)
       record(this, connection, 'data_post', message)
+      if (message.verdict === 'fallback') {
+        const r = fallbackReply(this, connection)
+        return next(r.code, r.dsn)
+      }
       if (message.verdict === 'defer') return next(constants.denysoft, deferReply(this))
       next()
     })

@@ -16,6 +16,7 @@ export interface ReceiverOptions {
   ini?: string
   /** Extra config files for Haraka. */
   config?: Record<string, string>
+  hostList?: string[]
 }
 
 export interface Receiver {
@@ -33,6 +34,7 @@ export function useReceiver(opts: ReceiverOptions): Receiver {
     ctx.haraka = await HarakaServer.start({
       listen: opts.listen,
       plugins: opts.plugins ?? RECEIVER_PLUGINS,
+      hostList: opts.hostList,
       config: { ...opts.config, 'mx6-receive.ini': `${opts.ini ?? ''}\n[redis]\nport=${ctx.redis.port}\ntimeout=300\n` },
     })
   })

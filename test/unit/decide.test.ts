@@ -47,7 +47,7 @@ describe('decide: screenPeer', () => {
 })
 
 function rcptFacts(spf: SpfFact | null, mailFrom: string | null, rcpt = 'bob@rcpt.test'): RcptFacts {
-  return { ipv6: '2001:db8:7::10', spf, mailFrom: mailFrom ? box(mailFrom) : null, rcpt: box(rcpt) }
+  return { ipv6: '2001:db8:7::10', mx6: false, spf, mailFrom: mailFrom ? box(mailFrom) : null, rcpt: box(rcpt) }
 }
 
 describe('decide: planRcpt', () => {
@@ -105,9 +105,10 @@ const pending: Decision = { verdict: 'pending', rule: 'none', final: false, reas
 const provisional: Decision = { verdict: 'trusted', rule: 'domain:allow', final: false, reason: 'x' }
 const finalTrust: Decision = { verdict: 'trusted', rule: 'ip:allow', final: true, reason: 'x' }
 
-function dataFacts(opts: { spf?: SpfFact | null; dkim?: string[]; from?: string | null; priors?: Decision[]; rcpts?: string[] }): DataFacts {
+function dataFacts(opts: { mx6?: boolean; spf?: SpfFact | null; dkim?: string[]; from?: string | null; priors?: Decision[]; rcpts?: string[] }): DataFacts {
   const rcpts = opts.rcpts ?? ['bob@rcpt.test']
   return {
+    mx6: opts.mx6 ?? false,
     spf: opts.spf ?? null,
     dkimPass: opts.dkim ?? [],
     from: opts.from ? { mailbox: box(opts.from) } : { problem: 'no From header' },
@@ -171,5 +172,36 @@ describe('decide: planData and decideData', () => {
     const d = decideData(f, { domainAllow: null, books: ['@other.test'] }, CFG)
     assert.equal(d.message.verdict, 'trusted')
     assert.deepEqual(d.recipients.map((r) => r.rule), ['ip:allow', 'book'])
+  })
+})
+
+describe('decide: MX6 sessions', () => {
+  it('never defers at RCPT for lack of a basis, even with undecided=defer', () => {
+    const f = { ...rcptFacts({ result: 'fail', domain: 'x.test' }, 'a@x.test'), mx6: true }
+    const d = decideRcpt(f, { ipAllow: null }, { ...CFG, undecided: 'defer' })
+    assert.equal(`${d.verdict}/${d.rule}`, 'pending/none')
+    assert.match(d.reason, /MX6 session/)
+  })
+  it('still defers (4xx) at RCPT when the store failed', () => {
+    const f = { ...rcptFacts(null, 'a@x.test'), mx6: true }
+    assert.equal(decideRcpt(f, null, CFG).verdict, 'defer')
+  })
+  it('falls back after DATA instead of deferring', () => {
+    const d = decideData(dataFacts({ mx6: true, spf: { result: 'fail', domain: 'allowed.test' }, from: 'a@allowed.test' }), {}, CFG)
+    assert.equal(`${d.message.verdict}/${d.message.rule}`, 'fallback/none')
+  })
+  it('accepts after DATA what has a basis', () => {
+    const d = decideData(dataFacts({ mx6: true, dkim: ['allowed.test'], from: 'a@allowed.test' }), { domainAllow: hit('allowed.test'), books: [null] }, CFG)
+    assert.equal(d.message.verdict, 'trusted')
+  })
+  it('defers (4xx), never falls back, when the store failed', () => {
+    const d = decideData(dataFacts({ mx6: true, dkim: ['allowed.test'], from: 'a@allowed.test' }), null, CFG)
+    assert.equal(`${d.message.verdict}/${d.message.rule}`, 'defer/store-error')
+  })
+  it('one fallback for the whole message when some recipients lack a basis', () => {
+    const f = dataFacts({ mx6: true, dkim: ['other.test'], from: 'friend@other.test', rcpts: ['bob@rcpt.test', 'eve@rcpt.test'] })
+    const d = decideData(f, { domainAllow: null, books: ['friend@other.test', null] }, CFG)
+    assert.equal(d.message.verdict, 'fallback')
+    assert.match(d.message.reason, /whole message falls back/)
   })
 })

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { candidatePrefixes, checkV6Entry, classifyPeer } from '../../plugins/lib/ip'
+import { candidatePrefixes, checkV6Entry, classifyPeer, matchesListener, parseListener } from '../../plugins/lib/ip'
 
 describe('ip: classifyPeer', () => {
   const cases: Array<[string, ReturnType<typeof classifyPeer>]> = [
@@ -75,4 +75,24 @@ describe('ip: checkV6Entry (list entries as typed by operators)', () => {
       else assert.equal(r.fix, fix)
     })
   }
+})
+
+describe('ip: MX6 listeners', () => {
+  it('parses addresses with and without a port', () => {
+    assert.deepEqual(parseListener('2001:DB8:25::6'), { ip: '2001:db8:25::6', port: null })
+    assert.deepEqual(parseListener('[2001:db8:25::6]:2525'), { ip: '2001:db8:25::6', port: 2525 })
+    for (const bad of ['192.0.2.1', '[2001:db8::6]:0', '[2001:db8::6]:70000', '2001:db8::/64', '::ffff:192.0.2.1', 'mx6.example']) {
+      assert.ok('error' in parseListener(bad), bad)
+    }
+  })
+  it('matches the local address of a connection, any port or the given one', () => {
+    const ls = [parseListener('2001:db8:25::6'), parseListener('[2001:db8:25::7]:25')] as Array<{ ip: string; port: number | null }>
+    assert.equal(matchesListener('2001:db8:25:0::6', 25, ls), true)
+    assert.equal(matchesListener('2001:db8:25::6', 2525, ls), true)
+    assert.equal(matchesListener('2001:db8:25::7', 25, ls), true)
+    assert.equal(matchesListener('2001:db8:25::7', 2525, ls), false)
+    assert.equal(matchesListener('2001:db8:25::25', 25, ls), false)
+    assert.equal(matchesListener('198.51.100.25', 25, ls), false)
+    assert.equal(matchesListener('2001:db8:25::6', 25, []), false)
+  })
 })

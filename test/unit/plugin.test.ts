@@ -147,4 +147,39 @@ describe('mx6-receive plugin glue', () => {
     const d = await fixtures.callDataPost(plugin, conn)
     assert.equal(d.rc, DENYSOFT)
   })
+
+  it('MX6 listener: multi-line 550 5.5.7 after DATA with Authentication-Results, 4xx elsewhere', async () => {
+    const mk = (localIp: string) => {
+      const { plugin, store, conn } = setup('2001:db8:7::10', 'a@neutral.test')
+      plugin.cfg.mx6.listeners = [{ ip: '2001:db8:25::6', port: null }]
+      plugin.cfg.mx6.registrationUrl = 'https://mx6.example.net/register'
+      conn.local.ip = localIp
+      conn.local.port = 25
+      conn.local.host = 'mx.rcpt.test'
+      conn.auth_results = () => 'mx.rcpt.test;\r\n\tspf=neutral smtp.mailfrom=neutral.test'
+      return { plugin, store, conn }
+    }
+    const mx6 = mk('2001:db8:25::6')
+    await fixtures.callRcpt(mx6.plugin, mx6.conn, 'bob@rcpt.test')
+    mx6.conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
+    setHeaderFrom(mx6.conn, 'a@neutral.test')
+    const d = await fixtures.callDataPost(mx6.plugin, mx6.conn)
+    assert.equal(d.rc, 902, 'DENY')
+    assert.equal(d.msg.code, 550)
+    assert.deepEqual(d.msg.reply, [
+      '5.5.7 MX6 fallback: not accepted over IPv6; please deliver this message over IPv4 to our regular MX',
+      '5.5.7 Authentication-Results: mx.rcpt.test;',
+      '5.5.7  spf=neutral smtp.mailfrom=neutral.test',
+      '5.5.7 To be accepted over IPv6, ask at https://mx6.example.net/register',
+    ])
+    assert.deepEqual(mx6.store.counted, ['rcpt.pending.none', 'data_post.fallback.none'])
+
+    const regular = mk('2001:db8:25::25')
+    await fixtures.callRcpt(regular.plugin, regular.conn, 'bob@rcpt.test')
+    regular.conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
+    setHeaderFrom(regular.conn, 'a@neutral.test')
+    const r = await fixtures.callDataPost(regular.plugin, regular.conn)
+    assert.equal(r.rc, DENYSOFT)
+    assert.match(replyText(r.msg), /^451 4\.7\.26 /)
+  })
 })
