@@ -59,4 +59,27 @@ describe('mx6-receive config', () => {
     assert.equal(describeRedis({ ...REDIS_DEFAULTS, url: 'redis://u:secret@10.0.0.1:6380/2' }).includes('secret'), false)
     assert.equal(describeRedis({ ...REDIS_DEFAULTS, password: 'secret' }).includes('secret'), false)
   })
+  it('reads [mx6]: listeners, the fallback code (5xx or 4xx with a matching status), URL, authserv-id', () => {
+    const { config, errors } = readReceiveConfig({
+      mx6: { listeners: '2001:db8:25::6, [2001:db8:25::7]:2525 192.0.2.1', code: '456', status: '4.5.7', registration_url: 'https://x.example/r', authserv_id: 'ar.example' },
+    })
+    assert.deepEqual(config.mx6.listeners, [{ ip: '2001:db8:25::6', port: null }, { ip: '2001:db8:25::7', port: 2525 }])
+    assert.deepEqual([config.mx6.code, config.mx6.status], [456, '4.5.7'])
+    assert.equal(config.mx6.registrationUrl, 'https://x.example/r')
+    assert.equal(config.mx6.authservId, 'ar.example')
+    assert.equal(errors.length, 1)
+    assert.match(errors[0], /192\.0\.2\.1.*not an IPv6 address/)
+  })
+  it('refuses a fallback code whose status class differs, a bad URL and a bad authserv-id', () => {
+    const { config, errors } = readReceiveConfig({ mx6: { code: '550', status: '4.5.7', registration_url: 'javascript:alert(1)', authserv_id: 'a;b' } })
+    assert.deepEqual([config.mx6.code, config.mx6.status], [550, '5.5.7'])
+    assert.equal(config.mx6.registrationUrl, '')
+    assert.equal(config.mx6.authservId, '')
+    assert.equal(errors.length, 3)
+  })
+  it('has no MX6 listeners by default', () => {
+    const { config } = readReceiveConfig({})
+    assert.deepEqual(config.mx6.listeners, [])
+    assert.deepEqual([config.mx6.code, config.mx6.status], [550, '5.5.7'])
+  })
 })
