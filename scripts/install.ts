@@ -8,10 +8,10 @@
 import fs from 'node:fs'
 import path from 'node:path'
 
-export const PLUGINS = ['mx6-receive'] as const
+export const PLUGINS = ['mx6-receive', 'mx6-send'] as const
 
 /** Runtime modules the compiled plugins require(). */
-const RUNTIME_DEPS = ['ioredis', 'ipaddr.js', 'tldts', 'haraka-dsn', 'haraka-constants', '@haraka/email-address']
+const RUNTIME_DEPS = ['ioredis', 'ipaddr.js', 'tldts', 'haraka-dsn', 'haraka-constants', '@haraka/email-address', 'dns2']
 
 export class InstallError extends Error {}
 
@@ -102,5 +102,13 @@ export function install(harakaDir: string): InstallReport {
 
 /** The order that matters: spf at mail, dkim before our data_post, recipients checked after us, a queue last. */
 export function recommendedPlugins(): string[] {
-  return ['spf', 'dkim', 'mx6-receive', 'rcpt_to.in_host_list', '# your queue plugin, e.g. queue/smtp_forward or queue/lmtp']
+  return [
+    'spf',
+    'dkim',
+    'mx6-receive',
+    'rcpt_to.in_host_list',
+    '# your queue plugin, e.g. queue/smtp_forward or queue/lmtp',
+    '# and, for outbound delivery with MX6 (before any other get_mx plugin):',
+    'mx6-send',
+  ]
 }

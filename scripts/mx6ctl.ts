@@ -17,10 +17,10 @@ Options:
 
 const INSTALL_HELP = `Usage: mx6ctl install <haraka-dir>
 
-Installs mx6-receive into <haraka-dir>/plugins/ as a folder plugin, copies
-config/mx6-receive.ini when the instance has none, and prints the
-config/plugins order to use. Running it again updates the code and keeps
-your configuration.
+Installs mx6-receive and mx6-send into <haraka-dir>/plugins/ as folder
+plugins, copies config/mx6-receive.ini and config/mx6-send.ini when the
+instance has none, and prints the config/plugins order to use. Running it
+again updates the code and keeps your configuration.
 `
 
 export function main(argv: string[]): number {

@@ -86,6 +86,8 @@ bring_up() {
   nsx ip -6 addr add 2001:db8:25::25/128 dev lo nodad   # regular IPv6 MX listener
   nsx ip -6 addr add 2001:db8:25::6/128 dev lo nodad    # MX6 listener
   nsx ip addr add 198.51.100.25/32 dev lo               # IPv4 MX listener
+  nsx ip -6 addr add 2001:db8:25::7/128 dev lo nodad    # PostfixReceiver (pfmx6.rcpt.test), IPv6
+  nsx ip addr add 198.51.100.27/32 dev lo               # PostfixReceiver (pfmx6.rcpt.test), IPv4
   nsx ip addr add 127.0.0.53/32 dev lo                  # resolver (bind-dynamic binds addresses)
   # Public-looking peers: the whole /64 and /24 are local, so any address in them can be bound.
   nsx ip -6 route replace local 2001:db8:7::/64 dev lo

@@ -29,6 +29,10 @@ export class Keys {
   book(address: string): string {
     return `${this.prefix}book:${address}`
   }
+  /** The sender's log of MX6 fallbacks (list of JSON entries, newest first, bounded). */
+  get fallbackLog(): string {
+    return `${this.prefix}send:fallbacks`
+  }
   /** Per-day decision counters (hash: field = "<phase>.<verdict>.<rule>"). */
   stats(day: string): string {
     return `${this.prefix}stats:${day}`

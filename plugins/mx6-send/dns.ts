@@ -1,0 +1,145 @@
+// DNS for mx6-send: SRV, MX, A and AAAA with their TTLs, cached for the TTL.
+//
+// Node's resolver does not report TTLs for SRV or MX answers, so queries go
+// through dns2's client to the system's name servers (never a built-in public
+// resolver).
+import { Resolver } from 'node:dns'
+import DNS from 'dns2'
+import type { MxRecord, Lookup } from './plan'
+import type { SrvRecord } from './srv'
+
+export type RrType = 'SRV' | 'MX' | 'A' | 'AAAA'
+
+export interface RawAnswer {
+  type: number
+  ttl: number
+  name?: string
+  address?: string
+  exchange?: string
+  priority?: number
+  weight?: number
+  port?: number
+  target?: string
+  minimum?: number
+}
+
+export interface RawReply {
+  rcode: number
+  answers: RawAnswer[]
+  authorities: RawAnswer[]
+}
+
+/** What the cache needs from the network: one query, one reply (or a rejection on timeout). */
+export interface DnsClient {
+  query(name: string, type: RrType): Promise<RawReply>
+}
+
+const TYPE: Record<RrType, number> = { A: 1, MX: 15, AAAA: 28, SRV: 33 }
+const SOA = 6
+
+export class Dns2Client implements DnsClient {
+  private readonly client: DNS
+  constructor(servers: string[], timeoutMs: number) {
+    if (servers.length === 0) throw new Error('no name servers configured')
+    this.client = new DNS({ nameServers: servers, timeout: timeoutMs, retries: 1 })
+  }
+  async query(name: string, type: RrType): Promise<RawReply> {
+    const r = (await this.client.resolve(name, type)) as unknown as { header: { rcode: number }; answers: RawAnswer[]; authorities: RawAnswer[] }
+    return { rcode: r.header.rcode, answers: r.answers ?? [], authorities: r.authorities ?? [] }
+  }
+}
+
+/** The name servers this host uses (resolv.conf), for Dns2Client. */
+export function systemServers(): string[] {
+  return new Resolver().getServers()
+}
+
+type Parsed = SrvRecord | MxRecord | string
+
+function parse(type: RrType, a: RawAnswer): Parsed | null {
+  switch (type) {
+    case 'A':
+    case 'AAAA':
+      return a.address ?? null
+    case 'MX':
+      return { priority: a.priority ?? 0, exchange: (a.exchange ?? '').replace(/\.$/, '').toLowerCase() }
+    case 'SRV':
+      return { priority: a.priority ?? 0, weight: a.weight ?? 0, port: a.port ?? 0, target: (a.target ?? '').replace(/\.$/, '').toLowerCase() }
+  }
+}
+
+interface Entry {
+  value: Lookup<Parsed>
+  expires: number
+}
+
+export interface CacheOptions {
+  /** Seconds NXDOMAIN/NODATA is cached when the reply carries no SOA. */
+  negativeTtl: number
+  /** Upper bound for any TTL, in seconds. */
+  maxTtl: number
+  now?: () => number
+}
+
+/**
+ * Classifies replies the way a resolver library would (NOERROR with answers,
+ * NXDOMAIN, NODATA, anything else temporary) and caches them for their TTL
+ * (negative answers for the SOA minimum, RFC 2308). Temporary failures are never cached.
+ */
+export class CachingResolver {
+  private readonly cache = new Map<string, Entry>()
+  private readonly now: () => number
+  constructor(
+    private readonly client: DnsClient,
+    private readonly opts: CacheOptions,
+  ) {
+    this.now = opts.now ?? Date.now
+  }
+
+  srv(name: string): Promise<Lookup<SrvRecord>> {
+    return this.lookup(name, 'SRV') as Promise<Lookup<SrvRecord>>
+  }
+  mx(name: string): Promise<Lookup<MxRecord>> {
+    return this.lookup(name, 'MX') as Promise<Lookup<MxRecord>>
+  }
+  a(name: string): Promise<Lookup<string>> {
+    return this.lookup(name, 'A') as Promise<Lookup<string>>
+  }
+  aaaa(name: string): Promise<Lookup<string>> {
+    return this.lookup(name, 'AAAA') as Promise<Lookup<string>>
+  }
+
+  get size(): number {
+    return this.cache.size
+  }
+
+  private async lookup(name: string, type: RrType): Promise<Lookup<Parsed>> {
+    const key = `${type} ${name.toLowerCase()}`
+    const hit = this.cache.get(key)
+    if (hit && hit.expires > this.now()) return hit.value
+    this.cache.delete(key)
+    let reply: RawReply
+    try {
+      reply = await this.client.query(name, type)
+    } catch (err) {
+      return { error: `${type} ${name}: ${(err as Error).message || 'no answer'}` }
+    }
+    const { value, ttl } = this.classify(type, reply)
+    if (!('error' in value) && ttl > 0) this.cache.set(key, { value, expires: this.now() + Math.min(ttl, this.opts.maxTtl) * 1000 })
+    return value
+  }
+
+  private classify(type: RrType, r: RawReply): { value: Lookup<Parsed>; ttl: number } {
+    if (r.rcode === 3) return { value: { none: 'nxdomain' }, ttl: this.negativeTtl(r) }
+    if (r.rcode !== 0) return { value: { error: `${type} lookup rcode ${r.rcode}${r.rcode === 2 ? ' (SERVFAIL)' : r.rcode === 5 ? ' (REFUSED)' : ''}` }, ttl: 0 }
+    const matching = r.answers.filter((a) => a.type === TYPE[type])
+    if (matching.length === 0) return { value: { none: 'nodata' }, ttl: this.negativeTtl(r) }
+    const values = matching.map((a) => parse(type, a)).filter((v): v is Parsed => v !== null)
+    return { value: { ok: values }, ttl: Math.min(...matching.map((a) => a.ttl)) }
+  }
+
+  private negativeTtl(r: RawReply): number {
+    const soa = r.authorities.find((a) => a.type === SOA)
+    return soa ? Math.min(soa.ttl, soa.minimum ?? soa.ttl) : this.opts.negativeTtl
+  }
+}
