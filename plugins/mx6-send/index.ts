@@ -103,6 +103,32 @@ function redis(plugin: Plugin): Redis | null {
   return plugin.redis
 }
 
+export function hook_init_master(this: Plugin, next: Next): void {
+  redis(this)
+  next()
+}
+
+export function hook_init_child(this: Plugin, next: Next): void {
+  redis(this)
+  next()
+}
+
+/** Waits (bounded) for the connection, which fails fast while it is not ready. */
+function ready(client: Redis, ms: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('ready', onReady)
+      reject(new Error(`redis not ready after ${ms} ms (${client.status})`))
+    }, ms)
+    const onReady = (): void => {
+      clearTimeout(timer)
+      resolve()
+    }
+    client.once('ready', onReady)
+  })
+}
+
 export function shutdown(this: Plugin): void {
   this.redis?.disconnect()
   this.redis = null
@@ -175,11 +201,8 @@ function recordFallback(plugin: Plugin, hmail: HMail, rcpts: Rcpt[], host: strin
     mail_from: from?.user ? `${from.user}@${from.host}` : '<>',
     queue_id: hmail.todo.uuid,
   }
-  client
-    .multi()
-    .lpush(key, JSON.stringify(entry))
-    .ltrim(key, 0, plugin.cfg.fallback.logSize - 1)
-    .exec()
+  ready(client, plugin.cfg.redis.connectTimeoutMs)
+    .then(() => client.multi().lpush(key, JSON.stringify(entry)).ltrim(key, 0, plugin.cfg.fallback.logSize - 1).exec())
     .catch((err: Error) => hmail.logwarn(`[mx6-send] fallback log not written: ${err.message}`))
 }
 

@@ -68,6 +68,7 @@ export class HarakaServer {
   private constructor(
     readonly dir: string,
     private readonly child: ChildProcess,
+    private readonly listen: string[],
   ) {}
 
   get pid(): number {
@@ -94,13 +95,18 @@ export class HarakaServer {
     write('me', 'mx.rcpt.test')
     for (const [name, content] of Object.entries(opts.config ?? {})) write(name, content)
 
+    return HarakaServer.launch(dir, opts.listen, opts.startTimeoutMs ?? 15000)
+  }
+
+  /** Spawns `haraka -c dir` and waits for a 220 banner on every listen address. */
+  private static async launch(dir: string, listen: string[], timeoutMs: number): Promise<HarakaServer> {
     const logFd = fs.openSync(path.join(dir, 'haraka.log'), 'a')
     const child = spawnOwned(process.execPath, [HARAKA_BIN, '-c', dir], { cwd: dir, stdio: ['ignore', logFd, logFd] })
     fs.closeSync(logFd)
-    const server = new HarakaServer(dir, child)
+    const server = new HarakaServer(dir, child, listen)
     try {
-      const deadline = Date.now() + (opts.startTimeoutMs ?? 15000)
-      for (const hp of opts.listen) {
+      const deadline = Date.now() + timeoutMs
+      for (const hp of listen) {
         const { host, port } = parseHostPort(hp)
         while (!(await banner220(host, port))) {
           if (child.exitCode !== null || child.signalCode !== null) throw new Error('Haraka exited during start-up')
@@ -113,6 +119,23 @@ export class HarakaServer {
       throw new Error(`${(err as Error).message}; log tail:\n${server.log().slice(-4000)}`)
     }
     return server
+  }
+
+  /** SIGKILL, as in a crash: Haraka gets no chance to clean up. */
+  async kill(): Promise<void> {
+    await stopChild(this.child, 'SIGKILL', 0)
+  }
+
+  /** A new Haraka process on the same instance directory: config and queue are kept. */
+  async restart(timeoutMs = 15000): Promise<HarakaServer> {
+    await this.stop()
+    return HarakaServer.launch(this.dir, this.listen, timeoutMs)
+  }
+
+  /** Files waiting in the outbound queue (not counting Haraka's temporary files). */
+  queued(): string[] {
+    const q = path.join(this.dir, 'queue')
+    return fs.existsSync(q) ? fs.readdirSync(q).filter((f) => !f.startsWith('.') && fs.statSync(path.join(q, f)).isFile()) : []
   }
 
   /** Messages accepted so far, in order, with their queue-capture sidecars. */

@@ -17,6 +17,8 @@ export interface ReceiverOptions {
   /** Extra config files for Haraka. */
   config?: Record<string, string>
   hostList?: string[]
+  /** Extra test plugins (name -> JS source), e.g. to slow a hook down. */
+  pluginFiles?: Record<string, string>
 }
 
 export interface Receiver {
@@ -33,8 +35,10 @@ export function useReceiver(opts: ReceiverOptions): Receiver {
     ctx.redis = await RedisServer.start()
     ctx.haraka = await HarakaServer.start({
       listen: opts.listen,
-      plugins: opts.plugins ?? RECEIVER_PLUGINS,
+      // Test plugins go first, so they see every hook before the suite answers.
+      plugins: [...Object.keys(opts.pluginFiles ?? {}), ...(opts.plugins ?? RECEIVER_PLUGINS)],
       hostList: opts.hostList,
+      pluginFiles: opts.pluginFiles,
       config: { ...opts.config, 'mx6-receive.ini': `${opts.ini ?? ''}\n[redis]\nport=${ctx.redis.port}\ntimeout=300\n` },
     })
   })
