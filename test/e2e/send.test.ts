@@ -6,6 +6,8 @@ import path from 'node:path'
 import { DnsProxy } from '../support/dnsproxy'
 import { HarakaServer, type Captured } from '../support/haraka'
 import { holdPlugin } from '../support/hold'
+import { requireTestbed } from '../support/net'
+import { PostfixReceiver } from '../support/postfix-receiver'
 import { poll, sleep } from '../support/proc'
 import { MX6, useReceiver, V4MX } from '../support/receiver'
 import { RedisServer } from '../support/redis'
@@ -202,5 +204,66 @@ describe('e2e: mx6-send loses nothing when Haraka is killed around the fallback'
     const mid = await crashAndRecover({ server: () => sender, flagName: 'hold-delivered' })
     const n = copies(rx.haraka, mid).length
     assert.ok(n >= 1 && n <= 2, `${n} copies`)
+  })
+})
+
+describe('e2e: mx6-send with a receiver that is not ours (Postfix answering 550 5.5.7 to IPv6)', function () {
+  this.timeout(90000)
+  let proxy: DnsProxy
+  let redis: RedisServer
+  let sender: HarakaServer
+  let postfix: PostfixReceiver
+
+  before(async () => {
+    requireTestbed()
+    proxy = await DnsProxy.start()
+    redis = await RedisServer.start()
+    postfix = await PostfixReceiver.start({ listen: ['[2001:db8:25::7]:25', '198.51.100.27:25'], domains: ['pfmx6.test'] })
+    sender = await startSender(redis.port)
+  })
+  after(async () => {
+    await sender?.stop()
+    await postfix?.stop()
+    await redis?.stop()
+    await proxy?.stop()
+  })
+
+  it('falls back to IPv4 just the same, without a bounce', async () => {
+    const mid = await submit('carol@pfmx6.test')
+    const [got] = await postfix.waitForReceived(1, 15000)
+    assert.ok(got.raw.includes(`Message-ID: ${mid}`))
+    assert.equal(got.clientAddress, SENDER_V4)
+    assert.match(postfix.log(), /550 5\.5\.7/)
+    assert.match(sender.log(), /\[mx6-send\] MX6 fallback from pfmx6\.rcpt\.test\[2001:db8:25::7\] for pfmx6\.test: 550 /)
+    assert.match(sender.log(), /Not sending bounce/)
+    await poll(() => (sender.queued().length === 0 ? true : undefined), 5000, 'empty outbound queue')
+  })
+})
+
+describe('e2e: mx6-send recognises the draft\'s 456 (a 4xx) as the fallback reply', function () {
+  this.timeout(90000)
+  const rx = useReceiver({ listen: [`[${MX6}]:25`, `${V4MX}:25`], ini: `[mx6]\nlisteners=${MX6}\ncode=456\nstatus=4.5.7`, hostList: ['mx6rcpt.test'] })
+  let proxy: DnsProxy
+  let redis: RedisServer
+  let sender: HarakaServer
+  before(async () => {
+    proxy = await DnsProxy.start()
+    redis = await RedisServer.start()
+    sender = await startSender(redis.port)
+  })
+  after(async () => {
+    await sender?.stop()
+    await redis?.stop()
+    await proxy?.stop()
+  })
+
+  it('456 after DATA: delivered over IPv4 at once, not after the retry delay', async () => {
+    const t0 = Date.now()
+    const mid = await submit('bob@mx6rcpt.test')
+    const got = await waitForCopy(rx.haraka, mid)
+    assert.ok(Date.now() - t0 < 4000)
+    assert.equal(got.meta.local_ip, V4MX)
+    assert.match(sender.log(), /MX6 fallback from \[2001:db8:25::6\] for mx6rcpt\.test: 456 /)
+    assert.match(sender.log(), /Not deferring/)
   })
 })

@@ -12,13 +12,10 @@
 // whose EXIT trap then also removes it after a crash.
 import crypto from 'node:crypto'
 import fs from 'node:fs'
-import path from 'node:path'
 import { requireTestbed } from './net'
-import { own, disown, poll, run, runOk, sleep, tempDir } from './proc'
+import { alive, formatMainCf, instanceSettings, MASTER_CF_FIXTURE, postfixBaseDir, PostfixInstance, SENDMAIL } from './postfix-instance'
+import { poll, run, runOk } from './proc'
 
-const ROOT = path.resolve(__dirname, '..', '..', '..')
-const POSTFIX = '/usr/sbin/postfix'
-const SENDMAIL = '/usr/sbin/sendmail'
 const VETH = 'mx6snd0' // test-namespace side; the sender side is "eth0" in its own namespace
 
 export const SENDER = { v6: '2001:db8:9::2', v4: '203.0.113.2', hostname: 'sender.other.test' }
@@ -46,13 +43,8 @@ export interface SendOptions {
 }
 
 function mainCf(base: string, extra: Record<string, string>): string {
-  const settings: Record<string, string> = {
-    compatibility_level: '3.6',
-    queue_directory: path.join(base, 'spool'),
-    data_directory: path.join(base, 'data'),
-    maillog_file: path.join(base, 'maillog'),
-    // postlogd only writes below these prefixes.
-    maillog_file_prefixes: base,
+  return formatMainCf({
+    ...instanceSettings(base),
     myhostname: SENDER.hostname,
     mydomain: 'other.test',
     myorigin: '$myhostname',
@@ -76,25 +68,26 @@ function mainCf(base: string, extra: Record<string, string>): string {
     maximal_backoff_time: '2s',
     smtp_connect_timeout: '5s',
     ...extra,
-  }
-  return Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n'
+  })
 }
 
 export class PostfixSender {
-  private masterPid = -1
+  private readonly instance: PostfixInstance
 
   private constructor(
     readonly ns: string,
     /** Holds etc/ (config_directory), spool/, data/ and maillog. */
     readonly base: string,
-  ) {}
+  ) {
+    this.instance = new PostfixInstance(base)
+  }
 
   get configDir(): string {
-    return path.join(this.base, 'etc')
+    return this.instance.configDir
   }
 
   get logFile(): string {
-    return path.join(this.base, 'maillog')
+    return this.instance.logFile
   }
 
   /** `mainCf` overrides or adds main.cf settings (e.g. { smtp_mx_session_limit: '3' }). */
@@ -103,9 +96,7 @@ export class PostfixSender {
     if (fs.existsSync(`/run/netns/${ns}`)) {
       throw new Error(`PostfixSender: ${ns} exists; only one sender at a time (stop() the previous one)`)
     }
-    const base = tempDir('postfix')
-    // Postfix daemons run as user postfix: mkdtemp's 0700 would lock them out of their queue.
-    fs.chmodSync(base, 0o755)
+    const base = postfixBaseDir('postfix')
     const sender = new PostfixSender(ns, base)
     try {
       await sender.network()
@@ -147,24 +138,8 @@ export class PostfixSender {
   }
 
   private async postfix(extra: Record<string, string>): Promise<void> {
-    fs.mkdirSync(this.configDir, { recursive: true })
-    fs.writeFileSync(path.join(this.configDir, 'main.cf'), mainCf(this.base, extra))
-    fs.copyFileSync(path.join(ROOT, 'test', 'fixtures', 'postfix', 'master.cf'), path.join(this.configDir, 'master.cf'))
-    // Postfix re-reads a main.cf modified within the last second in 300 ms steps "to let it
-    // settle" (dict_load_file): backdating it saves ~2 s for every Postfix command.
-    const past = new Date(Date.now() - 60_000)
-    for (const f of ['main.cf', 'master.cf']) fs.utimesSync(path.join(this.configDir, f), past, past)
-    // `postfix start` first runs `postfix check`, ~1.5 s of shell. Creating the queue and data
-    // directories the way postfix-files lists them and dropping a quick-start marker skips it.
-    createPostfixDirs({ $queue_directory: path.join(this.base, 'spool'), $data_directory: path.join(this.base, 'data') })
-    fs.writeFileSync(path.join(this.base, 'spool', 'quick-start'), '')
-    await this.inNs(POSTFIX, ['-c', this.configDir, 'start'])
-    const pidFile = path.join(this.base, 'spool', 'pid', 'master.pid')
-    this.masterPid = await poll(() => {
-      const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').trim()) : 0
-      return pid > 0 ? pid : undefined
-    }, 5000, 'Postfix master.pid')
-    own(this.masterPid)
+    const masterCf = fs.readFileSync(MASTER_CF_FIXTURE, 'utf8')
+    await this.instance.start(mainCf(this.base, extra), masterCf, (cmd, args) => this.inNs(cmd, args))
   }
 
   /** Injects a message with Postfix's sendmail; returns its Message-ID ('<...>'). */
@@ -208,20 +183,12 @@ export class PostfixSender {
   }
 
   log(): string {
-    return fs.existsSync(this.logFile) ? fs.readFileSync(this.logFile, 'utf8') : ''
+    return this.instance.log()
   }
 
   /** Stops Postfix and removes the namespace, veth, /etc/netns entry and files. Safe to repeat. */
   async stop(): Promise<void> {
-    if (this.masterPid > 0) {
-      // What `postfix stop` does, minus its 1 s polling: SIGTERM the master and wait.
-      const pid = this.masterPid
-      if (alive(pid)) process.kill(pid, 'SIGTERM')
-      for (let i = 0; i < 100 && alive(pid); i++) await sleep(50)
-      if (alive(pid)) process.kill(pid, 'SIGKILL')
-      disown(pid)
-      this.masterPid = -1
-    }
+    await this.instance.stopMaster()
     // Anything else still in the namespace was started by us (postfix children, sendmail).
     const pids = (await run('ip', ['netns', 'pids', this.ns])).stdout.split(/\s+/).filter(Boolean).map(Number)
     for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL')
@@ -229,35 +196,5 @@ export class PostfixSender {
     if (process.env.MX6_TESTBED_PID) await this.hostNetns('del', this.ns).catch(() => undefined)
     fs.rmSync(`/etc/netns/${this.ns}`, { recursive: true, force: true })
     fs.rmSync(this.base, { recursive: true, force: true })
-  }
-}
-
-/** mkdir/chown/chmod the `d` entries of /etc/postfix/postfix-files under the given roots. */
-function createPostfixDirs(roots: Record<string, string>): void {
-  const ids = (file: string): Map<string, number> =>
-    new Map(fs.readFileSync(file, 'utf8').split('\n').map((l) => l.split(':')).filter((f) => f.length > 2).map((f) => [f[0], Number(f[2])]))
-  const users = ids('/etc/passwd')
-  const groups = ids('/etc/group')
-  const owner = { $mail_owner: 'postfix', $setgid_group: 'postdrop' } as Record<string, string>
-  for (const line of fs.readFileSync('/etc/postfix/postfix-files', 'utf8').split('\n')) {
-    const [name, type, user, group, mode] = line.split(':')
-    const root = Object.keys(roots).find((r) => name === r || name?.startsWith(`${r}/`))
-    if (type !== 'd' || !root) continue
-    const dir = roots[root] + name.slice(root.length)
-    fs.mkdirSync(dir, { recursive: true })
-    const uid = users.get(owner[user] ?? user)
-    const gid = group === '-' ? 0 : groups.get(owner[group] ?? group)
-    if (uid === undefined || gid === undefined) throw new Error(`postfix-files: unknown owner in ${line}`)
-    fs.chownSync(dir, uid, gid)
-    fs.chmodSync(dir, parseInt(mode, 8))
-  }
-}
-
-/** True while the process runs; a zombie counts as gone (this machine's init reaps slowly). */
-function alive(pid: number): boolean {
-  try {
-    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))
-  } catch {
-    return false
   }
 }
