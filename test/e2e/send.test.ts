@@ -267,3 +267,50 @@ describe('e2e: mx6-send recognises the draft\'s 456 (a 4xx) as the fallback repl
     assert.match(sender.log(), /Not deferring/)
   })
 })
+
+describe('e2e: mx6-send when the MX6 host refuses only some recipients at RCPT', function () {
+  this.timeout(90000)
+  // A receiver that answers 550 5.5.7 at RCPT for dave@ on the MX6 address only.
+  const rcptFallback = `const DSN = require('haraka-dsn')
+exports.hook_rcpt = (next, connection, params) => {
+  if (connection.local.ip === '${MX6}' && params[0].user === 'dave') return next(DENY, DSN.create(550, 'MX6 fallback for this recipient', 5, 7))
+  next()
+}`
+  const rx = useReceiver({ listen: [`[${MX6}]:25`, `${V4MX}:25`], ini: `[mx6]\nlisteners=${MX6}`, hostList: ['mx6rcpt.test'], pluginFiles: { 'rcpt-fallback': rcptFallback } })
+  let proxy: DnsProxy
+  let redis: RedisServer
+  let sender: HarakaServer
+  before(async () => {
+    proxy = await DnsProxy.start()
+    redis = await RedisServer.start()
+    sender = await startSender(redis.port)
+    await rx.redis.cli('HSET', 'mx6:ip:allow', SENDER_V6, 'sending test host')
+  })
+  after(async () => {
+    await sender?.stop()
+    await redis?.stop()
+    await proxy?.stop()
+  })
+
+  it('accepted recipients stay on IPv6, refused ones go over IPv4, each exactly once', async () => {
+    const mid = `<split.${Date.now()}@neutral.test>`
+    const r = await smtpSession({
+      host: '127.0.0.1',
+      port: 2626,
+      ehlo: 'client.neutral.test',
+      mailFrom: 'someone@neutral.test',
+      rcptTo: ['bob@mx6rcpt.test', 'dave@mx6rcpt.test'],
+      data: `From: someone@neutral.test\r\nTo: bob@mx6rcpt.test, dave@mx6rcpt.test\r\nSubject: split\r\nMessage-ID: ${mid}\r\n\r\nHello.\r\n`,
+    })
+    assert.equal(r.dataEnd?.code, 250)
+    const got = await poll(() => {
+      const c = copies(rx.haraka, mid)
+      return c.length >= 2 ? c : undefined
+    }, 15000, 'both deliveries')
+    const byRcpt = Object.fromEntries(got.map((c) => [c.meta.rcpt_to.join(','), c.meta.local_ip]))
+    assert.deepEqual(byRcpt, { 'bob@mx6rcpt.test': MX6, 'dave@mx6rcpt.test': V4MX })
+    await poll(() => (sender.queued().length === 0 ? true : undefined), 5000, 'empty outbound queue')
+    assert.equal(copies(rx.haraka, mid).length, 2)
+    assert.doesNotMatch(sender.log(), /\[mx6-send\] neutral\.test:/)
+  })
+})
