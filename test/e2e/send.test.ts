@@ -30,6 +30,33 @@ export async function startSender(redisPort: number, extraPlugins: Record<string
   })
 }
 
+interface SenderCtx {
+  proxy: DnsProxy
+  redis: RedisServer
+  sender: HarakaServer
+}
+
+/** A sending Haraka with mx6-send, its own Redis (fallback log) and the DNS proxy, per describe block. */
+function useSender(extraPlugins: Record<string, string> = {}): SenderCtx {
+  const ctx = {} as SenderCtx
+  before(async function () {
+    this.timeout(30000)
+    requireTestbed()
+    ctx.proxy = await DnsProxy.start()
+    ctx.redis = await RedisServer.start()
+    ctx.sender = await startSender(ctx.redis.port, extraPlugins)
+  })
+  after(async () => {
+    await ctx.sender?.stop()
+    await ctx.redis?.stop()
+    await ctx.proxy?.stop()
+  })
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed' && ctx.sender) console.log(ctx.sender.log().slice(-8000))
+  })
+  return ctx
+}
+
 let seq = 0
 /** Submits one message to the sending Haraka; returns its Message-ID. */
 async function submit(to: string, mailFrom = 'someone@neutral.test'): Promise<string> {
@@ -57,23 +84,11 @@ function waitForCopy(receiver: HarakaServer, mid: string, timeoutMs = 15000): Pr
 describe('e2e: mx6-send', function () {
   this.timeout(90000)
   const rx = useReceiver({ listen: [`[${MX6}]:25`, `${V4MX}:25`], ini: `[mx6]\nlisteners=${MX6}`, hostList: ['mx6rcpt.test', 'mx6only.test', 'deadmx6.test'] })
+  const tx = useSender()
   let proxy: DnsProxy
   let redis: RedisServer
   let sender: HarakaServer
-
-  before(async () => {
-    proxy = await DnsProxy.start()
-    redis = await RedisServer.start()
-    sender = await startSender(redis.port)
-  })
-  after(async () => {
-    await sender?.stop()
-    await redis?.stop()
-    await proxy?.stop()
-  })
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') console.log(sender.log().slice(-8000))
-  })
+  before(() => ({ proxy, redis, sender } = tx))
 
   it('(a) MX6 host accepts: delivered over IPv6 to the SRV target', async () => {
     await rx.redis.cli('HSET', 'mx6:ip:allow', SENDER_V6, 'sending test host')
@@ -152,24 +167,9 @@ describe('e2e: mx6-send loses nothing when Haraka is killed around the fallback'
       'hold-mx6': holdPlugin('data_post', 'hold-mx6', `target.local.ip === '${MX6}'`),
     },
   })
-  let proxy: DnsProxy
-  let redis: RedisServer
-  let sender: HarakaServer
-
-  before(async () => {
-    proxy = await DnsProxy.start()
-    redis = await RedisServer.start()
-    // The sender can hold its "delivered" hook: the IPv4 server said 250, the queue file is not yet removed.
-    sender = await startSender(redis.port, { 'hold-delivered': holdPlugin('delivered', 'hold-delivered') })
-  })
-  after(async () => {
-    await sender?.stop()
-    await redis?.stop()
-    await proxy?.stop()
-  })
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') console.log(sender.log().slice(-8000))
-  })
+  // The sender can hold its "delivered" hook: the IPv4 server said 250, the queue file is not yet removed.
+  const tx = useSender({ 'hold-delivered': holdPlugin('delivered', 'hold-delivered') })
+  const sender = (): HarakaServer => tx.sender
 
   const flag = (server: HarakaServer, name: string, on: boolean) => (on ? fs.writeFileSync(path.join(server.dir, name), '') : fs.rmSync(path.join(server.dir, name), { force: true }))
   const holding = (server: HarakaServer, name: string) => poll(() => (new RegExp(`hold: holding \\w+ while ${name} exists`).test(server.log()) ? true : undefined), 15000, `${name} reached`)
@@ -179,12 +179,12 @@ describe('e2e: mx6-send loses nothing when Haraka is killed around the fallback'
     flag(point.server(), point.flagName, true)
     const mid = await submit('bob@mx6rcpt.test')
     await holding(point.server(), point.flagName)
-    assert.equal(sender.queued().length, 1, 'the message is still in the outbound queue')
-    await sender.kill()
+    assert.equal(sender().queued().length, 1, 'the message is still in the outbound queue')
+    await sender().kill()
     flag(point.server(), point.flagName, false)
-    sender = await sender.restart()
+    tx.sender = await sender().restart()
     await waitForCopy(rx.haraka, mid, 30000)
-    await poll(() => (sender.queued().length === 0 ? true : undefined), 30000, 'queue drained after restart')
+    await poll(() => (sender().queued().length === 0 ? true : undefined), 30000, 'queue drained after restart')
     assert.ok(rx.haraka.log().split('\n').length > before)
     return mid
   }
@@ -201,7 +201,7 @@ describe('e2e: mx6-send loses nothing when Haraka is killed around the fallback'
   })
 
   it('killed after the IPv4 MX accepted, before the queue file was removed: at worst a duplicate', async () => {
-    const mid = await crashAndRecover({ server: () => sender, flagName: 'hold-delivered' })
+    const mid = await crashAndRecover({ server: sender, flagName: 'hold-delivered' })
     const n = copies(rx.haraka, mid).length
     assert.ok(n >= 1 && n <= 2, `${n} copies`)
   })
@@ -209,24 +209,14 @@ describe('e2e: mx6-send loses nothing when Haraka is killed around the fallback'
 
 describe('e2e: mx6-send with a receiver that is not ours (Postfix answering 550 5.5.7 to IPv6)', function () {
   this.timeout(90000)
-  let proxy: DnsProxy
-  let redis: RedisServer
+  const tx = useSender()
   let sender: HarakaServer
   let postfix: PostfixReceiver
-
   before(async () => {
-    requireTestbed()
-    proxy = await DnsProxy.start()
-    redis = await RedisServer.start()
+    sender = tx.sender
     postfix = await PostfixReceiver.start({ listen: ['[2001:db8:25::7]:25', '198.51.100.27:25'], domains: ['pfmx6.test'] })
-    sender = await startSender(redis.port)
   })
-  after(async () => {
-    await sender?.stop()
-    await postfix?.stop()
-    await redis?.stop()
-    await proxy?.stop()
-  })
+  after(async () => postfix?.stop())
 
   it('falls back to IPv4 just the same, without a bounce', async () => {
     const mid = await submit('carol@pfmx6.test')
@@ -243,18 +233,10 @@ describe('e2e: mx6-send with a receiver that is not ours (Postfix answering 550 
 describe('e2e: mx6-send recognises the draft\'s 456 (a 4xx) as the fallback reply', function () {
   this.timeout(90000)
   const rx = useReceiver({ listen: [`[${MX6}]:25`, `${V4MX}:25`], ini: `[mx6]\nlisteners=${MX6}\ncode=456\nstatus=4.5.7`, hostList: ['mx6rcpt.test'] })
-  let proxy: DnsProxy
-  let redis: RedisServer
+  const tx = useSender()
   let sender: HarakaServer
   before(async () => {
-    proxy = await DnsProxy.start()
-    redis = await RedisServer.start()
-    sender = await startSender(redis.port)
-  })
-  after(async () => {
-    await sender?.stop()
-    await redis?.stop()
-    await proxy?.stop()
+    sender = tx.sender
   })
 
   it('456 after DATA: delivered over IPv4 at once, not after the retry delay', async () => {
@@ -277,19 +259,11 @@ exports.hook_rcpt = (next, connection, params) => {
   next()
 }`
   const rx = useReceiver({ listen: [`[${MX6}]:25`, `${V4MX}:25`], ini: `[mx6]\nlisteners=${MX6}`, hostList: ['mx6rcpt.test'], pluginFiles: { 'rcpt-fallback': rcptFallback } })
-  let proxy: DnsProxy
-  let redis: RedisServer
+  const tx = useSender()
   let sender: HarakaServer
   before(async () => {
-    proxy = await DnsProxy.start()
-    redis = await RedisServer.start()
-    sender = await startSender(redis.port)
+    sender = tx.sender
     await rx.redis.cli('HSET', 'mx6:ip:allow', SENDER_V6, 'sending test host')
-  })
-  after(async () => {
-    await sender?.stop()
-    await redis?.stop()
-    await proxy?.stop()
   })
 
   it('accepted recipients stay on IPv6, refused ones go over IPv4, each exactly once', async () => {
