@@ -11,7 +11,7 @@ import path from 'node:path'
 export const PLUGINS = ['mx6-receive', 'mx6-send'] as const
 
 /** Runtime modules the compiled plugins require(). */
-const RUNTIME_DEPS = ['ioredis', 'ipaddr.js', 'tldts', 'haraka-dsn', 'haraka-constants', '@haraka/email-address', 'dns2']
+const RUNTIME_DEPS = ['ioredis', 'ipaddr.js', 'tldts', 'haraka-dsn', 'haraka-constants', '@haraka/email-address', 'dns2', 'haraka-plugin-spf']
 
 export class InstallError extends Error {}
 

@@ -119,3 +119,12 @@ export function matchesListener(localIp: string, localPort: number, listeners: r
   if (!local || local.family !== 'ipv6') return false
   return listeners.some((l) => l.ip === local.canonical && (l.port === null || l.port === localPort))
 }
+
+/** The 32 nibbles of an IPv6 address, least significant first, dot-separated (RFC 3596 section 2.5). */
+export function reverseNibbles(canonicalV6: string): string {
+  const hex = ipaddr.IPv6.parse(canonicalV6)
+    .toByteArray()
+    .map((b) => b.toString(16).padStart(2, '0'))
+    .join('')
+  return hex.split('').reverse().join('.')
+}

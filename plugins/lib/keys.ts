@@ -25,6 +25,23 @@ export class Keys {
   get domainGreen(): string {
     return `${this.prefix}domain:green`
   }
+  get hostGreen(): string {
+    return `${this.prefix}host:green`
+  }
+  get asnGreen(): string {
+    return `${this.prefix}asn:green`
+  }
+  /** Last-resort SPF records per domain (hash: field = domain, value = SPF record). */
+  get spfGuess(): string {
+    return `${this.prefix}spf:guess`
+  }
+  /**
+   * Authenticated history of a From domain on the IPv4 service (hash: count,
+   * first, last; times in Unix seconds). Written by mx6-learn, read by mx6-receive.
+   */
+  history(domain: string): string {
+    return `${this.prefix}hist:${domain}`
+  }
   /** `address` must come from normaliseMailbox (no control characters, bounded length). */
   book(address: string): string {
     return `${this.prefix}book:${address}`

@@ -16,6 +16,21 @@ export interface LookupRequest {
   domainCandidates?: string[]
   /** Address books to test: owner = normalised recipient, members = sender forms. */
   books?: Array<{ owner: string; members: string[] }>
+  /** Greenlisting: candidate fields of ip:green, host:green, asn:green, domain:green. */
+  ipGreenCandidates?: string[]
+  hostGreenCandidates?: string[]
+  asnGreenCandidates?: string[]
+  domainGreenCandidates?: string[]
+  /** Domains whose IPv4 history to read. */
+  historyDomains?: string[]
+}
+
+export interface History {
+  domain: string
+  count: number
+  /** Unix seconds. */
+  first: number
+  last: number
 }
 
 export interface LookupReply {
@@ -23,18 +38,42 @@ export interface LookupReply {
   domainAllow?: Hit | null
   /** Per requested book: the first member found, or null. */
   books?: Array<string | null>
+  ipGreen?: Hit | null
+  hostGreen?: Hit | null
+  asnGreen?: Hit | null
+  domainGreen?: Hit | null
+  /** Per requested domain; null when there is no (complete) history. */
+  history?: Array<History | null>
 }
 
 export interface ListStore {
   /** Answers a whole request in one round trip, or rejects with a StoreError. */
   lookup(req: LookupRequest): Promise<LookupReply>
+  /** The last-resort SPF record stored for a domain (mx6:spf:guess), or null. */
+  spfGuess(domain: string): Promise<string | null>
   /** Adds 1 to each decision counter of today; never delays or fails the caller. */
   count(fields: string[]): void
   close(): Promise<void>
 }
 
 export function isEmptyRequest(req: LookupRequest): boolean {
-  return !req.ipCandidates?.length && !req.domainCandidates?.length && !req.books?.length
+  return !(
+    req.ipCandidates?.length ||
+    req.domainCandidates?.length ||
+    req.books?.length ||
+    req.ipGreenCandidates?.length ||
+    req.hostGreenCandidates?.length ||
+    req.asnGreenCandidates?.length ||
+    req.domainGreenCandidates?.length ||
+    req.historyDomains?.length
+  )
+}
+
+function toHistory(domain: string, values: unknown): History | null {
+  if (!Array.isArray(values)) throw new StoreReplyError('unexpected HMGET reply')
+  const [count, first, last] = values.map((v) => (v === null || v === undefined ? NaN : Number(v)))
+  if (![count, first, last].every(Number.isFinite)) return null
+  return { domain, count, first, last }
 }
 
 /** Base of every store failure; the glue answers each with a 4xx for IPv6 peers. */
@@ -92,6 +131,15 @@ export class RedisListStore implements ListStore {
     if (req.ipCandidates?.length) p.hmget(this.keys.ipAllow, ...req.ipCandidates)
     if (req.domainCandidates?.length) p.hmget(this.keys.domainAllow, ...req.domainCandidates)
     for (const b of req.books ?? []) p.smismember(this.keys.book(b.owner), ...b.members)
+    const k = this.keys
+    const greens: Array<[keyof LookupReply, string, string[] | undefined]> = [
+      ['ipGreen', k.ipGreen, req.ipGreenCandidates],
+      ['hostGreen', k.hostGreen, req.hostGreenCandidates],
+      ['asnGreen', k.asnGreen, req.asnGreenCandidates],
+      ['domainGreen', k.domainGreen, req.domainGreenCandidates],
+    ]
+    for (const [, key, fields] of greens) if (fields?.length) p.hmget(key, ...fields)
+    for (const d of req.historyDomains ?? []) p.hmget(k.history(d), 'count', 'first', 'last')
     const results = await this.bounded(p.exec())
     if (!results) throw new StoreUnavailableError('pipeline discarded')
     let i = 0
@@ -105,7 +153,14 @@ export class RedisListStore implements ListStore {
     if (req.ipCandidates?.length) reply.ipAllow = firstHit(req.ipCandidates, next())
     if (req.domainCandidates?.length) reply.domainAllow = firstHit(req.domainCandidates, next())
     if (req.books?.length) reply.books = req.books.map((b) => firstMember(b.members, next()))
+    for (const [name, , fields] of greens) if (fields?.length) (reply as Record<string, unknown>)[name] = firstHit(fields, next())
+    if (req.historyDomains?.length) reply.history = req.historyDomains.map((d) => toHistory(d, next()))
     return reply
+  }
+
+  async spfGuess(domain: string): Promise<string | null> {
+    if (this.client.status !== 'ready') throw new StoreUnavailableError(`redis not connected (${this.client.status})`)
+    return this.bounded(this.client.hget(this.keys.spfGuess, domain))
   }
 
   count(fields: string[]): void {

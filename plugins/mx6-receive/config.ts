@@ -1,9 +1,12 @@
 // mx6-receive settings: typed defaults, merged with config/mx6-receive.ini.
+import net from 'node:net'
 import { parseListener, type Listener } from '../lib/ip'
 import { readRedisSettings, type RedisSettings } from '../lib/redis'
 import { checkReplyCode, type ReplyCode } from '../lib/reply'
 import { SettingsReader, type Section } from '../lib/settings'
 import type { PolicyConfig } from './decide'
+import { GREEN_DEFAULTS, type GreenConfig } from './green'
+import type { HeloMatch } from './peer-signals'
 
 export const CONFIG_FILE = 'mx6-receive.ini'
 
@@ -15,8 +18,14 @@ export interface ReceiveConfig {
   lintInterval: number
   /** Days the per-day decision counters are kept. @default 30 */
   statsDays: number
+  /** Trusted mail ends data_post with OK, so spam filters after mx6-receive do not run. @default true */
+  trustedSkipsFilters: boolean
   defer: ReplyCode & { text: string }
   mx6: Mx6Config
+  /** How the FCrDNS name must match the HELO name; and the origin AS zone. */
+  signals: { heloMatch: HeloMatch; asnZone: string; dnsServers: string[]; dnsTimeoutMs: number }
+  /** Last-resort SPF for MAIL FROM domains that publish no SPF record. */
+  spfGuess: { enabled: boolean; defaultRecord: string }
   redis: RedisSettings
 }
 
@@ -48,7 +57,17 @@ export const DEFER_DEFAULT = {
 /** ini sections as haraka-config returns them. */
 export type Ini = Record<string, Section>
 
-export const BOOLEANS = ['+main.skip_private']
+export const BOOLEANS = [
+  '+main.skip_private',
+  '+main.trusted_skips_filters',
+  '+green.ip_green',
+  '+green.fcrdns',
+  '+green.host_green',
+  '-green.asn',
+  '+green.domain_green',
+  '+green.history',
+  '+spf_guess.enabled',
+]
 
 export function readReceiveConfig(ini: Ini): { config: ReceiveConfig; errors: string[] } {
   const r = new SettingsReader(CONFIG_FILE)
@@ -67,12 +86,24 @@ export function readReceiveConfig(ini: Ini): { config: ReceiveConfig; errors: st
       skipPrivate: r.bool(main, 'main', 'skip_private', true),
       undecided: r.oneOf(main, 'main', 'undecided', 'wait', ['wait', 'defer'] as const),
       alignment: r.oneOf(main, 'main', 'alignment', 'relaxed', ['relaxed', 'strict'] as const),
+      green: readGreen(r, ini.green),
     },
     recipientDelimiter: main?.recipient_delimiter === '' ? '' : r.str(main, 'main', 'recipient_delimiter', '+', (s) => (/^[\x21-\x3f\x5b-\x7e]$/.test(s) && s !== '@' ? null : 'a single printable character other than @')),
     lintInterval: r.int(main, 'main', 'lint_interval', 600, 0, 86400),
     statsDays: r.int(main, 'main', 'stats_days', 30, 1, 3660),
+    trustedSkipsFilters: r.bool(main, 'main', 'trusted_skips_filters', true),
     defer: { code, status, text: r.str(d, 'defer', 'text', DEFER_DEFAULT.text) },
     mx6: readMx6(r, ini.mx6),
+    signals: {
+      heloMatch: r.oneOf(ini.green, 'green', 'fcrdns_helo_match', 'exact', ['exact', 'domain'] as const),
+      asnZone: r.str(ini.green, 'green', 'asn_zone', 'origin6.asn.cymru.com', (s) => (/^[a-z0-9.-]{3,200}$/i.test(s) ? null : 'expected a DNS zone name')),
+      dnsServers: ipList(r, ini.green, 'dns_servers'),
+      dnsTimeoutMs: r.int(ini.green, 'green', 'dns_timeout', 3000, 100, 30000),
+    },
+    spfGuess: {
+      enabled: r.bool(ini.spf_guess, 'spf_guess', 'enabled', true),
+      defaultRecord: r.str(ini.spf_guess, 'spf_guess', 'default', '', (s) => (/^v=spf1( [\x21-\x7e]+)*$/i.test(s) ? null : 'expected an SPF record starting with v=spf1')),
+    },
     redis: readRedisSettings(r, ini.redis),
   }
   return { config, errors: r.errors }
@@ -102,4 +133,31 @@ function readMx6(r: SettingsReader, sec: Section): Mx6Config {
     authservId: r.str(sec, 'mx6', 'authserv_id', '', (s) => (/^[\x21-\x7e]{1,200}$/.test(s) && !/[()<>@,;:\\"/[\]?=]/.test(s) ? null : 'expected a host name')),
     registrationUrl: r.str(sec, 'mx6', 'registration_url', '', (s) => (/^https?:\/\/[\x21-\x7e]{1,400}$/.test(s) ? null : 'expected an http:// or https:// URL of printable ASCII')),
   }
+}
+
+function readGreen(r: SettingsReader, sec: Section): GreenConfig {
+  const d = GREEN_DEFAULTS
+  return {
+    ipGreen: r.bool(sec, 'green', 'ip_green', d.ipGreen),
+    fcrdns: r.bool(sec, 'green', 'fcrdns', d.fcrdns),
+    hostGreen: r.bool(sec, 'green', 'host_green', d.hostGreen),
+    asn: r.bool(sec, 'green', 'asn', d.asn),
+    domainGreen: r.bool(sec, 'green', 'domain_green', d.domainGreen),
+    history: {
+      enabled: r.bool(sec, 'green', 'history', d.history.enabled),
+      minCount: r.int(sec, 'green', 'history_min_count', d.history.minCount, 1, 10_000_000),
+      minDays: r.int(sec, 'green', 'history_min_days', d.history.minDays, 0, 3650),
+      maxIdleDays: r.int(sec, 'green', 'history_max_idle_days', d.history.maxIdleDays, 1, 3650),
+    },
+  }
+}
+
+function ipList(r: SettingsReader, sec: Section, key: string): string[] {
+  const raw = sec?.[key]
+  const out: string[] = []
+  for (const s of typeof raw === 'string' ? raw.split(/[\s,]+/).filter(Boolean) : []) {
+    if (net.isIP(s)) out.push(s)
+    else r.errors.push(`${CONFIG_FILE} [green] ${key}: "${s}" is not an IP address; ignored`)
+  }
+  return out
 }

@@ -7,9 +7,15 @@ import { aligned, canonicalDomain, domainCandidates, type Alignment } from '../l
 import { candidatePrefixes, classifyPeer } from '../lib/ip'
 import type { Mailbox } from '../lib/mailbox'
 import type { Hit, LookupReply, LookupRequest } from '../lib/store'
+import { domainGreen, peerGreen, planDomainGreen, planPeerGreen, type GreenConfig, type GreenRule } from './green'
+import type { PeerSignals } from './peer-signals'
 
-/** fallback: the MX6 "retry over IPv4" reply, only on an MX6 listener after DATA. */
-export type Verdict = 'skip' | 'trusted' | 'pending' | 'defer' | 'fallback'
+/**
+ * trusted: a whitelist basis; content spam filters are skipped (never the malware scan).
+ * green: a weaker (greenlisting) basis; accepted subject to every content filter.
+ * fallback: the MX6 "retry over IPv4" reply, only on an MX6 listener after DATA.
+ */
+export type Verdict = 'skip' | 'trusted' | 'green' | 'pending' | 'defer' | 'fallback'
 
 export type Rule =
   | 'ipv4'
@@ -20,13 +26,14 @@ export type Rule =
   | 'ip:allow'
   | 'book'
   | 'domain:allow'
+  | GreenRule
   | 'none'
   | 'store-error'
 
 export interface Decision {
   verdict: Verdict
   rule: Rule
-  /** A trusted decision that data_post need not look at again. */
+  /** A decision that data_post need not look at again. */
   final: boolean
   reason: string
 }
@@ -37,6 +44,7 @@ export interface PolicyConfig {
   /** What rcpt does with a recipient that has no basis yet. */
   undecided: 'wait' | 'defer'
   alignment: Alignment
+  green: GreenConfig
 }
 
 export interface PeerFacts {
@@ -66,6 +74,8 @@ export interface SpfFact {
   result: string
   /** The domain SPF evaluated (MAIL FROM domain). */
   domain: string | null
+  /** The result comes from a last-resort record, the domain publishes none. */
+  guess?: boolean
 }
 
 export interface RcptFacts {
@@ -75,12 +85,20 @@ export interface RcptFacts {
   spf: SpfFact | null
   mailFrom: Mailbox | null
   rcpt: Mailbox | null
+  /** DNS-based facts about the peer (FCrDNS, origin AS), gathered once per connection. */
+  peerSignals?: PeerSignals
+  /** Unix seconds, for the history thresholds. */
+  now: number
 }
 
 /** Lookups already answered earlier in the same transaction (per-transaction cache). */
-export interface Known {
-  ipAllow?: Hit | null
-  domainAllow?: Hit | null
+export type Known = Omit<LookupReply, 'books'>
+
+/** The store fields that depend only on the peer and the envelope, cached per transaction. */
+const CACHED: Array<keyof Known> = ['ipAllow', 'domainAllow', 'ipGreen', 'hostGreen', 'asnGreen', 'domainGreen', 'history']
+
+export function rememberAnswers(known: Known, reply: LookupReply): void {
+  for (const k of CACHED) if (reply[k] !== undefined) (known as Record<string, unknown>)[k] = reply[k]
 }
 
 function spfPassDomain(spf: SpfFact | null): string | null {
@@ -92,12 +110,14 @@ function bookMembers(sender: Mailbox): string[] {
 }
 
 /** What rcpt must ask the store: the peer's prefixes, the SPF domain, the recipient's book. */
-export function planRcpt(f: RcptFacts, known: Known): LookupRequest {
+export function planRcpt(f: RcptFacts, known: Known, cfg: PolicyConfig): LookupRequest {
   const req: LookupRequest = {}
   if (known.ipAllow === undefined) req.ipCandidates = candidatePrefixes(f.ipv6)
   if (known.ipAllow) return req
   const spfDomain = spfPassDomain(f.spf)
   if (spfDomain && known.domainAllow === undefined) req.domainCandidates = domainCandidates(spfDomain)
+  Object.assign(req, planPeerGreen(f.ipv6, f.peerSignals, known, cfg.green))
+  if (spfDomain && known.domainGreen === undefined && known.history === undefined) Object.assign(req, planDomainGreen([spfDomain], cfg.green))
   // The envelope sender counts only when SPF passed for its own domain.
   if (spfDomain && f.mailFrom && f.mailFrom.domain === spfDomain && f.rcpt) {
     req.books = [{ owner: f.rcpt.address, members: bookMembers(f.mailFrom) }]
@@ -132,6 +152,10 @@ export function decideRcpt(f: RcptFacts, answers: (Known & LookupReply) | null, 
       reason: `SPF pass for ${spfPassDomain(f.spf)} in domain:allow ${hitText(answers.domainAllow)}; From alignment checked after DATA`,
     }
   }
+  const pg = peerGreen(f.ipv6, f.peerSignals, answers, cfg.green)
+  if (pg) return { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
+  const dg = spfPassDomain(f.spf) ? domainGreen(answers, f.now, cfg.green) : null
+  if (dg) return { verdict: 'green', rule: dg.rule, final: false, reason: `${dg.reason} (SPF); From alignment checked after DATA` }
   const why = `no basis at rcpt (spf=${f.spf?.result ?? 'none'}${f.spf?.domain ? ` ${printable(f.spf.domain)}` : ''})`
   // MX6 sessions are always decided after DATA, per the proposal.
   if (cfg.undecided === 'defer' && !f.mx6) return { verdict: 'defer', rule: 'none', final: true, reason: why }
@@ -148,6 +172,9 @@ export interface RecipientState {
 
 export interface DataFacts {
   mx6: boolean
+  /** The peer-level greenlisting found at rcpt, a basis for every recipient; null when none. */
+  peerGreen: Decision | null
+  now: number
   spf: SpfFact | null
   dkimPass: string[]
   from: FromFact
@@ -155,7 +182,7 @@ export interface DataFacts {
 }
 
 function needsCheck(r: RecipientState): boolean {
-  return !r.prior.final && (r.prior.verdict === 'pending' || r.prior.verdict === 'trusted')
+  return !r.prior.final && (r.prior.verdict === 'pending' || r.prior.verdict === 'trusted' || r.prior.verdict === 'green')
 }
 
 /** The passing SPF and DKIM domains aligned with the From domain. */
@@ -176,6 +203,7 @@ export function planData(f: DataFacts, cfg: PolicyConfig): LookupRequest {
   // The From domain is authenticated through an aligned identifier (DMARC), so
   // it and the aligned identifiers themselves may match domain:allow entries.
   req.domainCandidates = [...new Set([from.domain, ...authd].flatMap(domainCandidates))]
+  Object.assign(req, planDomainGreen([from.domain, ...authd], cfg.green))
   const owners = [...new Set(open.map((r) => r.rcpt?.address).filter((a): a is string => !!a))]
   if (owners.length > 0) req.books = owners.map((owner) => ({ owner, members: bookMembers(from) }))
   return req
@@ -188,13 +216,7 @@ export interface DataDecision {
 
 export function decideData(f: DataFacts, answers: LookupReply | null, cfg: PolicyConfig): DataDecision {
   const open = f.recipients.filter(needsCheck)
-  if (open.length === 0) {
-    const first = f.recipients[0]?.prior
-    return {
-      message: first ?? { verdict: 'skip', rule: 'none', final: true, reason: 'no recipients' },
-      recipients: f.recipients.map((r) => r.prior),
-    }
-  }
+  if (open.length === 0) return summarise(f, f.recipients.map((r) => r.prior))
   if (!answers) {
     const d: Decision = { verdict: 'defer', rule: 'store-error', final: true, reason: 'list store unavailable' }
     return { message: d, recipients: f.recipients.map(() => d) }
@@ -207,26 +229,39 @@ export function decideData(f: DataFacts, answers: LookupReply | null, cfg: Polic
       : fromText
   const owners = answers.books ?? []
   const bookOwners = new Map((planData(f, cfg).books ?? []).map((b, i) => [b.owner, owners[i] ?? null]))
+  const dg = authd.length ? domainGreen(answers, f.now, cfg.green) : null
   const recipients = f.recipients.map((r): Decision => {
     if (!needsCheck(r)) return r.prior
-    // Without an aligned identifier the From is unauthenticated: no list counts.
-    if (authd.length === 0) return { verdict: 'defer', rule: 'none', final: true, reason: unauth }
-    if (answers.domainAllow) {
-      return { verdict: 'trusted', rule: 'domain:allow', final: true, reason: `From ${fromText} authenticated via ${authd.join(',')}, domain:allow ${hitText(answers.domainAllow)}` }
+    // Without an aligned identifier the From is unauthenticated: no domain or book rule counts.
+    if (authd.length > 0) {
+      if (answers.domainAllow) {
+        return { verdict: 'trusted', rule: 'domain:allow', final: true, reason: `From ${fromText} authenticated via ${authd.join(',')}, domain:allow ${hitText(answers.domainAllow)}` }
+      }
+      const member = r.rcpt ? bookOwners.get(r.rcpt.address) : null
+      if (member && r.rcpt) {
+        return { verdict: 'trusted', rule: 'book', final: true, reason: `authenticated From ${fromText} matches ${member} in the book of ${r.rcpt.address}` }
+      }
+      if (dg) return { verdict: 'green', rule: dg.rule, final: true, reason: `From ${fromText} authenticated via ${authd.join(',')}; ${dg.reason}` }
     }
-    const member = r.rcpt ? bookOwners.get(r.rcpt.address) : null
-    if (member && r.rcpt) {
-      return { verdict: 'trusted', rule: 'book', final: true, reason: `authenticated From ${fromText} matches ${member} in the book of ${r.rcpt.address}` }
-    }
+    if (f.peerGreen) return f.peerGreen
     return { verdict: 'defer', rule: 'none', final: true, reason: authd.length ? `From ${fromText} authenticated via ${authd.join(',')} but in no list` : unauth }
   })
-  const bad = recipients.filter((d) => d.verdict === 'defer')
+  return summarise(f, recipients)
+}
+
+/**
+ * One reply after DATA covers the whole message: trusted only if every
+ * recipient is, green if every recipient has a basis, otherwise deferred (or,
+ * on an MX6 listener, the fallback) for everyone, so that it comes back over
+ * IPv4 rather than being delivered to some recipients only.
+ */
+function summarise(f: DataFacts, recipients: Decision[]): DataDecision {
+  if (recipients.length === 0) return { message: { verdict: 'skip', rule: 'none', final: true, reason: 'no recipients' }, recipients }
+  const bad = recipients.filter((d) => d.verdict !== 'trusted' && d.verdict !== 'green')
   if (bad.length === 0) {
-    const basis = recipients.find((d) => d.rule !== 'none') ?? recipients[0]
-    return { message: { ...basis, final: true }, recipients }
+    const weakest = recipients.find((d) => d.verdict === 'green') ?? recipients[0]
+    return { message: { ...weakest, final: true }, recipients }
   }
-  // One reply after DATA covers the whole message: it is deferred for everyone
-  // and comes back over IPv4, rather than being delivered to some recipients only.
   const reason =
     bad.length === recipients.length
       ? bad[0].reason

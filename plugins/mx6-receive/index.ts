@@ -9,6 +9,7 @@ import DSN from 'haraka-dsn'
 import type { Connection, Next, PluginBase, Transaction } from '../lib/haraka'
 import { Keys } from '../lib/keys'
 import { authResultsLines } from '../lib/authres'
+import { CachingResolver, Dns2Client, systemServers } from '../lib/dns'
 import { matchesListener } from '../lib/ip'
 import { lintHash } from '../lib/lint'
 import { createRedis, describeRedis, type RedisSettings } from '../lib/redis'
@@ -20,15 +21,24 @@ import {
   decideRcpt,
   planData,
   planRcpt,
+  printable,
+  rememberAnswers,
   screenPeer,
+  type DataFacts,
   type Decision,
   type Known,
+  type RcptFacts,
   type RecipientState,
+  type SpfFact,
 } from './decide'
+import { peerGreen } from './green'
+import { gatherPeerSignals, type PeerSignals } from './peer-signals'
+import { evaluateGuess, type GuessResult } from './spf-guess'
 import { dkimPassDomains, fromFact, mailbox, peerFacts, rcptId, spfFact } from './facts'
 
 interface Plugin extends PluginBase {
   cfg: ReceiveConfig
+  resolver: CachingResolver
   store: ListStore | null
   storeSettings: string
   lintTimer: NodeJS.Timeout | null
@@ -40,6 +50,8 @@ interface Plugin extends PluginBase {
 interface TxnState {
   known: Known
   recipients: Map<string, RecipientState>
+  /** Peer-level greenlisting found at rcpt: a basis for every recipient after DATA. */
+  peerGreen?: Decision
 }
 
 const NOTE = 'mx6_receive'
@@ -50,6 +62,7 @@ export function register(this: Plugin): void {
   this.lintTimer = null
   this.reported = new Set()
   this.load_config()
+  this.register_hook('mail', 'mx6_mail')
   this.register_hook('rcpt', 'mx6_rcpt')
   this.register_hook('data_post', 'mx6_data_post')
 }
@@ -59,6 +72,8 @@ export function load_config(this: Plugin): void {
   const { config, errors } = readReceiveConfig(ini)
   for (const e of errors) this.logerror(e)
   this.cfg = config
+  const servers = config.signals.dnsServers.length ? config.signals.dnsServers : systemServers()
+  this.resolver = new CachingResolver(new Dns2Client(servers, config.signals.dnsTimeoutMs), { negativeTtl: 300, maxTtl: 3600 })
   // Reconnect only when the connection settings changed.
   const settings = JSON.stringify(config.redis) + config.statsDays
   if (this.store && settings !== this.storeSettings) {
@@ -171,7 +186,7 @@ function record(plugin: Plugin, connection: Connection, phase: string, d: Decisi
   const txn = connection.transaction
   const tag = `${phase}:${d.rule}`
   if (txn) {
-    const field = d.verdict === 'trusted' ? 'pass' : d.verdict === 'defer' ? 'fail' : d.verdict === 'skip' ? 'skip' : 'msg'
+    const field = d.verdict === 'trusted' || d.verdict === 'green' ? 'pass' : d.verdict === 'defer' || d.verdict === 'fallback' ? 'fail' : d.verdict === 'skip' ? 'skip' : 'msg'
     txn.results.add(plugin, { [field]: tag, verdict: d.verdict, rule: d.rule, phase, reason: d.reason })
   }
   connection.loginfo(plugin, `${phase}${subject} verdict=${d.verdict} rule=${d.rule}: ${d.reason}`)
@@ -208,6 +223,49 @@ function deferReply(plugin: Plugin): unknown {
   return DSN.create(code, replyLines(text), subject, detail)
 }
 
+/** DNS facts about the peer, gathered once per connection (they do not change between transactions). */
+function peerSignals(plugin: Plugin, connection: Connection, ipv6: string): Promise<PeerSignals | undefined> {
+  const g = plugin.cfg.policy.green
+  if (!g.fcrdns && !g.hostGreen && !g.asn) return Promise.resolve(undefined)
+  const cached = connection.notes[`${NOTE}_signals`] as Promise<PeerSignals> | undefined
+  if (cached) return cached
+  const sig = plugin.cfg.signals
+  const p = gatherPeerSignals(ipv6, connection.hello?.host, plugin.resolver, { fcrdns: g.fcrdns || g.hostGreen, heloMatch: sig.heloMatch, asn: g.asn, asnZone: sig.asnZone }).then((signals) => {
+    connection.results.add(plugin, { fcrdns: `${signals.fcrdns.outcome}: ${signals.fcrdns.detail}`, asn: `${signals.asn.outcome}: ${signals.asn.detail}` })
+    connection.loginfo(plugin, `peer signals: fcrdns ${signals.fcrdns.outcome} (${signals.fcrdns.detail}); asn ${signals.asn.outcome} (${signals.asn.detail})`)
+    return signals
+  })
+  connection.notes[`${NOTE}_signals`] = p
+  return p
+}
+
+/**
+ * MAIL FROM: last-resort SPF for a domain that publishes no SPF record (after
+ * haraka-plugin-spf has said "None"). The guessed result stands in for SPF in
+ * every later rule, and the results say it was a guess.
+ */
+export function mx6_mail(this: Plugin, next: Next, connection: Connection): void {
+  const txn = connection.transaction
+  if (!txn || !this.cfg.spfGuess.enabled) return next()
+  const screen = screenPeer(peerFacts(connection), this.cfg.policy)
+  const spf = spfFact(txn)
+  const from = mailbox(txn.mail_from)
+  if ('skip' in screen || !from || spf?.result !== 'none') return next()
+  connect(this)
+    .spfGuess(from.domain)
+    .then(async (stored) => {
+      const record = stored ?? this.cfg.spfGuess.defaultRecord
+      if (!record) return
+      const result = await evaluateGuess(screen.ipv6, from.domain, from.address, connection.hello?.host ?? '', record, this.cfg.signals.dnsTimeoutMs)
+      const guess: GuessResult = { result, domain: from.domain, record, source: stored ? 'redis' : 'default' }
+      txn.notes[`${NOTE}_spf_guess`] = guess
+      txn.results.add(this, { spf_guess: `${result} ${from.domain} (${guess.source}: ${printable(record)})` })
+      connection.loginfo(this, `last-resort SPF for ${from.domain} (${guess.source} record "${printable(record)}"): ${result}`)
+    })
+    .catch((err: Error) => connection.logwarn(this, `last-resort SPF for ${from.domain} not evaluated: ${err.message}`))
+    .finally(() => next())
+}
+
 export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, params: unknown[]): void {
   const txn = connection.transaction
   if (!txn) return next()
@@ -221,21 +279,24 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
   }
   const rcptAddr = params[0] as Transaction['rcpt_to'][number]
   const s = state(txn)
-  const facts = {
-    ipv6: screen.ipv6,
-    mx6: isMx6Session(this, connection),
-    spf: spfFact(txn),
-    mailFrom: mailbox(txn.mail_from),
-    rcpt: mailbox(rcptAddr, this.cfg.recipientDelimiter),
-  }
-  const req = planRcpt(facts, s.known)
-  lookup(this, connection, req)
-    .then((reply) => {
-      if (reply) {
-        if (reply.ipAllow !== undefined) s.known.ipAllow = reply.ipAllow
-        if (reply.domainAllow !== undefined) s.known.domainAllow = reply.domainAllow
+  peerSignals(this, connection, screen.ipv6)
+    .then(async (signals) => {
+      const facts: RcptFacts = {
+        ipv6: screen.ipv6,
+        mx6: isMx6Session(this, connection),
+        spf: txnSpf(txn),
+        mailFrom: mailbox(txn.mail_from),
+        rcpt: mailbox(rcptAddr, this.cfg.recipientDelimiter),
+        peerSignals: signals,
+        now: Math.floor(Date.now() / 1000),
       }
+      const reply = await lookup(this, connection, planRcpt(facts, s.known, this.cfg.policy))
+      if (reply) rememberAnswers(s.known, reply)
       const d = decideRcpt(facts, reply && { ...s.known, ...reply }, this.cfg.policy)
+      if (reply && !s.peerGreen) {
+        const pg = peerGreen(facts.ipv6, signals, { ...s.known, ...reply }, this.cfg.policy.green)
+        if (pg) s.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
+      }
       s.recipients.set(rcptId(rcptAddr), { rcpt: facts.rcpt, prior: d })
       record(this, connection, 'rcpt', d, ` <${facts.rcpt?.address ?? '?'}>`)
       if (d.verdict === 'defer') return next(constants.denysoft, deferReply(this))
@@ -262,7 +323,15 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
         prior: { verdict: 'pending', rule: 'none', final: false, reason: 'not seen at rcpt' },
       },
   )
-  const facts = { mx6: isMx6Session(this, connection), spf: spfFact(txn), dkimPass: dkimPassDomains(txn), from: fromFact(txn), recipients }
+  const facts: DataFacts = {
+    mx6: isMx6Session(this, connection),
+    peerGreen: s.peerGreen ?? null,
+    now: Math.floor(Date.now() / 1000),
+    spf: txnSpf(txn),
+    dkimPass: dkimPassDomains(txn),
+    from: fromFact(txn),
+    recipients,
+  }
   lookup(this, connection, planData(facts, this.cfg.policy))
     .then((reply) => {
       const { message } = decideData(facts, reply, this.cfg.policy)
@@ -272,10 +341,21 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
         return next(r.code, r.dsn)
       }
       if (message.verdict === 'defer') return next(constants.denysoft, deferReply(this))
+      // OK ends data_post here: content spam filters listed after mx6-receive do not
+      // run for trusted mail; a malware scanner listed before it already has.
+      if (message.verdict === 'trusted' && this.cfg.trustedSkipsFilters) return next(constants.ok)
       next()
     })
     .catch((err: Error) => {
       connection.logerror(this, `data_post decision failed: ${err.stack ?? err.message}`)
       next(constants.denysoft, deferReply(this))
     })
+}
+
+/** SPF as haraka-plugin-spf found it, or the last-resort guess when the domain publishes none. */
+function txnSpf(txn: Transaction): SpfFact | null {
+  const spf = spfFact(txn)
+  const guess = txn.notes[`${NOTE}_spf_guess`] as GuessResult | undefined
+  if (guess && (!spf || spf.result === 'none')) return { result: guess.result, domain: guess.domain, guess: true }
+  return spf
 }

@@ -17,7 +17,7 @@ import { Keys } from '../lib/keys'
 import { createRedis, describeRedis } from '../lib/redis'
 import { isFallbackReply } from './classify'
 import { BOOLEANS, CONFIG_FILE, readSendConfig, type Ini, type SendConfig } from './config'
-import { CachingResolver, Dns2Client, systemServers } from './dns'
+import { CachingResolver, Dns2Client, systemServers } from '../lib/dns'
 import { buildPlan } from './plan'
 import { gatherPlanInput } from './resolve'
 

@@ -1,14 +1,9 @@
 // The delivery plan of mx6-send: which addresses to try, in which order.
 // Pure: DNS answers in, an MX list for Haraka (or a reason to defer/bounce) out.
+import type { Lookup, MxRecord } from '../lib/dns'
 import { isServiceUnavailable, orderSrv, type Rng, type SrvRecord } from './srv'
 
-/** One DNS answer set as the core sees it. */
-export type Lookup<T> = { ok: T[] } | { none: 'nxdomain' | 'nodata' } | { error: string }
-
-export interface MxRecord {
-  priority: number
-  exchange: string
-}
+export type { Lookup, MxRecord }
 
 export interface PlanInput {
   domain: string

@@ -1,5 +1,5 @@
 // Gathers the DNS answers buildPlan() needs, in two parallel rounds.
-import type { CachingResolver } from './dns'
+import type { CachingResolver } from '../lib/dns'
 import { isNullMx, type Lookup, type MxRecord, type PlanConfig, type PlanInput } from './plan'
 import { isServiceUnavailable, type SrvRecord } from './srv'
 

@@ -1,12 +1,8 @@
 // SRV target selection (RFC 2782, "Usage rules").
 
-export interface SrvRecord {
-  priority: number
-  weight: number
-  port: number
-  /** Host name without a trailing dot; "" or "." is the "service not available" target. */
-  target: string
-}
+import type { SrvRecord } from '../lib/dns'
+
+export type { SrvRecord }
 
 /** Returns a number in [0, 1); injectable so tests can use a fixed seed. */
 export type Rng = () => number

@@ -20,3 +20,13 @@ declare module 'haraka-dsn' {
   }
   export default DSN
 }
+
+declare module 'haraka-plugin-spf/lib/spf' {
+  export class SPF {
+    helo: string
+    dns_timeout_ms: number
+    resolver: unknown
+    check_host(ip: string, domain: string, mailFrom?: string): Promise<number>
+    result(code: number): string
+  }
+}

@@ -1,13 +1,18 @@
 import assert from 'node:assert/strict'
 import { describeRedis, REDIS_DEFAULTS } from '../../plugins/lib/redis'
 import { readReceiveConfig } from '../../plugins/mx6-receive/config'
+import { GREEN_DEFAULTS } from '../../plugins/mx6-receive/green'
 
 describe('mx6-receive config', () => {
   it('has safe defaults with no file at all', () => {
     const { config, errors } = readReceiveConfig({})
     assert.deepEqual(errors, [])
-    assert.deepEqual(config.policy, { skipPrivate: true, undecided: 'wait', alignment: 'relaxed' })
+    assert.deepEqual(config.policy, { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: GREEN_DEFAULTS })
     assert.equal(config.recipientDelimiter, '+')
+    assert.equal(config.trustedSkipsFilters, true)
+    assert.deepEqual(config.spfGuess, { enabled: true, defaultRecord: '' })
+    assert.equal(config.signals.heloMatch, 'exact')
+    assert.equal(config.signals.asnZone, 'origin6.asn.cymru.com')
     assert.deepEqual({ code: config.defer.code, status: config.defer.status }, { code: 451, status: '4.7.26' })
     assert.equal(config.redis.host, '127.0.0.1')
     assert.equal(config.redis.port, 6379)
@@ -20,7 +25,7 @@ describe('mx6-receive config', () => {
       redis: { url: 'redis://u:secret@127.0.0.1:6380/2', prefix: 'site:', timeout: '250' },
     })
     assert.deepEqual(errors, [])
-    assert.deepEqual(config.policy, { skipPrivate: false, undecided: 'defer', alignment: 'strict' })
+    assert.deepEqual({ ...config.policy, green: undefined }, { skipPrivate: false, undecided: 'defer', alignment: 'strict', green: undefined })
     assert.equal(config.recipientDelimiter, '-')
     assert.equal(config.lintInterval, 0)
     assert.equal(config.statsDays, 7)
@@ -81,5 +86,22 @@ describe('mx6-receive config', () => {
     const { config } = readReceiveConfig({})
     assert.deepEqual(config.mx6.listeners, [])
     assert.deepEqual([config.mx6.code, config.mx6.status], [550, '5.5.7'])
+  })
+  it('reads [green] and [spf_guess]', () => {
+    const { config, errors } = readReceiveConfig({
+      green: { ip_green: false, fcrdns: false, host_green: false, asn: true, domain_green: false, history: false, history_min_count: '3', history_min_days: '7', history_max_idle_days: '14', fcrdns_helo_match: 'domain', asn_zone: 'origin6.asn.test', dns_servers: '127.0.0.53' },
+      spf_guess: { enabled: false, default: 'v=spf1 mx/24 ?all' },
+      main: { trusted_skips_filters: false },
+    })
+    assert.deepEqual(errors, [])
+    assert.deepEqual(config.policy.green, { ipGreen: false, fcrdns: false, hostGreen: false, asn: true, domainGreen: false, history: { enabled: false, minCount: 3, minDays: 7, maxIdleDays: 14 } })
+    assert.deepEqual(config.signals, { heloMatch: 'domain', asnZone: 'origin6.asn.test', dnsServers: ['127.0.0.53'], dnsTimeoutMs: 3000 })
+    assert.deepEqual(config.spfGuess, { enabled: false, defaultRecord: 'v=spf1 mx/24 ?all' })
+    assert.equal(config.trustedSkipsFilters, false)
+  })
+  it('refuses a default SPF guess that is not an SPF record', () => {
+    const { config, errors } = readReceiveConfig({ spf_guess: { default: 'include:x' } })
+    assert.equal(config.spfGuess.defaultRecord, '')
+    assert.equal(errors.length, 1)
   })
 })

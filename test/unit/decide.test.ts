@@ -15,8 +15,9 @@ import {
   type RcptFacts,
   type SpfFact,
 } from '../../plugins/mx6-receive/decide'
+import { GREEN_DEFAULTS } from '../../plugins/mx6-receive/green'
 
-const CFG: PolicyConfig = { skipPrivate: true, undecided: 'wait', alignment: 'relaxed' }
+const CFG: PolicyConfig = { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: { ...GREEN_DEFAULTS, ipGreen: false, fcrdns: false, hostGreen: false, domainGreen: false, history: { ...GREEN_DEFAULTS.history, enabled: false } } }
 const box = (a: string) => {
   const [u, h] = a.split('@')
   const m = normaliseMailbox(u, h, '+')
@@ -47,32 +48,32 @@ describe('decide: screenPeer', () => {
 })
 
 function rcptFacts(spf: SpfFact | null, mailFrom: string | null, rcpt = 'bob@rcpt.test'): RcptFacts {
-  return { ipv6: '2001:db8:7::10', mx6: false, spf, mailFrom: mailFrom ? box(mailFrom) : null, rcpt: box(rcpt) }
+  return { ipv6: '2001:db8:7::10', mx6: false, now: 1_800_000_000, spf, mailFrom: mailFrom ? box(mailFrom) : null, rcpt: box(rcpt) }
 }
 
 describe('decide: planRcpt', () => {
   it('asks for the 129 prefixes only when SPF did not pass', () => {
-    const req = planRcpt(rcptFacts({ result: 'fail', domain: 'allowed.test' }, 'a@allowed.test'), {})
+    const req = planRcpt(rcptFacts({ result: 'fail', domain: 'allowed.test' }, 'a@allowed.test'), {}, CFG)
     assert.equal(req.ipCandidates?.length, 129)
     assert.equal(req.domainCandidates, undefined)
     assert.equal(req.books, undefined)
   })
   it('asks for prefixes, SPF domain and the book in one request when SPF passed', () => {
-    const req = planRcpt(rcptFacts({ result: 'pass', domain: 'Mail.Allowed.test' }, 'A@mail.allowed.test', 'Bob+x@rcpt.test'), {})
+    const req = planRcpt(rcptFacts({ result: 'pass', domain: 'Mail.Allowed.test' }, 'A@mail.allowed.test', 'Bob+x@rcpt.test'), {}, CFG)
     assert.equal(req.ipCandidates?.length, 129)
     assert.deepEqual(req.domainCandidates, ['mail.allowed.test', 'allowed.test', 'test'])
     assert.deepEqual(req.books, [{ owner: 'bob@rcpt.test', members: ['a@mail.allowed.test', '@mail.allowed.test', '@allowed.test', '@test'] }])
   })
   it('does not ask again what this transaction already knows', () => {
     const f = rcptFacts({ result: 'pass', domain: 'allowed.test' }, 'a@allowed.test')
-    assert.deepEqual(planRcpt(f, { ipAllow: hit('2001:db8:7::/48') }), {})
-    const req = planRcpt(f, { ipAllow: null, domainAllow: null })
+    assert.deepEqual(planRcpt(f, { ipAllow: hit('2001:db8:7::/48') }, CFG), {})
+    const req = planRcpt(f, { ipAllow: null, domainAllow: null }, CFG)
     assert.equal(req.ipCandidates, undefined)
     assert.equal(req.domainCandidates, undefined)
     assert.equal(req.books?.length, 1)
   })
   it('never uses the envelope sender when SPF passed for another domain (null sender via HELO)', () => {
-    const req = planRcpt(rcptFacts({ result: 'pass', domain: 'helo.other.test' }, 'a@allowed.test'), {})
+    const req = planRcpt(rcptFacts({ result: 'pass', domain: 'helo.other.test' }, 'a@allowed.test'), {}, CFG)
     assert.equal(req.books, undefined)
   })
 })
@@ -109,6 +110,8 @@ function dataFacts(opts: { mx6?: boolean; spf?: SpfFact | null; dkim?: string[];
   const rcpts = opts.rcpts ?? ['bob@rcpt.test']
   return {
     mx6: opts.mx6 ?? false,
+    peerGreen: null,
+    now: 1_800_000_000,
     spf: opts.spf ?? null,
     dkimPass: opts.dkim ?? [],
     from: opts.from ? { mailbox: box(opts.from) } : { problem: 'no From header' },

@@ -1,10 +1,15 @@
 // A table-driven ListStore for unit tests of the plugin glue.
-import { StoreReplyError, type ListStore, type LookupReply, type LookupRequest } from '../../plugins/lib/store'
+import { StoreReplyError, type History, type ListStore, type LookupReply, type LookupRequest } from '../../plugins/lib/store'
 
 export class FakeStore implements ListStore {
   ipAllow = new Map<string, string>()
   domainAllow = new Map<string, string>()
   books = new Map<string, Set<string>>()
+  ipGreen = new Map<string, string>()
+  hostGreen = new Map<string, string>()
+  asnGreen = new Map<string, string>()
+  domainGreen = new Map<string, string>()
+  history = new Map<string, History>()
   requests: LookupRequest[] = []
   counted: string[] = []
   failWith: Error | null = null
@@ -20,8 +25,19 @@ export class FakeStore implements ListStore {
     const reply: LookupReply = {}
     if (req.ipCandidates?.length) reply.ipAllow = first(req.ipCandidates, this.ipAllow)
     if (req.domainCandidates?.length) reply.domainAllow = first(req.domainCandidates, this.domainAllow)
+    if (req.ipGreenCandidates?.length) reply.ipGreen = first(req.ipGreenCandidates, this.ipGreen)
+    if (req.hostGreenCandidates?.length) reply.hostGreen = first(req.hostGreenCandidates, this.hostGreen)
+    if (req.asnGreenCandidates?.length) reply.asnGreen = first(req.asnGreenCandidates, this.asnGreen)
+    if (req.domainGreenCandidates?.length) reply.domainGreen = first(req.domainGreenCandidates, this.domainGreen)
+    if (req.historyDomains?.length) reply.history = req.historyDomains.map((d) => this.history.get(d) ?? null)
     if (req.books?.length) reply.books = req.books.map((b) => b.members.find((m) => this.books.get(b.owner)?.has(m)) ?? null)
     return reply
+  }
+
+  spfGuesses = new Map<string, string>()
+  async spfGuess(domain: string): Promise<string | null> {
+    if (this.failWith) throw this.failWith
+    return this.spfGuesses.get(domain) ?? null
   }
 
   count(fields: string[]): void {

@@ -2,9 +2,11 @@
 import assert from 'node:assert/strict'
 import { Address } from '@haraka/email-address'
 import * as fixtures from 'haraka-test-fixtures'
+import { CachingResolver } from '../../plugins/lib/dns'
 import { FakeStore } from './fake-store'
 
 const DENYSOFT = 903
+const OK = 906
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any
 
@@ -12,6 +14,8 @@ function setup(ip: string, mailFrom: string, opts: { relaying?: boolean; auth?: 
   const plugin: Any = fixtures.makePlugin('mx6-receive')
   const store = new FakeStore()
   plugin.store = store
+  // No DNS in unit tests: every name is unknown (NXDOMAIN), as far as the peer signals ask.
+  plugin.resolver = new CachingResolver({ query: async () => ({ rcode: 3, answers: [], authorities: [] }) }, { negativeTtl: 0, maxTtl: 0 })
   const conn: Any = fixtures.makeConnection({ ip, mailFrom, relaying: !!opts.relaying })
   if (opts.auth) conn.notes.auth_user = 'alice'
   conn.remote.is_private = !!opts.isPrivate
@@ -31,8 +35,8 @@ const replyText = (msg: Any) => (msg && typeof msg === 'object' ? `${msg.code} $
 describe('mx6-receive plugin glue', () => {
   it('registers rcpt and data_post hooks and loads the shipped defaults', () => {
     const { plugin } = setup('2001:db8:7::10', 'a@x.test')
-    assert.deepEqual(Object.keys(plugin.hooks).sort(), ['data_post', 'rcpt'])
-    assert.deepEqual(plugin.cfg.policy, { skipPrivate: true, undecided: 'wait', alignment: 'relaxed' })
+    assert.deepEqual(Object.keys(plugin.hooks).sort(), ['data_post', 'mail', 'rcpt'])
+    assert.deepEqual({ ...plugin.cfg.policy, green: undefined }, { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: undefined })
     assert.equal(plugin.cfg.defer.code, 451)
   })
 
@@ -76,7 +80,7 @@ describe('mx6-receive plugin glue', () => {
     assert.equal((await fixtures.callRcpt(plugin, conn, 'eve@rcpt.test')).rc, undefined)
     assert.equal(store.requests.length, 1, 'second recipient reuses the transaction cache')
     conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>'), new Address('<eve@rcpt.test>')]
-    assert.equal((await fixtures.callDataPost(plugin, conn)).rc, undefined)
+    assert.equal((await fixtures.callDataPost(plugin, conn)).rc, OK, 'trusted: OK ends data_post, later spam filters do not run')
     assert.equal(store.requests.length, 1)
     assert.match(conn.transaction.results.get('mx6-receive').reason, /2001:db8:7::\/64 \("partner"\)/)
   })
@@ -89,7 +93,7 @@ describe('mx6-receive plugin glue', () => {
     conn.transaction.results.add({ name: 'dkim' }, { pass: 'allowed.test' })
     setHeaderFrom(conn, 'Ann <ann@allowed.test>')
     const d = await fixtures.callDataPost(plugin, conn)
-    assert.equal(d.rc, undefined)
+    assert.equal(d.rc, OK)
     assert.equal(conn.transaction.results.get('mx6-receive').rule, 'domain:allow')
   })
 
@@ -181,5 +185,26 @@ describe('mx6-receive plugin glue', () => {
     const r = await fixtures.callDataPost(regular.plugin, regular.conn)
     assert.equal(r.rc, DENYSOFT)
     assert.match(replyText(r.msg), /^451 4\.7\.26 /)
+  })
+
+  it('green (ip:green): accepted, and data_post lets the content filters run (CONT, not OK)', async () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@neutral.test')
+    store.ipGreen.set('2001:db8:7::/64', 'never retries')
+    assert.equal((await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')).rc, undefined)
+    assert.equal(conn.transaction.results.get('mx6-receive').verdict, 'green')
+    conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
+    setHeaderFrom(conn, 'a@neutral.test')
+    const d = await fixtures.callDataPost(plugin, conn)
+    assert.equal(d.rc, undefined)
+    assert.equal(conn.transaction.results.get('mx6-receive').rule, 'ip:green')
+  })
+
+  it('trusted_skips_filters=false: trusted mail also goes through the filters', async () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@neutral.test')
+    plugin.cfg.trustedSkipsFilters = false
+    store.ipAllow.set('2001:db8:7::10', '')
+    await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
+    conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
+    assert.equal((await fixtures.callDataPost(plugin, conn)).rc, undefined)
   })
 })

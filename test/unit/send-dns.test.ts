@@ -1,6 +1,6 @@
 // mx6-send's DNS cache with a table-driven client that answers like a real server.
 import assert from 'node:assert/strict'
-import { CachingResolver, type DnsClient, type RawReply, type RrType } from '../../plugins/mx6-send/dns'
+import { CachingResolver, type DnsClient, type RawReply, type RrType } from '../../plugins/lib/dns'
 
 type Zone = Record<string, RawReply | Error>
 

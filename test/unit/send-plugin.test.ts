@@ -1,7 +1,7 @@
 // mx6-send's Haraka glue with a fake outbound HMailItem and a table-driven DNS client.
 import assert from 'node:assert/strict'
 import * as fixtures from 'haraka-test-fixtures'
-import { CachingResolver, type DnsClient, type RawReply, type RrType } from '../../plugins/mx6-send/dns'
+import { CachingResolver, type DnsClient, type RawReply, type RrType } from '../../plugins/lib/dns'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any

@@ -1,14 +1,28 @@
-// DNS for mx6-send: SRV, MX, A and AAAA with their TTLs, cached for the TTL.
+// DNS for the suite: SRV, MX, A, AAAA, PTR and TXT with their TTLs, cached for the TTL.
 //
-// Node's resolver does not report TTLs for SRV or MX answers, so queries go
-// through dns2's client to the system's name servers (never a built-in public
-// resolver).
+// Node's resolver does not report TTLs for SRV, MX, PTR or TXT answers, so
+// queries go through dns2's client to the system's name servers (never a
+// built-in public resolver).
 import { Resolver } from 'node:dns'
 import DNS from 'dns2'
-import type { MxRecord, Lookup } from './plan'
-import type { SrvRecord } from './srv'
 
-export type RrType = 'SRV' | 'MX' | 'A' | 'AAAA'
+export type RrType = 'SRV' | 'MX' | 'A' | 'AAAA' | 'PTR' | 'TXT'
+
+/** One DNS answer set as the decision code sees it. */
+export type Lookup<T> = { ok: T[] } | { none: 'nxdomain' | 'nodata' } | { error: string }
+
+export interface MxRecord {
+  priority: number
+  exchange: string
+}
+
+export interface SrvRecord {
+  priority: number
+  weight: number
+  port: number
+  /** Host name without a trailing dot; "" or "." is the "service not available" target. */
+  target: string
+}
 
 export interface RawAnswer {
   type: number
@@ -20,6 +34,8 @@ export interface RawAnswer {
   weight?: number
   port?: number
   target?: string
+  domain?: string
+  data?: string | string[]
   minimum?: number
 }
 
@@ -34,7 +50,7 @@ export interface DnsClient {
   query(name: string, type: RrType): Promise<RawReply>
 }
 
-const TYPE: Record<RrType, number> = { A: 1, MX: 15, AAAA: 28, SRV: 33 }
+const TYPE: Record<RrType, number> = { A: 1, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33 }
 const SOA = 6
 
 export class Dns2Client implements DnsClient {
@@ -65,6 +81,11 @@ function parse(type: RrType, a: RawAnswer): Parsed | null {
       return { priority: a.priority ?? 0, exchange: (a.exchange ?? '').replace(/\.$/, '').toLowerCase() }
     case 'SRV':
       return { priority: a.priority ?? 0, weight: a.weight ?? 0, port: a.port ?? 0, target: (a.target ?? '').replace(/\.$/, '').toLowerCase() }
+    case 'PTR':
+      return a.domain ? a.domain.replace(/\.$/, '').toLowerCase() : null
+    case 'TXT':
+      // A TXT record is a list of strings; one record's strings are concatenated (RFC 7208 section 3.3).
+      return Array.isArray(a.data) ? a.data.join('') : (a.data ?? null)
   }
 }
 
@@ -107,6 +128,12 @@ export class CachingResolver {
   }
   aaaa(name: string): Promise<Lookup<string>> {
     return this.lookup(name, 'AAAA') as Promise<Lookup<string>>
+  }
+  ptr(name: string): Promise<Lookup<string>> {
+    return this.lookup(name, 'PTR') as Promise<Lookup<string>>
+  }
+  txt(name: string): Promise<Lookup<string>> {
+    return this.lookup(name, 'TXT') as Promise<Lookup<string>>
   }
 
   get size(): number {

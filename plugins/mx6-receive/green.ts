@@ -1,0 +1,94 @@
+// Greenlisting: weaker signals that let IPv6 mail in *subject to* content filters.
+// Pure, like decide.ts. Each rule is a small function over facts and store
+// answers; a further signal (e.g. registrar strictness) is one more entry in
+// PEER_RULES or DOMAIN_RULES plus the lookup it needs, without touching the others.
+import { domainCandidates } from '../lib/domain'
+import { candidatePrefixes } from '../lib/ip'
+import type { Hit, History, LookupReply, LookupRequest } from '../lib/store'
+import type { PeerSignals } from './peer-signals'
+
+export interface GreenConfig {
+  ipGreen: boolean
+  fcrdns: boolean
+  hostGreen: boolean
+  asn: boolean
+  domainGreen: boolean
+  history: { enabled: boolean; minCount: number; minDays: number; maxIdleDays: number }
+}
+
+export const GREEN_DEFAULTS: GreenConfig = {
+  ipGreen: true,
+  fcrdns: true,
+  hostGreen: true,
+  asn: false,
+  domainGreen: true,
+  history: { enabled: true, minCount: 10, minDays: 30, maxIdleDays: 90 },
+}
+
+export type GreenRule = 'ip:green' | 'fcrdns' | 'host:green' | 'asn:green' | 'domain:green' | 'history'
+
+export interface GreenBasis {
+  rule: GreenRule
+  reason: string
+}
+
+const hitText = (h: Hit): string => (h.note ? `${h.entry} ("${h.note.replace(/[^\x20-\x7e]/g, '?').slice(0, 200)}")` : h.entry)
+
+/** What the peer-level rules need from the store (nothing already known this transaction). */
+export function planPeerGreen(ipv6: string, signals: PeerSignals | undefined, known: LookupReply, cfg: GreenConfig): LookupRequest {
+  const req: LookupRequest = {}
+  if (cfg.ipGreen && known.ipGreen === undefined) req.ipGreenCandidates = candidatePrefixes(ipv6)
+  if (cfg.hostGreen && known.hostGreen === undefined && signals?.fcrdns.confirmed.length) {
+    req.hostGreenCandidates = [...new Set(signals.fcrdns.confirmed.flatMap(domainCandidates))]
+  }
+  if (cfg.asn && known.asnGreen === undefined && signals?.asn.asns.length) req.asnGreenCandidates = signals.asn.asns
+  return req
+}
+
+type PeerRule = (ipv6: string, s: PeerSignals | undefined, a: LookupReply, cfg: GreenConfig) => GreenBasis | null
+
+const PEER_RULES: PeerRule[] = [
+  (ip, _s, a) => (a.ipGreen ? { rule: 'ip:green', reason: `${ip} in ip:green ${hitText(a.ipGreen)}` } : null),
+  (_ip, s, _a, cfg) => (cfg.fcrdns && s?.fcrdns.outcome === 'pass' ? { rule: 'fcrdns', reason: s.fcrdns.detail } : null),
+  (_ip, s, a) => (a.hostGreen && s ? { rule: 'host:green', reason: `forward-confirmed ${s.fcrdns.confirmed.join(',')} in host:green ${hitText(a.hostGreen)}` } : null),
+  (_ip, s, a) => (a.asnGreen && s ? { rule: 'asn:green', reason: `${s.asn.detail} in asn:green ${hitText(a.asnGreen)}` } : null),
+]
+
+/** The first peer-level greenlisting rule that holds, or null. */
+export function peerGreen(ipv6: string, signals: PeerSignals | undefined, answers: LookupReply, cfg: GreenConfig): GreenBasis | null {
+  for (const rule of PEER_RULES) {
+    const b = rule(ipv6, signals, answers, cfg)
+    if (b) return b
+  }
+  return null
+}
+
+/** Lookups for authenticated domains: domain:green candidates and their IPv4 history. */
+export function planDomainGreen(domains: string[], cfg: GreenConfig): LookupRequest {
+  const req: LookupRequest = {}
+  if (domains.length === 0) return req
+  if (cfg.domainGreen) req.domainGreenCandidates = [...new Set(domains.flatMap(domainCandidates))]
+  if (cfg.history.enabled) req.historyDomains = [...new Set(domains)]
+  return req
+}
+
+/** A domain earns history green by volume, age and recency of authenticated IPv4 mail. */
+export function historyPasses(h: History, nowSec: number, cfg: GreenConfig['history']): string | null {
+  const days = (s: number) => Math.floor(s / 86400)
+  if (h.count < cfg.minCount) return null
+  if (nowSec - h.first < cfg.minDays * 86400) return null
+  if (nowSec - h.last > cfg.maxIdleDays * 86400) return null
+  return `${h.domain}: ${h.count} authenticated messages over IPv4 in ${days(nowSec - h.first)} days, last ${days(nowSec - h.last)} days ago`
+}
+
+/** The first domain-level greenlisting rule that holds for authenticated domains, or null. */
+export function domainGreen(answers: LookupReply, nowSec: number, cfg: GreenConfig): GreenBasis | null {
+  if (answers.domainGreen) return { rule: 'domain:green', reason: `authenticated domain in domain:green ${hitText(answers.domainGreen)}` }
+  if (cfg.history.enabled) {
+    for (const h of answers.history ?? []) {
+      const why = h ? historyPasses(h, nowSec, cfg.history) : null
+      if (why) return { rule: 'history', reason: `IPv4 history of ${why}` }
+    }
+  }
+  return null
+}

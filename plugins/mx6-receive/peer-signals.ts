@@ -1,0 +1,81 @@
+// Greenlisting signals about the IPv6 peer itself, from DNS: forward-confirmed
+// reverse DNS (with the HELO name) and the origin AS. Each returns a classified
+// outcome; a DNS failure means "signal absent", never a reason to accept.
+import { orgDomain } from '../lib/domain'
+import type { CachingResolver } from '../lib/dns'
+import { classifyPeer, reverseNibbles } from '../lib/ip'
+
+export type Outcome = 'pass' | 'fail' | 'skip' | 'err'
+
+export interface FcrdnsResult {
+  outcome: Outcome
+  /** PTR names that resolve back (AAAA) to the peer. */
+  confirmed: string[]
+  detail: string
+}
+
+export interface AsnResult {
+  outcome: Outcome
+  asns: string[]
+  detail: string
+}
+
+export interface PeerSignals {
+  fcrdns: FcrdnsResult
+  asn: AsnResult
+}
+
+/** At most this many PTR names are checked, like Haraka's fcrdns plugin limits it. */
+const MAX_PTR = 5
+
+export type HeloMatch = 'exact' | 'domain'
+
+function heloMatches(helo: string, name: string, mode: HeloMatch): boolean {
+  if (helo === name) return true
+  // "domain": the HELO name and the confirmed name have the same organizational
+  // domain (Public Suffix List), e.g. HELO mail.example.com for PTR out1.example.com.
+  return mode === 'domain' && helo.includes('.') && orgDomain(helo) === orgDomain(name)
+}
+
+export async function fcrdns(ip: string, helo: string | undefined, dns: CachingResolver, mode: HeloMatch): Promise<FcrdnsResult> {
+  const ptr = await dns.ptr(`${reverseNibbles(ip)}.ip6.arpa`)
+  if ('error' in ptr) return { outcome: 'err', confirmed: [], detail: `PTR lookup: ${ptr.error}` }
+  if ('none' in ptr) return { outcome: 'fail', confirmed: [], detail: `no PTR (${ptr.none})` }
+  const names = [...new Set(ptr.ok)].slice(0, MAX_PTR)
+  const forward = await Promise.all(names.map(async (n) => [n, await dns.aaaa(n)] as const))
+  const confirmed = forward
+    .filter(([, a]) => 'ok' in a && a.ok.some((addr) => classifyPeer(addr)?.canonical === ip))
+    .map(([n]) => n)
+  if (confirmed.length === 0) {
+    const errs = forward.filter(([, a]) => 'error' in a)
+    if (errs.length) return { outcome: 'err', confirmed, detail: `AAAA lookup of ${errs[0][0]} failed` }
+    return { outcome: 'fail', confirmed, detail: `PTR ${names.join(',')} does not resolve back to ${ip}` }
+  }
+  const h = (helo ?? '').toLowerCase().replace(/\.$/, '')
+  const match = confirmed.find((n) => heloMatches(h, n, mode))
+  if (!match) return { outcome: 'fail', confirmed, detail: `forward-confirmed ${confirmed.join(',')} but HELO "${h.slice(0, 100)}" differs` }
+  return { outcome: 'pass', confirmed, detail: `forward-confirmed ${match} matches HELO` }
+}
+
+/**
+ * Origin AS from a Team Cymru style zone: TXT at <nibbles>.<zone> reads
+ * "15169 | 2001:4860::/32 | US | arin | 2005-03-14" (several AS numbers may
+ * share the first field).
+ */
+export async function originAsn(ip: string, dns: CachingResolver, zone: string): Promise<AsnResult> {
+  const txt = await dns.txt(`${reverseNibbles(ip)}.${zone}`)
+  if ('error' in txt) return { outcome: 'err', asns: [], detail: `origin AS lookup: ${txt.error}` }
+  if ('none' in txt) return { outcome: 'fail', asns: [], detail: `no origin AS (${txt.none})` }
+  const asns = [...new Set(txt.ok.flatMap((t) => (t.split('|')[0] ?? '').trim().split(/\s+/)).filter((a) => /^\d{1,10}$/.test(a)))]
+  if (asns.length === 0) return { outcome: 'fail', asns, detail: 'origin AS record unparseable' }
+  return { outcome: 'pass', asns, detail: `origin AS ${asns.join(',')}` }
+}
+
+export async function gatherPeerSignals(ip: string, helo: string | undefined, dns: CachingResolver, cfg: { fcrdns: boolean; heloMatch: HeloMatch; asn: boolean; asnZone: string }): Promise<PeerSignals> {
+  const skip = (what: string) => ({ outcome: 'skip' as const, detail: `${what} disabled` })
+  const [f, a] = await Promise.all([
+    cfg.fcrdns ? fcrdns(ip, helo, dns, cfg.heloMatch) : Promise.resolve({ ...skip('fcrdns'), confirmed: [] }),
+    cfg.asn ? originAsn(ip, dns, cfg.asnZone) : Promise.resolve({ ...skip('asn'), asns: [] }),
+  ])
+  return { fcrdns: f, asn: a }
+}

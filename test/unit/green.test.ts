@@ -1,0 +1,177 @@
+// Greenlisting: the pure rules, the DNS-based peer signals (with a table DNS that
+// answers like a real server) and last-resort SPF.
+import assert from 'node:assert/strict'
+import { CachingResolver, type DnsClient, type RawReply, type RrType } from '../../plugins/lib/dns'
+import { reverseNibbles } from '../../plugins/lib/ip'
+import { normaliseMailbox } from '../../plugins/lib/mailbox'
+import { decideData, decideRcpt, planRcpt, type DataFacts, type PolicyConfig, type RcptFacts } from '../../plugins/mx6-receive/decide'
+import { GREEN_DEFAULTS, historyPasses, peerGreen } from '../../plugins/mx6-receive/green'
+import { fcrdns, originAsn, type PeerSignals } from '../../plugins/mx6-receive/peer-signals'
+import { evaluateGuess } from '../../plugins/mx6-receive/spf-guess'
+
+const IP = '2001:db8:7::10'
+const PTR = `${reverseNibbles(IP)}.ip6.arpa`
+
+type Zone = Record<string, RawReply | 'timeout'>
+class TableDns implements DnsClient {
+  constructor(private zone: Zone) {}
+  async query(name: string, type: RrType): Promise<RawReply> {
+    const r = this.zone[`${type} ${name}`]
+    if (r === 'timeout') throw new Error('timeout')
+    return r ?? { rcode: 3, answers: [], authorities: [] }
+  }
+}
+const ans = (type: number, f: Record<string, unknown>): RawReply => ({ rcode: 0, answers: [{ type, ttl: 60, ...f }], authorities: [] })
+const resolver = (z: Zone) => new CachingResolver(new TableDns(z), { negativeTtl: 0, maxTtl: 0 })
+
+describe('green: reverse nibbles', () => {
+  it('spells all 32 nibbles, least significant first', () => {
+    assert.equal(reverseNibbles('2001:db8::1'), '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2')
+  })
+})
+
+describe('green: forward-confirmed reverse DNS', () => {
+  const base: Zone = { [`PTR ${PTR}`]: ans(12, { domain: 'Client.Other.Test.' }), 'AAAA client.other.test': ans(28, { address: IP }) }
+  const rows: Array<[string, Zone, string | undefined, 'exact' | 'domain', string]> = [
+    ['PTR resolves back and equals HELO', base, 'client.other.test', 'exact', 'pass'],
+    ['HELO in another case with a trailing dot', base, 'CLIENT.other.test.', 'exact', 'pass'],
+    ['HELO differs, exact mode', base, 'mail.other.test', 'exact', 'fail'],
+    ['HELO in the same organizational domain, domain mode', base, 'mail.other.test', 'domain', 'pass'],
+    ['HELO of another domain, domain mode', base, 'mail.elsewhere.test', 'domain', 'fail'],
+    ['no PTR (NXDOMAIN)', {}, 'client.other.test', 'exact', 'fail'],
+    ['PTR lookup SERVFAIL: signal absent', { [`PTR ${PTR}`]: { rcode: 2, answers: [], authorities: [] } }, 'client.other.test', 'exact', 'err'],
+    ['PTR lookup timeout: signal absent', { [`PTR ${PTR}`]: 'timeout' }, 'client.other.test', 'exact', 'err'],
+    ['PTR name without AAAA (NODATA)', { [`PTR ${PTR}`]: base[`PTR ${PTR}`], 'AAAA client.other.test': { rcode: 0, answers: [], authorities: [] } }, 'client.other.test', 'exact', 'fail'],
+    ['PTR name resolving elsewhere', { [`PTR ${PTR}`]: base[`PTR ${PTR}`], 'AAAA client.other.test': ans(28, { address: '2001:db8::99' }) }, 'client.other.test', 'exact', 'fail'],
+    ['AAAA lookup timeout: signal absent', { [`PTR ${PTR}`]: base[`PTR ${PTR}`], 'AAAA client.other.test': 'timeout' }, 'client.other.test', 'exact', 'err'],
+  ]
+  for (const [name, zone, helo, mode, want] of rows) {
+    it(`${name} -> ${want}`, async () => {
+      const r = await fcrdns(IP, helo, resolver(zone), mode)
+      assert.equal(r.outcome, want, r.detail)
+      if (want === 'pass') assert.deepEqual(r.confirmed, ['client.other.test'])
+    })
+  }
+})
+
+describe('green: origin AS (Team Cymru style zone)', () => {
+  const zone = 'origin6.asn.test'
+  const rows: Array<[string, Zone, string, string[]]> = [
+    ['one AS', { [`TXT ${reverseNibbles(IP)}.${zone}`]: ans(16, { data: ['64500 | 2001:db8::/32 | ZZ | test | 2020-01-01'] }) }, 'pass', ['64500']],
+    ['several AS numbers', { [`TXT ${reverseNibbles(IP)}.${zone}`]: ans(16, { data: ['64500 64501 | 2001:db8::/32 | ZZ | test | 2020-01-01'] }) }, 'pass', ['64500', '64501']],
+    ['unparseable record', { [`TXT ${reverseNibbles(IP)}.${zone}`]: ans(16, { data: ['nonsense'] }) }, 'fail', []],
+    ['not announced (NXDOMAIN)', {}, 'fail', []],
+    ['SERVFAIL: signal absent', { [`TXT ${reverseNibbles(IP)}.${zone}`]: { rcode: 2, answers: [], authorities: [] } }, 'err', []],
+    ['timeout: signal absent', { [`TXT ${reverseNibbles(IP)}.${zone}`]: 'timeout' }, 'err', []],
+  ]
+  for (const [name, z, want, asns] of rows) {
+    it(`${name} -> ${want}`, async () => {
+      const r = await originAsn(IP, resolver(z), zone)
+      assert.equal(r.outcome, want, r.detail)
+      assert.deepEqual(r.asns, asns)
+    })
+  }
+})
+
+describe('green: history thresholds', () => {
+  const cfg = { enabled: true, minCount: 10, minDays: 30, maxIdleDays: 90 }
+  const now = 1_800_000_000
+  const day = 86400
+  const rows: Array<[string, number, number, number, boolean]> = [
+    ['enough, long and recent', 50, now - 100 * day, now - day, true],
+    ['too few messages', 9, now - 100 * day, now - day, false],
+    ['too young', 50, now - 10 * day, now - day, false],
+    ['gone quiet', 50, now - 400 * day, now - 120 * day, false],
+    ['exactly at the thresholds', 10, now - 30 * day, now - 90 * day, true],
+  ]
+  for (const [name, count, first, last, want] of rows) {
+    it(`${name} -> ${want}`, () => assert.equal(!!historyPasses({ domain: 'x.test', count, first, last }, now, cfg), want))
+  }
+})
+
+const box = (a: string) => normaliseMailbox(a.split('@')[0], a.split('@')[1], '+')!
+const CFG: PolicyConfig = { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: { ...GREEN_DEFAULTS, asn: true } }
+const signals = (over: Partial<PeerSignals> = {}): PeerSignals => ({
+  fcrdns: { outcome: 'fail', confirmed: [], detail: 'no PTR' },
+  asn: { outcome: 'fail', asns: [], detail: 'no origin AS' },
+  ...over,
+})
+const rcptFacts = (s: PeerSignals, spf: RcptFacts['spf'] = null): RcptFacts => ({ ipv6: IP, mx6: false, spf, mailFrom: box('a@x.test'), rcpt: box('bob@rcpt.test'), peerSignals: s, now: 1_800_000_000 })
+
+describe('green: decisions', () => {
+  it('plans every green lookup in the same single request', () => {
+    const req = planRcpt(rcptFacts(signals({ fcrdns: { outcome: 'pass', confirmed: ['mta1.out.example.test'], detail: '' }, asn: { outcome: 'pass', asns: ['64500'], detail: '' } }), { result: 'pass', domain: 'x.test' }), {}, CFG)
+    assert.equal(req.ipCandidates?.length, 129)
+    assert.equal(req.ipGreenCandidates?.length, 129)
+    assert.deepEqual(req.hostGreenCandidates, ['mta1.out.example.test', 'out.example.test', 'example.test', 'test'])
+    assert.deepEqual(req.asnGreenCandidates, ['64500'])
+    assert.deepEqual(req.domainGreenCandidates, ['x.test', 'test'])
+    assert.deepEqual(req.historyDomains, ['x.test'])
+  })
+
+  const rows: Array<[string, PeerSignals, Record<string, unknown>, string]> = [
+    ['ip:green', signals(), { ipAllow: null, ipGreen: { entry: '2001:db8:7::/64', note: 'never retries' } }, 'green/ip:green/final'],
+    ['FCrDNS with matching HELO', signals({ fcrdns: { outcome: 'pass', confirmed: ['client.other.test'], detail: 'ok' } }), { ipAllow: null }, 'green/fcrdns/final'],
+    ['host:green (forwarder), HELO differs', signals({ fcrdns: { outcome: 'fail', confirmed: ['fwd.example.test'], detail: '' } }), { ipAllow: null, hostGreen: { entry: 'example.test', note: 'strict forwarder' } }, 'green/host:green/final'],
+    ['asn:green', signals({ asn: { outcome: 'pass', asns: ['64500'], detail: 'origin AS 64500' } }), { ipAllow: null, asnGreen: { entry: '64500', note: '' } }, 'green/asn:green/final'],
+    ['DNS error: signal absent, nothing else', signals({ fcrdns: { outcome: 'err', confirmed: [], detail: 'SERVFAIL' } }), { ipAllow: null }, 'pending/none/open'],
+    ['trusted wins over green', signals({ fcrdns: { outcome: 'pass', confirmed: ['client.other.test'], detail: 'ok' } }), { ipAllow: { entry: IP, note: '' } }, 'trusted/ip:allow/final'],
+  ]
+  for (const [name, s, answers, want] of rows) {
+    it(`${name} -> ${want}`, () => {
+      const d = decideRcpt(rcptFacts(s), answers as never, CFG)
+      assert.equal(`${d.verdict}/${d.rule}/${d.final ? 'final' : 'open'}`, want)
+    })
+  }
+
+  const dataFacts = (over: Partial<DataFacts>): DataFacts => ({
+    mx6: false,
+    peerGreen: null,
+    now: 1_800_000_000,
+    spf: null,
+    dkimPass: ['other.test'],
+    from: { mailbox: box('a@other.test') },
+    recipients: [{ rcpt: box('bob@rcpt.test'), prior: { verdict: 'pending', rule: 'none', final: false, reason: '' } }],
+    ...over,
+  })
+  it('after DATA: history of the authenticated From domain makes it green', () => {
+    const d = decideData(dataFacts({}), { domainAllow: null, books: [null], domainGreen: null, history: [{ domain: 'other.test', count: 40, first: 1_800_000_000 - 200 * 86400, last: 1_800_000_000 - 86400 }] }, CFG)
+    assert.equal(`${d.message.verdict}/${d.message.rule}`, 'green/history')
+  })
+  it('after DATA: domain:green needs the From to be authenticated', () => {
+    const ok = decideData(dataFacts({}), { domainAllow: null, books: [null], domainGreen: { entry: 'other.test', note: '' } }, CFG)
+    assert.equal(`${ok.message.verdict}/${ok.message.rule}`, 'green/domain:green')
+    const spoofed = decideData(dataFacts({ dkimPass: ['evil.test'] }), { domainGreen: { entry: 'other.test', note: '' } }, CFG)
+    assert.equal(spoofed.message.verdict, 'defer')
+  })
+  it('after DATA: a peer-level green found at rcpt carries every open recipient', () => {
+    const peerGreenDecision = { verdict: 'green' as const, rule: 'fcrdns' as const, final: true, reason: 'fcrdns' }
+    const d = decideData(dataFacts({ dkimPass: [], peerGreen: peerGreenDecision }), {}, CFG)
+    assert.equal(`${d.message.verdict}/${d.message.rule}`, 'green/fcrdns')
+  })
+  it('a message with one trusted and one green recipient is green (the filters run)', () => {
+    const d = decideData(
+      dataFacts({
+        recipients: [
+          { rcpt: box('bob@rcpt.test'), prior: { verdict: 'trusted', rule: 'ip:allow', final: true, reason: '' } },
+          { rcpt: box('eve@rcpt.test'), prior: { verdict: 'green', rule: 'fcrdns', final: true, reason: '' } },
+        ],
+      }),
+      {},
+      CFG,
+    )
+    assert.equal(d.message.verdict, 'green')
+  })
+  it('peerGreen() stops at the first rule that holds', () => {
+    assert.equal(peerGreen(IP, signals(), { ipGreen: null }, CFG.green), null)
+  })
+})
+
+describe('green: last-resort SPF (haraka-plugin-spf engine, no DNS needed for ip6:)', () => {
+  it('passes for a peer the guessed record covers, fails otherwise', async () => {
+    assert.equal(await evaluateGuess(IP, 'nospf.test', 'a@nospf.test', 'client.other.test', 'v=spf1 ip6:2001:db8:7::/64 -all', 1000), 'pass')
+    assert.equal(await evaluateGuess('2001:db8:8::1', 'nospf.test', 'a@nospf.test', 'client.other.test', 'v=spf1 ip6:2001:db8:7::/64 -all', 1000), 'fail')
+    assert.equal(await evaluateGuess(IP, 'nospf.test', 'a@nospf.test', 'h', 'v=spf1 ip6:2001:db8:7::/64 ?all', 1000), 'pass')
+    assert.equal(await evaluateGuess(IP, 'nospf.test', 'a@nospf.test', 'h', 'v=spf1 ip6:bogus -all', 1000), 'permerror')
+  })
+})
