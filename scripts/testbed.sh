@@ -24,7 +24,7 @@ die() { echo "testbed: $*" >&2; exit 2; }
 check_prereqs() {
   local missing=() c
   [ "$(id -u)" = 0 ] || missing+=("root privileges (network namespaces)")
-  for c in ip nsenter dnsmasq redis-server redis-cli swaks getent; do
+  for c in ip nsenter dnsmasq redis-server redis-cli swaks getent clamd spamd; do
     command -v "$c" >/dev/null 2>&1 || missing+=("$c")
   done
   [ -x /usr/sbin/postfix ] || missing+=("/usr/sbin/postfix")
@@ -32,7 +32,7 @@ check_prereqs() {
   if [ ${#missing[@]} -gt 0 ]; then
     die "missing: ${missing[*]}
   Run the tests through .ci/run, or install the Debian packages:
-  apt-get install -y iproute2 util-linux dnsmasq redis-server redis-tools swaks libio-socket-inet6-perl postfix python3-authres
+  apt-get install -y iproute2 util-linux dnsmasq redis-server redis-tools swaks libio-socket-inet6-perl postfix python3-authres clamav-daemon spamassassin spamd
   (postfix: debconf 'postfix/main_mailer_type select No configuration')"
   fi
 }
