@@ -14,8 +14,8 @@ export interface ReceiverOptions {
   plugins?: string[]
   /** mx6-receive.ini without the [redis] section, which points at the private Redis. */
   ini?: string
-  /** Extra config files for Haraka. */
-  config?: Record<string, string>
+  /** Extra config files for Haraka; a function is called at start-up (e.g. for ports known only then). */
+  config?: Record<string, string> | (() => Record<string, string>)
   hostList?: string[]
   /** Extra test plugins (name -> JS source), e.g. to slow a hook down. */
   pluginFiles?: Record<string, string>
@@ -39,7 +39,7 @@ export function useReceiver(opts: ReceiverOptions): Receiver {
       plugins: [...Object.keys(opts.pluginFiles ?? {}), ...(opts.plugins ?? RECEIVER_PLUGINS)],
       hostList: opts.hostList,
       pluginFiles: opts.pluginFiles,
-      config: { ...opts.config, 'mx6-receive.ini': `${opts.ini ?? ''}\n[redis]\nport=${ctx.redis.port}\ntimeout=300\n` },
+      config: { ...(typeof opts.config === 'function' ? opts.config() : opts.config), 'mx6-receive.ini': `${opts.ini ?? ''}\n[redis]\nport=${ctx.redis.port}\ntimeout=300\n` },
     })
   })
   after(async () => {
