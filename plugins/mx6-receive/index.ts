@@ -291,7 +291,10 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
         now: Math.floor(Date.now() / 1000),
       }
       const reply = await lookup(this, connection, planRcpt(facts, s.known, this.cfg.policy))
-      if (reply) rememberAnswers(s.known, reply)
+      if (reply) {
+        rememberAnswers(s.known, reply)
+        txn.results.add(this, { green_signals: greenSummary(s.known) })
+      }
       const d = decideRcpt(facts, reply && { ...s.known, ...reply }, this.cfg.policy)
       if (reply && !s.peerGreen) {
         const pg = peerGreen(facts.ipv6, signals, { ...s.known, ...reply }, this.cfg.policy.green)
@@ -350,6 +353,13 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
       connection.logerror(this, `data_post decision failed: ${err.stack ?? err.message}`)
       next(constants.denysoft, deferReply(this))
     })
+}
+
+/** Each greenlisting list lookup of this transaction: hit (with the entry), miss, or not asked. */
+function greenSummary(k: Known): string {
+  const one = (name: string, h: Known['ipGreen']) => `${name}=${h === undefined ? 'n/a' : h ? `hit(${printable(h.entry, 60)})` : 'miss'}`
+  const hist = k.history === undefined ? 'n/a' : k.history.map((h) => (h ? `${h.domain}:${h.count}` : 'none')).join(',')
+  return [one('ip:green', k.ipGreen), one('host:green', k.hostGreen), one('asn:green', k.asnGreen), one('domain:green', k.domainGreen), `history=${hist}`].join(' ')
 }
 
 /** SPF as haraka-plugin-spf found it, or the last-resort guess when the domain publishes none. */

@@ -1,5 +1,6 @@
 // Greenlisting end to end: a real Haraka, real PTR/AAAA/TXT answers from the test DNS.
 import assert from 'node:assert/strict'
+import { DnsProxy } from '../support/dnsproxy'
 import type { HarakaServer } from '../support/haraka'
 import { useReceiver, V6MX } from '../support/receiver'
 import type { RedisServer } from '../support/redis'
@@ -52,6 +53,7 @@ describe('e2e: greenlisting signals in mx6-receive', function () {
     const r = await send('2001:db8:7::42', 'x.neutral.test', 'a@neutral.test')
     assert.equal(r.dataEnd?.code, 250)
     assert.deepEqual([last().verdict, last().rule], ['green', 'asn:green'])
+    assert.match(String(last().green_signals), /ip:green=miss host:green=n\/a asn:green=hit\(64500\)/)
   })
 
   it('ip:green', async () => {
@@ -84,5 +86,31 @@ describe('e2e: greenlisting signals in mx6-receive', function () {
     await redis.cli('HSET', 'mx6:spf:guess', 'nospf.test', 'v=spf1 ip6:2001:db8:8::/64 -all')
     assert.equal((await send('2001:db8:7::44', 'x.nospf.test', 'a@nospf.test')).dataEnd?.code, 451)
     assert.match(haraka.log(), /last-resort SPF for nospf\.test \(redis record "v=spf1 ip6:2001:db8:8::\/64 -all"\): fail/)
+  })
+})
+
+describe('e2e: greenlisting when DNS does not answer', function () {
+  this.timeout(60000)
+  let proxy: DnsProxy
+  before(async () => {
+    proxy = await DnsProxy.start()
+  })
+  after(async () => proxy?.stop())
+  const rx = useReceiver({ listen: [`[${V6MX}]:25`], ini: '[green]\ndns_servers=127.0.0.54\ndns_timeout=300' })
+
+  it('PTR lookups time out: the signal is absent and the peer is deferred, in bounded time', async () => {
+    proxy.mode = 'drop'
+    const t0 = Date.now()
+    const r = await send('2001:db8:7::10', 'client.other.test', 'a@neutral.test')
+    assert.equal(r.dataEnd?.code, 451, r.transcript)
+    assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`)
+    assert.ok(proxy.dropped > 0)
+    assert.match(rx.haraka.log(), /peer signals: fcrdns err \(PTR lookup: PTR [0-9a-f.]+ip6\.arpa: /)
+  })
+
+  it('DNS answers again: the next connection gets its green basis', async () => {
+    proxy.mode = 'forward'
+    const r = await send('2001:db8:7::10', 'client.other.test', 'a@neutral.test')
+    assert.equal(r.dataEnd?.code, 250, r.transcript)
   })
 })
