@@ -1,64 +1,78 @@
 #!/usr/bin/env node
 // mx6ctl: the operator's command-line tool for haraka-mx6.
-import { install, InstallError } from './install'
+import { CtlError, stdio, UsageError, wantsHelp, type Command, type GlobalOptions, type Io } from './ctl/command'
+import { installCommand } from './ctl/install-cmd'
+import { COMMANDS as MORE } from './ctl/registry'
 
-const USAGE = `Usage: mx6ctl <command> [options]
+const COMMANDS: Record<string, Command> = { install: installCommand, ...MORE }
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length))
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
+  return `Usage: mx6ctl [--config <haraka-dir>] <command> [options]
 
 Commands:
-  install <haraka-dir>   Install the compiled plugins into an existing Haraka
-                         instance (plugins/<name>/), copy default config files
-                         the instance does not have yet (never overwrites), and
-                         print the lines to add to config/plugins. Safe to re-run.
-  help [command]         Show this help.
+${lines.join('\n')}
 
-Options:
-  -h, --help             Show help.
+Global options:
+  --config <dir>   Haraka instance (or its config/ directory) whose
+                   mx6-receive.ini gives the Redis settings; default:
+                   $MX6_CONFIG, else 127.0.0.1:6379. $MX6_REDIS_URL
+                   overrides the Redis URL.
+  -h, --help       Show help; "mx6ctl <command> --help" for a command.
 `
+}
 
-const INSTALL_HELP = `Usage: mx6ctl install <haraka-dir>
-
-Installs mx6-receive and mx6-send into <haraka-dir>/plugins/ as folder
-plugins, copies config/mx6-receive.ini and config/mx6-send.ini when the
-instance has none, and prints the config/plugins order to use. Running it
-again updates the code and keeps your configuration.
-`
-
-export function main(argv: string[]): number {
-  const [cmd, ...rest] = argv
-  if (!cmd || cmd === 'help' || cmd === '-h' || cmd === '--help') {
-    process.stdout.write(rest[0] === 'install' ? INSTALL_HELP : USAGE)
-    return cmd ? 0 : 2
-  }
-  switch (cmd) {
-    case 'install': {
-      if (rest.includes('-h') || rest.includes('--help')) {
-        process.stdout.write(INSTALL_HELP)
-        return 0
-      }
-      if (rest.length !== 1) {
-        process.stderr.write(`mx6ctl install: expected exactly one <haraka-dir>\n\n${INSTALL_HELP}`)
-        return 2
-      }
-      try {
-        const report = install(rest[0])
-        for (const l of report.lines) process.stdout.write(`${l}\n`)
-        process.stdout.write(`\nAdd to ${rest[0]}/config/plugins, in this order (keep your other plugins):\n`)
-        for (const l of report.pluginsLine) process.stdout.write(`  ${l}\n`)
-        return 0
-      } catch (err) {
-        if (err instanceof InstallError) {
-          process.stderr.write(`mx6ctl install: ${err.message}\n`)
-          return 1
-        }
-        throw err
-      }
-    }
-    default:
-      process.stderr.write(`mx6ctl: unknown command "${cmd}"\n\n${USAGE}`)
+export async function main(argv: string[], io: Io = stdio): Promise<number> {
+  const global: GlobalOptions = {}
+  const args = [...argv]
+  while (args[0] === '--config') {
+    args.shift()
+    const dir = args.shift()
+    if (!dir) {
+      io.err('mx6ctl: --config needs a directory')
       return 2
+    }
+    global.config = dir
+  }
+  const [name, ...rest] = args
+  if (!name || name === 'help' || name === '-h' || name === '--help') {
+    const topic = rest[0] && COMMANDS[rest[0]]
+    io.out(topic ? topic.help : usage())
+    return name ? 0 : 2
+  }
+  const cmd = COMMANDS[name]
+  if (!cmd) {
+    io.err(`mx6ctl: unknown command "${name}"\n\n${usage()}`)
+    return 2
+  }
+  if (wantsHelp(rest)) {
+    io.out(cmd.help)
+    return 0
+  }
+  try {
+    return await cmd.run(rest, io, global)
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`mx6ctl ${name}: ${err.message}\n\n${cmd.help}`)
+      return err.status
+    }
+    if (err instanceof CtlError) {
+      io.err(`mx6ctl ${name}: ${err.message}`)
+      return err.status
+    }
+    throw err
   }
 }
 
 if (require.main === module) {
-  process.exitCode = main(process.argv.slice(2))
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code
+    },
+    (err: Error) => {
+      process.stderr.write(`mx6ctl: internal error: ${err.stack ?? err.message}\n`)
+      process.exitCode = 1
+    },
+  )
 }

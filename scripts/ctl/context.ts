@@ -1,0 +1,57 @@
+// Where mx6ctl finds Redis: the same settings as the plugins, read from the
+// Haraka instance given with --config (or MX6_CONFIG), MX6_REDIS_URL overriding.
+import fs from 'node:fs'
+import path from 'node:path'
+import type { Redis } from 'ioredis'
+import { Keys } from '../../plugins/lib/keys'
+import { createRedis, describeRedis, type RedisSettings } from '../../plugins/lib/redis'
+import { readReceiveConfig, type ReceiveConfig } from '../../plugins/mx6-receive/config'
+import { CtlError, type GlobalOptions, type Io } from './command'
+
+// haraka-config has no types; only module_config().get() is used.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const harakaConfig = require('haraka-config') as { module_config(root: string): { get(file: string, opts?: unknown): unknown } }
+
+export interface Context {
+  redis: Redis
+  keys: Keys
+  settings: RedisSettings
+  receive: ReceiveConfig
+  close(): Promise<void>
+}
+
+/** The instance root (the directory holding config/), from the instance or its config/ directory. */
+export function configRoot(dir: string): string {
+  const abs = path.resolve(dir)
+  if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) throw new CtlError(`--config ${dir}: no such directory`)
+  if (fs.existsSync(path.join(abs, 'config'))) return abs
+  if (path.basename(abs) === 'config') return path.dirname(abs)
+  throw new CtlError(`--config ${dir}: neither a Haraka instance (with config/) nor its config/ directory`)
+}
+
+/** The mx6-receive settings mx6ctl uses: the instance's file, or the defaults. */
+export function loadReceiveConfig(global: GlobalOptions, io: Io): ReceiveConfig {
+  const dir = global.config ?? process.env.MX6_CONFIG
+  const ini = dir ? (harakaConfig.module_config(configRoot(dir)).get('mx6-receive.ini', { booleans: [] }) as Record<string, Record<string, unknown>>) : {}
+  const { config, errors } = readReceiveConfig(ini)
+  for (const e of errors) io.err(`warning: ${e}`)
+  if (process.env.MX6_REDIS_URL) config.redis = { ...config.redis, url: process.env.MX6_REDIS_URL }
+  return config
+}
+
+/** Connects (bounded by connect_timeout); a failure is one clear line and exit status 1. */
+export async function openContext(global: GlobalOptions, io: Io): Promise<Context> {
+  const receive = loadReceiveConfig(global, io)
+  const settings = receive.redis
+  const redis = createRedis(settings, { lazyConnect: true, retryStrategy: () => null, enableOfflineQueue: true })
+  redis.on('error', () => {
+    // reported by connect() below
+  })
+  try {
+    await redis.connect()
+  } catch (err) {
+    redis.disconnect()
+    throw new CtlError(`cannot connect to redis ${describeRedis(settings)}: ${(err as Error).message}`)
+  }
+  return { redis, keys: new Keys(settings.prefix), settings, receive, close: async () => void redis.disconnect() }
+}
