@@ -8,7 +8,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 
-export const PLUGINS = ['mx6-receive', 'mx6-send'] as const
+export const PLUGINS = ['mx6-receive', 'mx6-send', 'mx6-learn'] as const
 
 /** Runtime modules the compiled plugins require(). */
 const RUNTIME_DEPS = ['ioredis', 'ipaddr.js', 'tldts', 'haraka-dsn', 'haraka-constants', '@haraka/email-address', 'dns2', 'haraka-plugin-spf']
@@ -107,6 +107,7 @@ export function recommendedPlugins(): string[] {
     'dkim',
     'mx6-receive',
     'rcpt_to.in_host_list',
+    'mx6-learn',
     '# your queue plugin, e.g. queue/smtp_forward or queue/lmtp',
     '# and, for outbound delivery with MX6 (before any other get_mx plugin):',
     'mx6-send',

@@ -42,6 +42,14 @@ export class Keys {
   history(domain: string): string {
     return `${this.prefix}hist:${domain}`
   }
+  /**
+   * When mx6-learn last saw the owner write to each learned book member (sorted
+   * set: member -> Unix seconds), so learned entries can age out. Entries added
+   * by hand have no score here and never age out.
+   */
+  bookSeen(address: string): string {
+    return `${this.prefix}bookseen:${address}`
+  }
   /** `address` must come from normaliseMailbox (no control characters, bounded length). */
   book(address: string): string {
     return `${this.prefix}book:${address}`

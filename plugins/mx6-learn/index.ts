@@ -1,0 +1,167 @@
+// mx6-learn: keeps the lists mx6-receive reads up to date from real traffic.
+//  - Address books: a local user's outbound mail adds its external recipients to
+//    mx6:book:<user>, so their replies are accepted over IPv6 when authenticated.
+//  - IPv4 history: inbound IPv4 mail with an authenticated From domain counts
+//    in mx6:hist:<domain>, which mx6-receive's history signal reads.
+// Learning happens only for mail actually queued (queue_ok), in one pipeline,
+// and never delays or refuses mail: Redis trouble is logged and skipped.
+import type { Redis } from 'ioredis'
+import type { Connection, Next, PluginBase } from '../lib/haraka'
+import { classifyPeer } from '../lib/ip'
+import { Keys } from '../lib/keys'
+import { createRedis, describeRedis } from '../lib/redis'
+import { dkimPassDomains, fromFact, mailbox, spfFact } from '../mx6-receive/facts'
+import { BOOLEANS, CONFIG_FILE, readLearnConfig, type LearnSettings } from './config'
+import { bookLesson, historyLesson } from './learn'
+
+interface Plugin extends PluginBase {
+  cfg: LearnSettings
+  hostList: Set<string>
+  redis: Redis | null
+  redisSettings: string
+  load_config(): void
+}
+
+export function register(this: Plugin): void {
+  this.redis = null
+  this.redisSettings = ''
+  this.load_config()
+  this.register_hook('queue_ok', 'mx6_learn')
+}
+
+export function load_config(this: Plugin): void {
+  const ini = this.config.get(CONFIG_FILE, { booleans: BOOLEANS }, () => this.load_config()) as Record<string, Record<string, unknown>>
+  const { config, errors } = readLearnConfig(ini)
+  for (const e of errors) this.logerror(e)
+  this.cfg = config
+  const hosts = config.localDomains.length ? config.localDomains : ((this.config.get('host_list', 'list', () => this.load_config()) as string[]) ?? [])
+  this.hostList = new Set(hosts.map((h) => h.toLowerCase()))
+  const settings = JSON.stringify(config.redis)
+  if (this.redis && settings !== this.redisSettings) {
+    this.redis.disconnect()
+    this.redis = null
+  }
+  this.redisSettings = settings
+}
+
+function client(plugin: Plugin): Redis {
+  if (!plugin.redis) {
+    const c = createRedis(plugin.cfg.redis)
+    let last = ''
+    c.on('error', (err: Error) => {
+      if (err.message !== last) plugin.logwarn(`redis ${describeRedis(plugin.cfg.redis)}: ${err.message} (learning paused; mail is not affected)`)
+      last = err.message
+    })
+    c.on('ready', () => {
+      last = ''
+    })
+    plugin.redis = c
+  }
+  return plugin.redis
+}
+
+export function hook_init_master(this: Plugin, next: Next): void {
+  client(this)
+  next()
+}
+
+export function hook_init_child(this: Plugin, next: Next): void {
+  client(this)
+  next()
+}
+
+export function shutdown(this: Plugin): void {
+  this.redis?.disconnect()
+  this.redis = null
+}
+
+/** Our own domain (or a subdomain of one)? */
+function isLocal(plugin: Plugin, domain: string): boolean {
+  for (let d = domain; d.includes('.'); d = d.slice(d.indexOf('.') + 1)) if (plugin.hostList.has(d)) return true
+  return false
+}
+
+export function mx6_learn(this: Plugin, next: Next, connection: Connection): void {
+  // queue_ok: the mail is safely queued. Everything is read from the transaction
+  // before next(): Haraka then answers 250 and resets the transaction.
+  try {
+    learn(this, connection)
+  } finally {
+    next()
+  }
+}
+
+function learn(plugin: Plugin, connection: Connection): void {
+  const txn = connection.transaction
+  if (!txn) return
+  const keys = new Keys(plugin.cfg.redis.prefix)
+  const c = client(plugin)
+  if (c.status !== 'ready') {
+    connection.logwarn(plugin, `redis not connected (${c.status}): nothing learned from this message`)
+    return
+  }
+  const now = Math.floor(Date.now() / 1000)
+  const p = c.pipeline()
+  const notes: string[] = []
+  let book: { owner: string; members: string[] } | null = null
+
+  const local = connection.relaying || !!connection.notes.auth_user
+  if (local && plugin.cfg.books.enabled) {
+    const lesson = bookLesson(
+      mailbox(txn.mail_from, plugin.cfg.recipientDelimiter),
+      txn.rcpt_to.map((r) => mailbox(r)),
+      (d) => isLocal(plugin, d),
+    )
+    if (lesson) {
+      book = lesson
+      const seen = keys.bookSeen(lesson.owner)
+      const ttl = plugin.cfg.books.maxAgeDays * 86400
+      // Entries not written to for max_age_days age out (learned ones only; the
+      // ZRANGEBYSCORE answer is trimmed below), and a book never grows past max_entries.
+      p.zrangebyscore(seen, '-inf', now - ttl)
+      p.zcard(seen)
+      p.sadd(keys.book(lesson.owner), ...lesson.members)
+      p.zadd(seen, ...lesson.members.flatMap((m) => [String(now), m]))
+      p.expire(seen, ttl)
+      notes.push(`book of ${lesson.owner} += ${lesson.members.join(', ')}`)
+    }
+  }
+
+  const peer = classifyPeer(connection.remote.ip)
+  if (!local && peer?.family === 'ipv4' && plugin.cfg.history.enabled) {
+    const lesson = historyLesson({ spf: spfFact(txn), dkimPass: dkimPassDomains(txn), from: fromFact(txn) }, plugin.cfg.history.alignment)
+    if (lesson) {
+      const key = keys.history(lesson.domain)
+      p.hincrby(key, 'count', 1)
+      p.hsetnx(key, 'first', String(now))
+      p.hset(key, 'last', String(now))
+      p.expire(key, plugin.cfg.history.ttlDays * 86400)
+      notes.push(`IPv4 history of ${lesson.domain} (${lesson.reason})`)
+    }
+  }
+  if (notes.length === 0) return
+
+  p.exec()
+    .then((results) => {
+      connection.loginfo(plugin, `learned: ${notes.join('; ')}`)
+      if (!book || !results) return
+      const stale = (results[0]?.[1] as string[] | undefined) ?? []
+      const size = Number(results[1]?.[1] ?? 0) + book.members.length
+      trimBook(plugin, c, keys, book.owner, stale, size)
+    })
+    .catch((err: Error) => connection.logwarn(plugin, `nothing learned: ${err.message}`))
+}
+
+/** Removes aged-out learned entries, and the oldest ones past max_entries, off the hot path. */
+function trimBook(plugin: Plugin, c: Redis, keys: Keys, owner: string, stale: string[], size: number): void {
+  const seen = keys.bookSeen(owner)
+  const over = size - plugin.cfg.books.maxEntries
+  const work = async (): Promise<void> => {
+    const victims = [...stale]
+    if (over > 0) victims.push(...(await c.zrange(seen, '0', String(over - 1))))
+    if (victims.length === 0) return
+    await c.pipeline().srem(keys.book(owner), ...victims).zrem(seen, ...victims).exec()
+    plugin.loginfo(`book of ${owner}: ${victims.length} learned entries aged out or over max_entries`)
+  }
+  work().catch((err: Error) => plugin.logwarn(`book of ${owner} not trimmed: ${err.message}`))
+}

@@ -1,0 +1,58 @@
+// mx6-learn's pure lessons and settings.
+import assert from 'node:assert/strict'
+import { normaliseMailbox } from '../../plugins/lib/mailbox'
+import { readLearnConfig } from '../../plugins/mx6-learn/config'
+import { bookLesson, historyLesson } from '../../plugins/mx6-learn/learn'
+
+const box = (a: string, delim = '') => normaliseMailbox(a.split('@')[0], a.split('@')[1], delim)
+const local = (d: string) => d === 'rcpt.test' || d.endsWith('.rcpt.test')
+
+describe('mx6-learn: book lessons', () => {
+  it('adds the external recipients of a local user, normalised', () => {
+    const l = bookLesson(box('Alice+work@rcpt.test', '+'), [box('Friend@Other.TEST'), box('bob@rcpt.test'), box('carol@sub.rcpt.test'), box('friend@other.test'), null], local)
+    assert.deepEqual(l, { owner: 'alice@rcpt.test', members: ['friend@other.test'] })
+  })
+  it('learns nothing from a sender outside our domains, or without external recipients', () => {
+    assert.equal(bookLesson(box('x@elsewhere.test'), [box('friend@other.test')], local), null)
+    assert.equal(bookLesson(box('alice@rcpt.test'), [box('bob@rcpt.test')], local), null)
+    assert.equal(bookLesson(null, [box('friend@other.test')], local), null)
+  })
+})
+
+describe('mx6-learn: history lessons', () => {
+  const from = (a: string) => ({ mailbox: box(a)! })
+  const rows: Array<[string, Parameters<typeof historyLesson>[0], string | null]> = [
+    ['aligned SPF pass', { spf: { result: 'pass', domain: 'allowed.test' }, dkimPass: [], from: from('news@allowed.test') }, 'allowed.test'],
+    ['DKIM pass of a subdomain (relaxed)', { spf: null, dkimPass: ['mail.allowed.test'], from: from('news@allowed.test') }, 'allowed.test'],
+    ['SPF pass of another domain', { spf: { result: 'pass', domain: 'other.test' }, dkimPass: [], from: from('ceo@allowed.test') }, null],
+    ['SPF fail', { spf: { result: 'fail', domain: 'allowed.test' }, dkimPass: [], from: from('news@allowed.test') }, null],
+    ['no From', { spf: { result: 'pass', domain: 'allowed.test' }, dkimPass: [], from: { problem: 'no From header' } }, null],
+  ]
+  for (const [name, facts, want] of rows) {
+    it(`${name} -> ${want ?? 'nothing'}`, () => assert.equal(historyLesson(facts, 'relaxed')?.domain ?? null, want))
+  }
+  it('strict alignment needs the exact domain', () => {
+    assert.equal(historyLesson({ spf: null, dkimPass: ['mail.allowed.test'], from: from('news@allowed.test') }, 'strict'), null)
+  })
+})
+
+describe('mx6-learn: settings', () => {
+  it('has defaults and reads every key', () => {
+    assert.deepEqual(readLearnConfig({}).config.books, { enabled: true, maxAgeDays: 365, maxEntries: 5000 })
+    const { config, errors } = readLearnConfig({
+      books: { enabled: false, max_age_days: '30', max_entries: '10', local_domains: 'a.test, B.test', recipient_delimiter: '-' },
+      history: { enabled: false, alignment: 'strict', ttl_days: '10' },
+    })
+    assert.deepEqual(errors, [])
+    assert.deepEqual(config.books, { enabled: false, maxAgeDays: 30, maxEntries: 10 })
+    assert.deepEqual(config.history, { enabled: false, alignment: 'strict', ttlDays: 10 })
+    assert.deepEqual(config.localDomains, ['a.test', 'b.test'])
+    assert.equal(config.recipientDelimiter, '-')
+  })
+  it('reports bad values', () => {
+    const { config, errors } = readLearnConfig({ books: { max_entries: '0' }, history: { alignment: 'loose' } })
+    assert.equal(config.books.maxEntries, 5000)
+    assert.equal(config.history.alignment, 'relaxed')
+    assert.equal(errors.length, 2)
+  })
+})
