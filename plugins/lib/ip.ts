@@ -35,26 +35,68 @@ function rfc5952(v6: ipaddr.IPv6): string {
   return (ipaddr.fromByteArray(v6.toByteArray()) as ipaddr.IPv6).toRFC5952String()
 }
 
-/** Canonical text of `bytes` masked to `len` bits: a single address (/128) carries no suffix. */
-function networkText(bytes: number[], len: number): string {
-  const masked = bytes.slice()
-  for (let i = 0; i < 16; i++) {
-    const keep = Math.max(0, Math.min(8, len - i * 8))
-    masked[i] &= keep === 8 ? 0xff : (0xff << (8 - keep)) & 0xff
+/** RFC 5952 text of eight 16-bit groups: lower-case hex, the longest run (2+) of zero groups as "::". */
+function groupsText(g: Uint16Array | number[]): string {
+  let bestAt = -1
+  let bestLen = 1
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++
+      continue
+    }
+    let j = i + 1
+    while (j < 8 && g[j] === 0) j++
+    if (j - i > bestLen) {
+      bestAt = i
+      bestLen = j - i
+    }
+    i = j
   }
-  const text = (ipaddr.fromByteArray(masked) as ipaddr.IPv6).toRFC5952String()
+  let out = ''
+  for (let i = 0; i < 8; i++) {
+    if (i === bestAt) {
+      out += '::'
+      i += bestLen - 1
+      continue
+    }
+    if (out !== '' && !out.endsWith(':')) out += ':'
+    out += g[i].toString(16)
+  }
+  return out
+}
+
+/** Canonical text of the address masked to `len` bits: a single address (/128) carries no suffix. */
+function networkText(bytes: number[], len: number): string {
+  const groups = new Uint16Array(8)
+  for (let i = 0; i < 8; i++) {
+    const keep = len - i * 16
+    if (keep <= 0) break
+    const word = (bytes[2 * i] << 8) | bytes[2 * i + 1]
+    groups[i] = keep >= 16 ? word : word & ((0xffff << (16 - keep)) & 0xffff)
+  }
+  const text = groupsText(groups)
   return len === 128 ? text : `${text}/${len}`
 }
+
+const candidateCache = new Map<string, readonly string[]>()
+const CANDIDATE_CACHE_SIZE = 4096
 
 /**
  * Every canonical CIDR entry that would cover `canonicalV6`, longest first
  * (/128 ... /0): 129 hash fields, looked up in one HMGET whatever the list size.
+ * Recently used peers are remembered (their lists are the same every time).
  */
 export function candidatePrefixes(canonicalV6: string, minLen = 0): string[] {
-  const bytes = ipaddr.IPv6.parse(canonicalV6).toByteArray()
-  const out: string[] = []
-  for (let len = 128; len >= minLen; len--) out.push(networkText(bytes, len))
-  return out
+  let all = candidateCache.get(canonicalV6)
+  if (!all) {
+    const bytes = ipaddr.IPv6.parse(canonicalV6).toByteArray()
+    const out: string[] = []
+    for (let len = 128; len >= 0; len--) out.push(networkText(bytes, len))
+    all = Object.freeze(out)
+    if (candidateCache.size >= CANDIDATE_CACHE_SIZE) candidateCache.delete(candidateCache.keys().next().value as string)
+    candidateCache.set(canonicalV6, all)
+  }
+  return all.slice(0, 129 - minLen)
 }
 
 export type CidrCheck =

@@ -37,24 +37,33 @@ function heloMatches(helo: string, name: string, mode: HeloMatch): boolean {
   return mode === 'domain' && helo.includes('.') && orgDomain(helo) === orgDomain(name)
 }
 
-export async function fcrdns(ip: string, helo: string | undefined, dns: CachingResolver, mode: HeloMatch): Promise<FcrdnsResult> {
+/** PTR names of the peer that resolve back (AAAA) to it; the HELO comparison comes later. */
+export async function confirmedNames(ip: string, dns: CachingResolver): Promise<FcrdnsResult> {
   const ptr = await dns.ptr(`${reverseNibbles(ip)}.ip6.arpa`)
   if ('error' in ptr) return { outcome: 'err', confirmed: [], detail: `PTR lookup: ${ptr.error}` }
   if ('none' in ptr) return { outcome: 'fail', confirmed: [], detail: `no PTR (${ptr.none})` }
   const names = [...new Set(ptr.ok)].slice(0, MAX_PTR)
   const forward = await Promise.all(names.map(async (n) => [n, await dns.aaaa(n)] as const))
-  const confirmed = forward
-    .filter(([, a]) => 'ok' in a && a.ok.some((addr) => classifyPeer(addr)?.canonical === ip))
-    .map(([n]) => n)
+  const confirmed = forward.filter(([, a]) => 'ok' in a && a.ok.some((addr) => classifyPeer(addr)?.canonical === ip)).map(([n]) => n)
   if (confirmed.length === 0) {
     const errs = forward.filter(([, a]) => 'error' in a)
     if (errs.length) return { outcome: 'err', confirmed, detail: `AAAA lookup of ${errs[0][0]} failed` }
     return { outcome: 'fail', confirmed, detail: `PTR ${names.join(',')} does not resolve back to ${ip}` }
   }
+  return { outcome: 'pass', confirmed, detail: `forward-confirmed ${confirmed.join(',')}` }
+}
+
+/** The FCrDNS signal proper: a forward-confirmed name that matches the HELO/EHLO name. Pure. */
+export function matchHelo(names: FcrdnsResult, helo: string | undefined, mode: HeloMatch): FcrdnsResult {
+  if (names.outcome !== 'pass') return names
   const h = (helo ?? '').toLowerCase().replace(/\.$/, '')
-  const match = confirmed.find((n) => heloMatches(h, n, mode))
-  if (!match) return { outcome: 'fail', confirmed, detail: `forward-confirmed ${confirmed.join(',')} but HELO "${h.slice(0, 100)}" differs` }
-  return { outcome: 'pass', confirmed, detail: `forward-confirmed ${match} matches HELO` }
+  const match = names.confirmed.find((n) => heloMatches(h, n, mode))
+  if (!match) return { outcome: 'fail', confirmed: names.confirmed, detail: `forward-confirmed ${names.confirmed.join(',')} but HELO "${h.slice(0, 100)}" differs` }
+  return { outcome: 'pass', confirmed: names.confirmed, detail: `forward-confirmed ${match} matches HELO` }
+}
+
+export async function fcrdns(ip: string, helo: string | undefined, dns: CachingResolver, mode: HeloMatch): Promise<FcrdnsResult> {
+  return matchHelo(await confirmedNames(ip, dns), helo, mode)
 }
 
 /**
@@ -71,10 +80,15 @@ export async function originAsn(ip: string, dns: CachingResolver, zone: string):
   return { outcome: 'pass', asns, detail: `origin AS ${asns.join(',')}` }
 }
 
-export async function gatherPeerSignals(ip: string, helo: string | undefined, dns: CachingResolver, cfg: { fcrdns: boolean; heloMatch: HeloMatch; asn: boolean; asnZone: string }): Promise<PeerSignals> {
+/**
+ * The DNS part of the peer signals, started when the connection opens so the
+ * lookups run while the client says EHLO and MAIL FROM; the HELO comparison is
+ * applied at RCPT with matchHelo().
+ */
+export async function gatherPeerSignals(ip: string, dns: CachingResolver, cfg: { fcrdns: boolean; asn: boolean; asnZone: string }): Promise<PeerSignals> {
   const skip = (what: string) => ({ outcome: 'skip' as const, detail: `${what} disabled` })
   const [f, a] = await Promise.all([
-    cfg.fcrdns ? fcrdns(ip, helo, dns, cfg.heloMatch) : Promise.resolve({ ...skip('fcrdns'), confirmed: [] }),
+    cfg.fcrdns ? confirmedNames(ip, dns) : Promise.resolve({ ...skip('fcrdns'), confirmed: [] }),
     cfg.asn ? originAsn(ip, dns, cfg.asnZone) : Promise.resolve({ ...skip('asn'), asns: [] }),
   ])
   return { fcrdns: f, asn: a }
