@@ -42,6 +42,8 @@ interface Plugin extends PluginBase {
   store: ListStore | null
   storeSettings: string
   lintTimer: NodeJS.Timeout | null
+  lintEvery: number
+  lintClient: ReturnType<typeof createRedis> | null
   reported: Set<string>
   load_config(): void
 }
@@ -60,6 +62,8 @@ export function register(this: Plugin): void {
   this.store = null
   this.storeSettings = ''
   this.lintTimer = null
+  this.lintEvery = 0
+  this.lintClient = null
   this.reported = new Set()
   this.load_config()
   this.register_hook('mail', 'mx6_mail')
@@ -79,11 +83,17 @@ export function load_config(this: Plugin): void {
   if (this.store && settings !== this.storeSettings) {
     void this.store.close()
     this.store = null
+    // The lint scan follows the new connection once it is ready.
+    if (this.lintTimer) clearInterval(this.lintTimer)
+    this.lintTimer = null
+    this.lintClient = null
   }
   this.storeSettings = settings
-  if (this.lintTimer) {
+  // A new lint interval takes effect now, on the connection we already have.
+  if (this.lintTimer && this.lintEvery !== config.lintInterval) {
     clearInterval(this.lintTimer)
     this.lintTimer = null
+    if (this.lintClient) scheduleLint(this, this.lintClient)
   }
 }
 
@@ -121,12 +131,16 @@ function connect(plugin: Plugin): ListStore {
 
 /** Non-canonical entries never match; tell the operator once per entry. */
 function scheduleLint(plugin: Plugin, client: ReturnType<typeof createRedis>): void {
+  plugin.lintClient = client
   if (plugin.cfg.lintInterval === 0 || plugin.lintTimer) return
   const keys = new Keys(plugin.cfg.redis.prefix)
   const run = async (): Promise<void> => {
     for (const [key, kind] of [
       [keys.ipAllow, 'ip'],
+      [keys.ipGreen, 'ip'],
       [keys.domainAllow, 'domain'],
+      [keys.domainGreen, 'domain'],
+      [keys.hostGreen, 'domain'],
     ] as const) {
       try {
         for (const p of await lintHash(client, key, kind)) {
@@ -141,6 +155,7 @@ function scheduleLint(plugin: Plugin, client: ReturnType<typeof createRedis>): v
     }
   }
   void run()
+  plugin.lintEvery = plugin.cfg.lintInterval
   plugin.lintTimer = setInterval(() => void run(), plugin.cfg.lintInterval * 1000)
   plugin.lintTimer.unref()
 }
@@ -158,6 +173,7 @@ export function hook_init_child(this: Plugin, next: Next): void {
 export function shutdown(this: Plugin): void {
   if (this.lintTimer) clearInterval(this.lintTimer)
   this.lintTimer = null
+  this.lintClient = null
   void this.store?.close()
   this.store = null
 }
