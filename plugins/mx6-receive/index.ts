@@ -9,7 +9,7 @@ import DSN from 'haraka-dsn'
 import type { Connection, Next, PluginBase, Transaction } from '../lib/haraka'
 import { Keys } from '../lib/keys'
 import { authResultsLines } from '../lib/authres'
-import { CachingResolver, Dns2Client, systemServers } from '../lib/dns'
+import { CachingResolver, NodeDnsClient, systemServers } from '../lib/dns'
 import { matchesListener } from '../lib/ip'
 import { lintHash } from '../lib/lint'
 import { createRedis, describeRedis, type RedisSettings } from '../lib/redis'
@@ -77,7 +77,8 @@ export function load_config(this: Plugin): void {
   for (const e of errors) this.logerror(e)
   this.cfg = config
   const servers = config.signals.dnsServers.length ? config.signals.dnsServers : systemServers()
-  this.resolver = new CachingResolver(new Dns2Client(servers, config.signals.dnsTimeoutMs), { negativeTtl: 300, maxTtl: 3600 })
+  // PTR and TXT answers carry no TTL through Node's resolver: cache them for 5 minutes.
+  this.resolver = new CachingResolver(new NodeDnsClient(servers, config.signals.dnsTimeoutMs, 300), { negativeTtl: 300, maxTtl: 3600 })
   // Reconnect only when the connection settings changed.
   const settings = JSON.stringify(config.redis) + config.statsDays
   if (this.store && settings !== this.storeSettings) {
