@@ -1,6 +1,6 @@
 // Domain names: canonical A-label form, parent candidates, DMARC-style alignment.
 import { domainToASCII } from 'node:url'
-import { getDomain } from 'tldts'
+import { getDomain, getPublicSuffix } from 'tldts'
 
 const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/
 
@@ -47,4 +47,9 @@ export function aligned(authDomain: string, fromDomain: string, mode: Alignment)
   if (authDomain === fromDomain) return true
   if (mode === 'strict') return false
   return orgDomain(authDomain) === orgDomain(fromDomain)
+}
+
+/** True for a name that is itself a public suffix (com, co.uk, github.io), per the Public Suffix List. */
+export function isPublicSuffix(domain: string): boolean {
+  return getPublicSuffix(domain, { allowPrivateDomains: true }) === domain
 }

@@ -1,6 +1,6 @@
 // Finding list entries that can never match because they are not in canonical form.
 import type { Redis } from 'ioredis'
-import { canonicalDomain } from './domain'
+import { canonicalDomain, isPublicSuffix } from './domain'
 import { checkV6Entry } from './ip'
 
 export interface EntryProblem {
@@ -15,6 +15,8 @@ export function checkEntry(kind: 'ip' | 'domain', entry: string): EntryProblem |
     return c.ok ? null : { entry, problem: c.error, fix: c.fix }
   }
   const canonical = canonicalDomain(entry)
+  // An entry covers its subdomains: a public suffix would cover every domain under it.
+  if (canonical && isPublicSuffix(canonical)) return { entry, problem: 'a public suffix: it would cover every domain registered under it' }
   if (canonical === entry) return null
   if (!canonical) return { entry, problem: 'not a valid domain name' }
   return { entry, problem: 'not in canonical form (lower-case A-label, no trailing dot)', fix: canonical }

@@ -43,15 +43,18 @@ export function loadReceiveConfig(global: GlobalOptions, io: Io): ReceiveConfig 
 export async function openContext(global: GlobalOptions, io: Io): Promise<Context> {
   const receive = loadReceiveConfig(global, io)
   const settings = receive.redis
-  const redis = createRedis(settings, { lazyConnect: true, retryStrategy: () => null, enableOfflineQueue: true })
-  redis.on('error', () => {
-    // reported by connect() below
+  // An operator command may scan or import a lot: the plugins' 500 ms lookup bound is for SMTP.
+  const redis = createRedis(settings, { lazyConnect: true, retryStrategy: () => null, enableOfflineQueue: true, commandTimeout: 30000 })
+  let cause = ''
+  redis.on('error', (err: Error) => {
+    // The socket error (ECONNREFUSED, ...) says more than connect()'s "Connection is closed".
+    cause ||= err.message
   })
   try {
     await redis.connect()
   } catch (err) {
     redis.disconnect()
-    throw new CtlError(`cannot connect to redis ${describeRedis(settings)}: ${(err as Error).message}`)
+    throw new CtlError(`cannot connect to redis ${describeRedis(settings)}: ${cause || (err as Error).message}`)
   }
   return { redis, keys: new Keys(settings.prefix), settings, receive, close: async () => void redis.disconnect() }
 }

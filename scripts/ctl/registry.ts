@@ -1,4 +1,16 @@
 // The mx6ctl commands beyond install, one module each.
 import type { Command } from './command'
+import { bookCommand } from './book'
+import { fallbacksCommand } from './fallbacks'
+import { lintCommand } from './lint-cmd'
+import { allowCommand, greenCommand } from './lists'
+import { statsCommand } from './stats'
 
-export const COMMANDS: Record<string, Command> = {}
+export const COMMANDS: Record<string, Command> = {
+  allow: allowCommand,
+  green: greenCommand,
+  book: bookCommand,
+  lint: lintCommand,
+  stats: statsCommand,
+  fallbacks: fallbacksCommand,
+}

@@ -1,0 +1,401 @@
+// mx6ctl allow|green ip|domain|host|asn add|rm|ls: the list hashes, written in canonical form.
+// Also the helpers the other operator commands share (Redis context, safe printing).
+import { ReplyError } from 'ioredis'
+import { canonicalDomain } from '../../plugins/lib/domain'
+import { checkV6Entry, classifyPeer } from '../../plugins/lib/ip'
+import type { Keys } from '../../plugins/lib/keys'
+import { describeRedis } from '../../plugins/lib/redis'
+import { isPublicSuffix } from './addressbook'
+import { CtlError, parse, UsageError, type Command, type GlobalOptions, type Io } from './command'
+import { openContext, type Context } from './context'
+
+// ---------------------------------------------------------------- shared helpers
+
+/**
+ * Operator commands may move more data than one SMTP lookup (a big import, a
+ * lint of a long list): the per-command bound is raised from the lookup
+ * timeout to this.
+ */
+export const OPERATOR_TIMEOUT_MS = 30_000
+
+/** Opens the context, runs `work`, always closes; Redis errors become one-line CtlErrors. */
+export async function withRedis<T>(global: GlobalOptions, io: Io, work: (ctx: Context) => Promise<T>): Promise<T> {
+  const ctx = await openContext(global, io)
+  ctx.redis.options.commandTimeout = Math.max(ctx.redis.options.commandTimeout ?? 0, OPERATOR_TIMEOUT_MS)
+  try {
+    return await work(ctx)
+  } catch (err) {
+    throw redisError(err, ctx)
+  } finally {
+    await ctx.close()
+  }
+}
+
+/** Errors from Redis (replies, lost connection, timeouts) as CtlError; anything else unchanged. */
+export function redisError(err: unknown, ctx: Context): unknown {
+  if (err instanceof CtlError) return err
+  if (err instanceof ReplyError) {
+    const msg = (err as Error).message
+    const m = /^WRONGTYPE/.test(msg) ? `${msg} (mx6ctl lint shows which key)` : msg
+    return new CtlError(`redis error: ${m}`)
+  }
+  if (err instanceof Error && /Connection is closed|Command timed out|ECONN|EPIPE|ETIMEDOUT|Stream isn't writeable|max retries/i.test(err.message)) {
+    return new CtlError(`redis ${describeRedis(ctx.settings)}: ${err.message}`)
+  }
+  return err
+}
+
+/** The error of a MULTI/pipeline result, thrown; else the value. */
+export function value<T = unknown>(result: [Error | null, unknown] | undefined): T {
+  if (!result) throw new CtlError('redis: transaction discarded')
+  if (result[0]) throw result[0]
+  return result[1] as T
+}
+
+/** Untrusted text (Redis contents, remote replies) for a terminal: quoted, control and bidi characters escaped, bounded. */
+export function quote(s: string, max = 300): string {
+  const cut = s.length > max ? `${s.slice(0, max)}` : s
+  const q = JSON.stringify(cut).replace(/[\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return s.length > max ? `${q}...(${s.length} characters)` : q
+}
+
+/**
+ * A shell word for a copy-and-paste hint: as is when plain, else in single
+ * quotes (so "$(...)" in a hostile entry is never run); null when the text has
+ * characters a terminal would not show faithfully.
+ */
+export function shellArg(s: string): string | null {
+  if (/^[A-Za-z0-9@%+=:,./_-]+$/.test(s)) return s
+  // eslint-disable-next-line no-control-regex
+  if (s.length > 300 || /[\x00-\x1f\x7f-\x9f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/.test(s)) return null
+  return `'${s.replace(/'/g, `'\\''`)}'`
+}
+
+/** Like quote(), without the surrounding quotes when the text is plain printable. */
+export function shown(s: string, max = 300): string {
+  const q = quote(s, max)
+  return /^"[\x20-\x7e]*"$/.test(q) && !q.slice(1, -1).includes('\\') ? q.slice(1, -1) : q
+}
+
+/** Left-aligned columns; the last column is not padded. */
+export function table(rows: string[][], right: boolean[] = []): string[] {
+  const widths: number[] = []
+  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)))
+  return rows.map((r) =>
+    r
+      .map((c, i) => (right[i] ? c.padStart(widths[i]) : i === r.length - 1 ? c : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd(),
+  )
+}
+
+/** All fields and values of a hash with HSCAN (never HGETALL on a possibly huge key). */
+export async function scanHash(ctx: Context, key: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>()
+  let cursor = '0'
+  do {
+    const [next, flat] = await ctx.redis.hscan(key, cursor, 'COUNT', 1000)
+    cursor = next
+    for (let i = 0; i < flat.length; i += 2) out.set(flat[i], flat[i + 1])
+  } while (cursor !== '0')
+  return out
+}
+
+/** All members of a set with SSCAN. */
+export async function scanSet(ctx: Context, key: string): Promise<Set<string>> {
+  const out = new Set<string>()
+  let cursor = '0'
+  do {
+    const [next, members] = await ctx.redis.sscan(key, cursor, 'COUNT', 1000)
+    cursor = next
+    for (const m of members) out.add(m)
+  } while (cursor !== '0')
+  return out
+}
+
+// ---------------------------------------------------------------- entries
+
+export type ListName = 'allow' | 'green'
+export type ListKind = 'ip' | 'domain' | 'host' | 'asn'
+export const KINDS: readonly ListKind[] = ['ip', 'domain', 'host', 'asn']
+
+export type EntryCheck =
+  /** Already canonical: matches as written. */
+  | { status: 'canonical'; canonical: string }
+  /** Another spelling of the same entry: rewriting it changes nothing but makes it match. */
+  | { status: 'fixable'; canonical: string; problem: string }
+  /** A fix exists but would change what the entry covers (host bits, zone id): the operator decides. */
+  | { status: 'ambiguous'; suggestion: string; problem: string }
+  /** Garbage: can never match. */
+  | { status: 'invalid'; problem: string }
+
+export const MAX_ASN = 4294967295
+
+/**
+ * Checks a list entry as typed or as found in Redis. IPv6 via checkV6Entry,
+ * domains and hosts via canonicalDomain, AS numbers digits only ("AS64500",
+ * asdot "1.10" and leading zeros are other spellings).
+ */
+export function checkListEntry(kind: ListKind, text: string): EntryCheck {
+  if (kind === 'ip') return checkIp(text)
+  if (kind === 'asn') return checkAsn(text)
+  return checkName(text)
+}
+
+function checkIp(text: string): EntryCheck {
+  const c = checkV6Entry(text)
+  if (c.ok) return { status: 'canonical', canonical: c.canonical }
+  if (!c.fix) return { status: 'invalid', problem: c.error }
+  const raw = String(text).trim()
+  const addr = classifyPeer(raw.split('/')[0])
+  // Same address and prefix, only spelt differently: safe to rewrite.
+  if (!raw.includes('%') && addr?.family === 'ipv6' && addr.canonical === c.fix.split('/')[0]) return { status: 'fixable', canonical: c.fix, problem: c.error }
+  return { status: 'ambiguous', suggestion: c.fix, problem: c.error }
+}
+
+function checkName(text: string): EntryCheck {
+  const d = canonicalDomain(text)
+  if (!d) return { status: 'invalid', problem: domainProblem(String(text)) }
+  if (isPublicSuffix(d)) return { status: 'invalid', problem: `${d} is a public suffix: an entry covers its subdomains, so it would cover every domain under it` }
+  if (d === text) return { status: 'canonical', canonical: d }
+  const why: string[] = []
+  const t = String(text).trim()
+  if (t !== text) why.push('surrounding white space')
+  if (t.endsWith('.')) why.push('trailing dot')
+  if (/[^\x00-\x7f]/.test(t)) why.push('U-label converted to A-label')
+  if (t !== t.toLowerCase() && !/[^\x00-\x7f]/.test(t)) why.push('upper case')
+  return { status: 'fixable', canonical: d, problem: `not in canonical form (${why.join(', ') || 'lower-case A-label'})` }
+}
+
+function domainProblem(t: string): string {
+  const s = t.trim()
+  if (s.startsWith('*.') || s.startsWith('.')) return 'not a valid domain name (no wildcards: an entry already covers its subdomains)'
+  if (s.includes('@')) return 'not a valid domain name (a domain, not an address: no @)'
+  if (s.includes('://') || s.includes('/')) return 'not a valid domain name (a name, not a URL)'
+  if (/^[\d.]+$/.test(s) || s.includes(':')) return 'not a valid domain name (addresses belong in the ip list)'
+  if (s !== '' && !s.includes('.')) return 'not a valid domain name (needs at least two labels)'
+  return 'not a valid domain name'
+}
+
+function checkAsn(text: string): EntryCheck {
+  const t = String(text)
+  const plain = /^\s*(?:as\s?)?(\d{1,20})\s*$/i.exec(t)
+  const asdot = /^\s*(?:as\s?)?(\d{1,5})\.(\d{1,5})\s*$/i.exec(t)
+  let n: number
+  if (plain) n = Number(plain[1])
+  else if (asdot) {
+    const [hi, lo] = [Number(asdot[1]), Number(asdot[2])]
+    if (hi > 65535 || lo > 65535) return { status: 'invalid', problem: 'not an AS number (asdot parts are at most 65535)' }
+    n = hi * 65536 + lo
+  } else return { status: 'invalid', problem: 'not an AS number (digits only, e.g. 64500)' }
+  if (n === 0) return { status: 'invalid', problem: 'AS 0 is reserved (RFC 7607) and never an origin' }
+  if (n > MAX_ASN) return { status: 'invalid', problem: `AS number out of range (1-${MAX_ASN})` }
+  const canonical = String(n)
+  if (canonical === t) return { status: 'canonical', canonical }
+  return { status: 'fixable', canonical, problem: 'not in canonical form (digits only, no "AS", no leading zeros)' }
+}
+
+/** The Redis key of a list; null for lists that do not exist (host and asn are green-only). */
+export function listKey(keys: Keys, list: ListName, kind: ListKind): string | null {
+  if (list === 'allow') return kind === 'ip' ? keys.ipAllow : kind === 'domain' ? keys.domainAllow : null
+  return { ip: keys.ipGreen, domain: keys.domainGreen, host: keys.hostGreen, asn: keys.asnGreen }[kind]
+}
+
+/** Every list hash with the kind of its entries, for lint. */
+export function allLists(keys: Keys): Array<{ key: string; kind: ListKind }> {
+  return [
+    { key: keys.ipAllow, kind: 'ip' },
+    { key: keys.ipGreen, kind: 'ip' },
+    { key: keys.domainAllow, kind: 'domain' },
+    { key: keys.domainGreen, kind: 'domain' },
+    { key: keys.hostGreen, kind: 'host' },
+    { key: keys.asnGreen, kind: 'asn' },
+  ]
+}
+
+/** Display order: addresses numerically (then shorter prefix first), AS numbers numerically, names alphabetically. */
+export function compareEntries(kind: ListKind): (a: string, b: string) => number {
+  if (kind === 'asn') return (a, b) => (/^\d+$/.test(a) && /^\d+$/.test(b) ? Number(a) - Number(b) : a < b ? -1 : a > b ? 1 : 0)
+  if (kind === 'ip') {
+    const sortKey = (e: string): string => {
+      const c = checkV6Entry(e)
+      if (!c.ok) return `~${e}`
+      const [addr, len] = c.canonical.split('/')
+      const p = classifyPeer(addr)
+      const hex = p ? expand(p.canonical) : addr
+      return `${hex}/${(len ?? '128').padStart(3, '0')}`
+    }
+    return (a, b) => {
+      const x = sortKey(a)
+      const y = sortKey(b)
+      return x < y ? -1 : x > y ? 1 : 0
+    }
+  }
+  return (a, b) => (a < b ? -1 : a > b ? 1 : 0)
+}
+
+function expand(v6: string): string {
+  const [head, tail] = v6.includes('::') ? v6.split('::') : [v6, undefined]
+  const h = head ? head.split(':') : []
+  const t = tail ? tail.split(':') : []
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t]
+  return groups.map((g) => g.padStart(4, '0')).join(':')
+}
+
+// ---------------------------------------------------------------- commands
+
+function help(list: ListName): string {
+  const kinds = list === 'allow' ? 'ip|domain' : 'ip|domain|host|asn'
+  const keys =
+    list === 'allow'
+      ? `  ip      mx6:ip:allow      IPv6 addresses or CIDRs: trusted (skips content filters)
+  domain  mx6:domain:allow  domains (and their subdomains), when authenticated`
+      : `  ip      mx6:ip:green      IPv6 addresses or CIDRs: green (accepted, filters still apply)
+  domain  mx6:domain:green  domains (and their subdomains), when authenticated
+  host    mx6:host:green    forward-confirmed host names (and their subdomains)
+  asn     mx6:asn:green     origin AS numbers`
+  return `Usage: mx6ctl ${list} ${kinds} add <entry> [note...]
+       mx6ctl ${list} ${kinds} rm <entry>
+       mx6ctl ${list} ${kinds} ls [--json]
+
+Manages the ${list === 'allow' ? 'whitelists (verdict trusted)' : 'greenlists (verdict green)'}:
+${keys}
+${list === 'allow' ? '(host and asn lists are green-only: see mx6ctl green --help)\n' : ''}
+Entries are validated and written in canonical form, the only form that
+matches: IPv6 in RFC 5952 text (2001:DB8::/32 is written 2001:db8::/32, a
+single address without /128); a CIDR with host bits set (2001:db8::1/48) is
+refused with the network it would cover, never silently widened. Domains
+and hosts as lower-case A-labels (U-labels are converted), no wildcards:
+an entry covers its subdomains. AS numbers as digits (AS64500 -> 64500).
+
+The note is free text saying why the entry is there (default: "added by
+mx6ctl <date>"); words starting with "-" go after "--".
+
+  add   adds the entry, or replaces the note of an existing one
+  rm    removes the entry (exit 1 when it is not there)
+  ls    lists entries with their notes, sorted; --json prints
+        {"key": ..., "entries": {entry: note}}
+`
+}
+
+function listCommand(list: ListName): Command {
+  const HELP = help(list)
+  return {
+    summary: list === 'allow' ? 'add, remove, list whitelist entries (ip, domain)' : 'add, remove, list greenlist entries (ip, domain, host, asn)',
+    help: HELP,
+    async run(argv, io, global) {
+      const [kindArg, action, ...rest] = argv
+      if (!kindArg) throw new UsageError(`missing list kind (${list === 'allow' ? 'ip or domain' : 'ip, domain, host or asn'})`)
+      if (!(KINDS as readonly string[]).includes(kindArg)) throw new UsageError(`unknown list kind "${kindArg}"`)
+      const kind = kindArg as ListKind
+      if (list === 'allow' && (kind === 'host' || kind === 'asn')) {
+        throw new UsageError(`there is no allow ${kind} list: host and asn lists are green-only (mx6ctl green ${kind} ...)`)
+      }
+      if (action === 'add') return add(list, kind, rest, io, global)
+      if (action === 'rm') return rm(list, kind, rest, io, global)
+      if (action === 'ls') return ls(list, kind, rest, io, global)
+      throw new UsageError(action ? `unknown action "${action}" (add, rm or ls)` : 'missing action (add, rm or ls)')
+    },
+  }
+}
+
+export const allowCommand = listCommand('allow')
+export const greenCommand = listCommand('green')
+
+function defaultNote(): string {
+  return `added by mx6ctl ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}`
+}
+
+/** The entry as it will be written, or a CtlError saying why not. */
+function entryToWrite(kind: ListKind, text: string): { canonical: string; remark: string | null } {
+  const c = checkListEntry(kind, text)
+  if (c.status === 'canonical') return { canonical: c.canonical, remark: null }
+  if (c.status === 'fixable') return { canonical: c.canonical, remark: `${quote(text)} written in canonical form as ${c.canonical} (${c.problem.replace(/^not in canonical form \((.*)\)$/, '$1')})` }
+  if (c.status === 'ambiguous') return fail(`${quote(text)}: ${c.problem}; refused rather than changing what it covers. Did you mean ${c.suggestion}?`)
+  return fail(`${quote(text)}: ${c.problem}`)
+}
+
+function fail(message: string): never {
+  throw new CtlError(message)
+}
+
+async function add(list: ListName, kind: ListKind, argv: string[], io: Io, global: GlobalOptions): Promise<number> {
+  const { positionals } = parse(argv, {})
+  const [entry, ...noteWords] = positionals
+  if (entry === undefined) throw new UsageError(`missing the ${kind} entry to add`)
+  const { canonical, remark } = entryToWrite(kind, entry)
+  const note = noteWords.length ? noteWords.join(' ') : defaultNote()
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(note)) throw new CtlError('the note must be printable text (no control characters or line breaks)')
+  if (note.length > 1000) throw new CtlError('the note is too long (at most 1000 characters)')
+  return withRedis(global, io, async (ctx) => {
+    const key = listKey(ctx.keys, list, kind) as string
+    const other = entry !== canonical ? entry : null
+    const m = ctx.redis.multi().hget(key, canonical)
+    if (other) m.hget(key, other)
+    m.hset(key, canonical, note)
+    if (other) m.hdel(key, other)
+    const r = (await m.exec()) ?? []
+    const before = value<string | null>(r[0])
+    const otherBefore = other ? value<string | null>(r[1]) : null
+    for (const x of r) value(x)
+    if (remark) io.out(`note: ${remark}`)
+    if (otherBefore !== null) io.out(`note: removed the non-canonical entry ${quote(entry)} (it never matched)`)
+    if (before === null) io.out(`added ${canonical} to ${key} (${quote(note)})`)
+    else if (before === note) io.out(`${canonical} is already in ${key} with that note`)
+    else io.out(`updated ${canonical} in ${key}: note ${quote(note)} (was ${quote(before)})`)
+    return 0
+  })
+}
+
+async function rm(list: ListName, kind: ListKind, argv: string[], io: Io, global: GlobalOptions): Promise<number> {
+  const { positionals } = parse(argv, {})
+  if (positionals.length !== 1) throw new UsageError(positionals.length ? 'rm takes exactly one entry' : `missing the ${kind} entry to remove`)
+  const entry = positionals[0]
+  const c = checkListEntry(kind, entry)
+  // The canonical form, and the text exactly as given (to remove hand-typed junk too).
+  const fields = [...new Set([...(c.status === 'canonical' || c.status === 'fixable' ? [c.canonical] : []), entry])]
+  return withRedis(global, io, async (ctx) => {
+    const key = listKey(ctx.keys, list, kind) as string
+    const r = (await ctx.redis.multi().hmget(key, ...fields).hdel(key, ...fields).exec()) ?? []
+    const notes = value<Array<string | null>>(r[0])
+    value(r[1])
+    const removed = fields.filter((_f, i) => notes[i] !== null && notes[i] !== undefined)
+    if (removed.length === 0) {
+      io.err(`mx6ctl ${list}: ${fields.map((f) => quote(f)).join(' / ')} is not in ${key}`)
+      return 1
+    }
+    for (const f of removed) io.out(`removed ${shown(f)} from ${key} (note was ${quote(notes[fields.indexOf(f)] as string)})`)
+    return 0
+  })
+}
+
+async function ls(list: ListName, kind: ListKind, argv: string[], io: Io, global: GlobalOptions): Promise<number> {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' } })
+  if (positionals.length) throw new UsageError('ls takes no entries')
+  return withRedis(global, io, async (ctx) => {
+    const key = listKey(ctx.keys, list, kind) as string
+    const type = await ctx.redis.type(key)
+    if (type !== 'none' && type !== 'hash') throw new CtlError(`${key} is a ${type}, not a hash: every lookup in it fails (see mx6ctl lint)`)
+    const entries = await scanHash(ctx, key)
+    const sorted = [...entries.keys()].sort(compareEntries(kind))
+    if (values.json) {
+      const obj: Record<string, string> = {}
+      for (const e of sorted) obj[e] = entries.get(e) as string
+      io.out(JSON.stringify({ key, entries: obj }, null, 2))
+      return 0
+    }
+    if (sorted.length === 0) {
+      io.out(`${key} is empty`)
+      return 0
+    }
+    io.out(`${key}: ${sorted.length} ${sorted.length === 1 ? 'entry' : 'entries'}`)
+    const rows = sorted.map((e) => {
+      const c = checkListEntry(kind, e)
+      const flag = c.status === 'canonical' ? '' : `  [never matches: ${c.problem}; see mx6ctl lint]`
+      return [`  ${shown(e, 100)}`, `${shown(entries.get(e) as string)}${flag}`]
+    })
+    for (const l of table(rows)) io.out(l)
+    return 0
+  })
+}

@@ -1,0 +1,125 @@
+// mx6ctl stats [--days N] [--json]: the per-day decision counters of mx6-receive.
+import { today } from '../../plugins/lib/store'
+import { parse, UsageError, type Command } from './command'
+import { quote, table, withRedis } from './lists'
+
+const MAX_DAYS = 3660
+
+const HELP = `Usage: mx6ctl stats [--days N] [--json]
+
+Counts of mx6-receive's decisions over the last N days (UTC, today
+included; default 7), read from the hashes mx6:stats:YYYYMMDD (field
+<phase>.<verdict>.<rule>, kept stats_days days). rcpt decisions count
+once per recipient, data_post decisions once per message.
+
+Prints the totals per day and verdict, then per verdict and rule (one
+column per phase) over the whole period.
+
+  --days N   how many days, 1 to ${MAX_DAYS}
+  --json     {"from", "to", "days": [{"day", "key", "total", "counts":
+             {field: n}}], "totals": {field: n}, "total"}
+`
+
+const VERDICT_ORDER = ['trusted', 'green', 'defer', 'fallback', 'pending', 'skip']
+
+export interface DayStats {
+  day: string
+  key: string
+  total: number
+  counts: Record<string, number>
+}
+
+/** The last `days` UTC days, oldest first, as YYYYMMDD. */
+export function lastDays(days: number, now = new Date()): string[] {
+  const out: string[] = []
+  for (let i = days - 1; i >= 0; i--) out.push(today(new Date(now.getTime() - i * 86_400_000)))
+  return out
+}
+
+function isoDay(yyyymmdd: string): string {
+  return `${yyyymmdd.slice(0, 4)}-${yyyymmdd.slice(4, 6)}-${yyyymmdd.slice(6, 8)}`
+}
+
+/** "<phase>.<verdict>.<rule>"; rules may contain dots or colons ("ip:allow"). */
+export function splitField(field: string): { phase: string; verdict: string; rule: string } {
+  const m = /^([^.]+)\.([^.]+)\.(.+)$/.exec(field)
+  return m ? { phase: m[1], verdict: m[2], rule: m[3] } : { phase: '?', verdict: '?', rule: field }
+}
+
+function byVerdict(a: string, b: string): number {
+  const i = VERDICT_ORDER.indexOf(a)
+  const j = VERDICT_ORDER.indexOf(b)
+  if (i !== j) return (i < 0 ? 99 : i) - (j < 0 ? 99 : j)
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+export const statsCommand: Command = {
+  summary: 'decision counts per day, verdict and rule',
+  help: HELP,
+  async run(argv, io, global) {
+    const { values, positionals } = parse(argv, { days: { type: 'string' }, json: { type: 'boolean' } })
+    if (positionals.length) throw new UsageError('stats takes no arguments')
+    const days = values.days === undefined ? 7 : /^\d{1,5}$/.test(values.days) ? Number(values.days) : NaN
+    if (!Number.isInteger(days) || days < 1 || days > MAX_DAYS) throw new UsageError(`--days must be a number from 1 to ${MAX_DAYS}`)
+    return withRedis(global, io, async (ctx) => {
+      const dayKeys = lastDays(days).map((d) => ({ day: d, key: ctx.keys.stats(d) }))
+      // One pipeline: one round trip for the whole period.
+      const p = ctx.redis.pipeline()
+      for (const { key } of dayKeys) p.hgetall(key)
+      const results = (await p.exec()) ?? []
+      const stats: DayStats[] = []
+      const totals: Record<string, number> = {}
+      dayKeys.forEach(({ day, key }, i) => {
+        const [err, raw] = results[i] ?? [new Error('no reply'), null]
+        const s: DayStats = { day: isoDay(day), key, total: 0, counts: {} }
+        if (err) io.err(`warning: ${key}: ${err.message}`)
+        for (const [field, v] of Object.entries((raw ?? {}) as Record<string, string>)) {
+          if (!/^\d{1,15}$/.test(v)) {
+            io.err(`warning: ${key} field ${quote(field)}: ${quote(v)} is not a count; ignored`)
+            continue
+          }
+          const n = Number(v)
+          s.counts[field] = n
+          s.total += n
+          totals[field] = (totals[field] ?? 0) + n
+        }
+        stats.push(s)
+      })
+      const total = stats.reduce((a, s) => a + s.total, 0)
+      if (values.json) {
+        io.out(JSON.stringify({ from: stats[0].day, to: stats[stats.length - 1].day, days: stats, totals, total }, null, 2))
+        return 0
+      }
+      const period = `${stats[0].day} .. ${stats[stats.length - 1].day} (UTC, ${days} day${days === 1 ? '' : 's'})`
+      if (total === 0) {
+        io.out(`no decisions counted ${period}`)
+        return 0
+      }
+      io.out(`mx6-receive decisions ${period}, ${total} in all`)
+      io.out('')
+      const verdicts = [...new Set(Object.keys(totals).map((f) => splitField(f).verdict))].sort(byVerdict)
+      const dayRows = stats.map((s) => {
+        const per = verdicts.map((v) => Object.entries(s.counts).reduce((a, [f, n]) => a + (splitField(f).verdict === v ? n : 0), 0))
+        return [s.day, ...per.map(String), String(s.total)]
+      })
+      const allRow = ['all', ...verdicts.map((v) => String(Object.entries(totals).reduce((a, [f, n]) => a + (splitField(f).verdict === v ? n : 0), 0))), String(total)]
+      for (const l of table([['day', ...verdicts, 'total'], ...dayRows, allRow], [false, ...verdicts.map(() => true), true])) io.out(l)
+      io.out('')
+      const phases = [...new Set(Object.keys(totals).map((f) => splitField(f).phase))].sort((a, b) => (a === 'rcpt' ? -1 : b === 'rcpt' ? 1 : a < b ? -1 : 1))
+      const rules = new Map<string, { verdict: string; rule: string; per: Record<string, number>; total: number }>()
+      for (const [f, n] of Object.entries(totals)) {
+        const { phase, verdict, rule } = splitField(f)
+        const id = `${verdict}\u0000${rule}`
+        const r = rules.get(id) ?? { verdict, rule, per: {}, total: 0 }
+        r.per[phase] = (r.per[phase] ?? 0) + n
+        r.total += n
+        rules.set(id, r)
+      }
+      const ruleRows = [...rules.values()]
+        .sort((a, b) => byVerdict(a.verdict, b.verdict) || b.total - a.total || (a.rule < b.rule ? -1 : 1))
+        .map((r) => [r.verdict, r.rule, ...phases.map((p) => String(r.per[p] ?? 0)), String(r.total)])
+      for (const l of table([['verdict', 'rule', ...phases, 'total'], ...ruleRows], [false, false, ...phases.map(() => true), true])) io.out(l)
+      return 0
+    })
+  },
+}

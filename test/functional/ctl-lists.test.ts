@@ -1,0 +1,166 @@
+// mx6ctl allow|green ... add|rm|ls against a private, real redis-server.
+import assert from 'node:assert/strict'
+import { main } from '../../scripts/mx6ctl'
+import { RedisServer } from '../support/redis'
+
+interface Run {
+  code: number
+  out: string
+  err: string
+}
+
+async function ctl(...argv: string[]): Promise<Run> {
+  const out: string[] = []
+  const err: string[] = []
+  const code = await main(argv, { out: (t) => void out.push(t), err: (t) => void err.push(t) })
+  return { code, out: out.join('\n'), err: err.join('\n') }
+}
+
+describe('functional: mx6ctl allow/green lists', function () {
+  this.timeout(30000)
+  let server: RedisServer
+  const saved = { url: process.env.MX6_REDIS_URL, config: process.env.MX6_CONFIG }
+
+  before(async () => {
+    server = await RedisServer.start()
+    process.env.MX6_REDIS_URL = server.url
+    delete process.env.MX6_CONFIG
+  })
+  after(async () => {
+    if (saved.url === undefined) delete process.env.MX6_REDIS_URL
+    else process.env.MX6_REDIS_URL = saved.url
+    if (saved.config !== undefined) process.env.MX6_CONFIG = saved.config
+    await server?.stop()
+  })
+  beforeEach(() => server.cli('FLUSHALL'))
+
+  const lists: Array<{ argv: [string, string]; key: string; entry: string; typed: string }> = [
+    { argv: ['allow', 'ip'], key: 'mx6:ip:allow', entry: '2001:db8:1::/48', typed: '2001:DB8:1:0::/48' },
+    { argv: ['allow', 'domain'], key: 'mx6:domain:allow', entry: 'example.org', typed: 'Example.ORG.' },
+    { argv: ['green', 'ip'], key: 'mx6:ip:green', entry: '2001:db8::25', typed: '2001:db8:0::25/128' },
+    { argv: ['green', 'domain'], key: 'mx6:domain:green', entry: 'xn--bcher-kva.example', typed: 'Bücher.example' },
+    { argv: ['green', 'host'], key: 'mx6:host:green', entry: 'relay.example.net', typed: 'RELAY.example.net' },
+    { argv: ['green', 'asn'], key: 'mx6:asn:green', entry: '64500', typed: 'AS64500' },
+  ]
+
+  for (const l of lists) {
+    it(`${l.argv.join(' ')}: add (canonicalised, said so), ls, ls --json, rm`, async () => {
+      const add = await ctl(...l.argv, 'add', l.typed, 'partner', 'relay')
+      assert.equal(add.code, 0, add.err)
+      assert.match(add.out, new RegExp(`written in canonical form as ${l.entry.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`))
+      assert.match(add.out, /added .* to mx6:/)
+      assert.equal(await server.cli('HGET', l.key, l.entry), 'partner relay')
+      assert.equal(await server.cli('HLEN', l.key), '1')
+
+      const plain = await ctl(...l.argv, 'add', l.entry)
+      assert.equal(plain.code, 0, plain.err)
+      assert.doesNotMatch(plain.out, /canonical form/)
+      assert.match(plain.out, /updated .* \(was "partner relay"\)/)
+      assert.match(await server.cli('HGET', l.key, l.entry), /^added by mx6ctl \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/)
+
+      const ls = await ctl(...l.argv, 'ls')
+      assert.equal(ls.code, 0, ls.err)
+      assert.match(ls.out, new RegExp(`^${l.key}: 1 entry\\n  ${l.entry.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}  added by mx6ctl`))
+      const json = await ctl(...l.argv, 'ls', '--json')
+      assert.equal(json.code, 0)
+      const parsed = JSON.parse(json.out)
+      assert.equal(parsed.key, l.key)
+      assert.deepEqual(Object.keys(parsed.entries), [l.entry])
+
+      const rm = await ctl(...l.argv, 'rm', l.typed)
+      assert.equal(rm.code, 0, rm.err)
+      assert.match(rm.out, /^removed /)
+      assert.equal(await server.cli('EXISTS', l.key), '0')
+      const again = await ctl(...l.argv, 'rm', l.entry)
+      assert.equal(again.code, 1)
+      assert.match(again.err, new RegExp(`is not in ${l.key}$`))
+      assert.equal(again.err.split('\n').length, 1)
+    })
+  }
+
+  it('ls sorts and aligns entries with their notes', async () => {
+    for (const [e, n] of [
+      ['2001:db8:10::/48', 'ten'],
+      ['2001:db8:9::/48', 'nine'],
+      ['2001:db8:9::1', 'one host'],
+    ]) {
+      assert.equal((await ctl('allow', 'ip', 'add', e, n)).code, 0)
+    }
+    const ls = await ctl('allow', 'ip', 'ls')
+    assert.equal(ls.out, ['mx6:ip:allow: 3 entries', '  2001:db8:9::/48   nine', '  2001:db8:9::1     one host', '  2001:db8:10::/48  ten'].join('\n'))
+    const empty = await ctl('green', 'asn', 'ls')
+    assert.equal(empty.out, 'mx6:asn:green is empty')
+    assert.deepEqual(JSON.parse((await ctl('green', 'asn', 'ls', '--json')).out), { key: 'mx6:asn:green', entries: {} })
+  })
+
+  it('refuses host bits, garbage, public suffixes and bad AS numbers with exit 1 and writes nothing', async () => {
+    const refused: Array<[string[], RegExp]> = [
+      [['allow', 'ip', 'add', '2001:db8:1::1/48'], /host bits set .* Did you mean 2001:db8:1::\/48\?/],
+      [['allow', 'ip', 'add', '192.0.2.1'], /not an IPv6 address/],
+      [['green', 'ip', 'add', '::ffff:192.0.2.1'], /IPv4-mapped/],
+      [['allow', 'ip', 'add', 'fe80::1%eth0'], /zone id/],
+      [['allow', 'domain', 'add', 'co.uk'], /public suffix/],
+      [['allow', 'domain', 'add', '*.example.org'], /wildcards/],
+      [['green', 'host', 'add', 'not a host'], /not a valid domain name/],
+      [['green', 'asn', 'add', '0'], /reserved/],
+      [['green', 'asn', 'add', '4294967296'], /out of range/],
+      [['green', 'asn', 'add', 'AS-FOO'], /not an AS number/],
+      [['allow', 'domain', 'add', 'example.org', 'bad\nnote'], /printable/],
+    ]
+    for (const [argv, why] of refused) {
+      const r = await ctl(...argv)
+      assert.equal(r.code, 1, argv.join(' '))
+      assert.match(r.err, why, argv.join(' '))
+      assert.equal(r.err.split('\n').length, 1, r.err)
+      assert.doesNotMatch(r.err, /\n\s+at /)
+    }
+    assert.equal(await server.cli('DBSIZE'), '0')
+  })
+
+  it('usage errors exit 2: allow host/asn do not exist, unknown kinds and actions, missing arguments', async () => {
+    for (const argv of [['allow', 'host', 'add', 'relay.example.net'], ['allow', 'asn', 'ls'], ['green', 'mail', 'ls'], ['green', 'ip', 'list'], ['allow', 'ip', 'add'], ['allow'], ['allow', 'ip', 'ls', 'extra']]) {
+      const r = await ctl(...argv)
+      assert.equal(r.code, 2, argv.join(' '))
+      assert.match(r.err, /^mx6ctl (allow|green): /)
+    }
+    const host = await ctl('allow', 'host', 'add', 'relay.example.net')
+    assert.match(host.err, /host and asn lists are green-only/)
+    assert.equal(await server.cli('DBSIZE'), '0')
+    const help = await ctl('green', '--help')
+    assert.equal(help.code, 0)
+    assert.match(help.out, /Usage: mx6ctl green ip\|domain\|host\|asn add <entry> \[note\.\.\.\]/)
+  })
+
+  it('rm also removes an entry typed by hand in a non-canonical spelling, and add replaces it', async () => {
+    await server.cli('HSET', 'mx6:ip:allow', '2001:DB8::7', 'typed by hand', 'junk entry', 'x')
+    const add = await ctl('allow', 'ip', 'add', '2001:DB8::7', 'fixed')
+    assert.equal(add.code, 0, add.err)
+    assert.match(add.out, /removed the non-canonical entry "2001:DB8::7"/)
+    assert.equal(await server.cli('HGET', 'mx6:ip:allow', '2001:db8::7'), 'fixed')
+    assert.equal(await server.cli('HEXISTS', 'mx6:ip:allow', '2001:DB8::7'), '0')
+    const rm = await ctl('allow', 'ip', 'rm', 'junk entry')
+    assert.equal(rm.code, 0, rm.err)
+    assert.equal(await server.cli('HEXISTS', 'mx6:ip:allow', 'junk entry'), '0')
+    const ls = await ctl('allow', 'ip', 'ls')
+    assert.equal(ls.out, 'mx6:ip:allow: 1 entry\n  2001:db8::7  fixed')
+  })
+
+  it('a key of the wrong type is one clear line and exit 1', async () => {
+    await server.cli('SET', 'mx6:domain:allow', 'oops')
+    const ls = await ctl('allow', 'domain', 'ls')
+    assert.equal(ls.code, 1)
+    assert.match(ls.err, /^mx6ctl allow: mx6:domain:allow is a string, not a hash/)
+    const add = await ctl('allow', 'domain', 'add', 'example.org')
+    assert.equal(add.code, 1)
+    assert.match(add.err, /^mx6ctl allow: redis error: WRONGTYPE/)
+    assert.equal(add.err.split('\n').length, 1)
+    assert.equal(await server.cli('GET', 'mx6:domain:allow'), 'oops')
+  })
+
+  it('words of a note that start with "-" go after --', async () => {
+    const r = await ctl('green', 'asn', 'add', '64501', '--', '-strict', 'abuse desk')
+    assert.equal(r.code, 0, r.err)
+    assert.equal(await server.cli('HGET', 'mx6:asn:green', '64501'), '-strict abuse desk')
+    assert.equal((await ctl('green', 'asn', 'add', '64502', '-x')).code, 2)
+  })
+})
