@@ -1,5 +1,6 @@
 // mx6-receive settings: typed defaults, merged with config/mx6-receive.ini.
 import net from 'node:net'
+import { CachingResolver, NodeDnsClient, systemServers } from '../lib/dns'
 import { parseListener, type Listener } from '../lib/ip'
 import { readRedisSettings, type RedisSettings } from '../lib/redis'
 import { checkReplyCode, type ReplyCode } from '../lib/reply'
@@ -160,4 +161,14 @@ function ipList(r: SettingsReader, sec: Section, key: string): string[] {
     else r.errors.push(`${CONFIG_FILE} [green] ${key}: "${s}" is not an IP address; ignored`)
   }
   return out
+}
+
+/**
+ * The resolver for the peer's PTR/AAAA/TXT lookups, as the plugin builds it (also
+ * used by mx6ctl explain, so both see DNS the same way). Node's resolver gives no
+ * TTL for PTR and TXT answers: they are cached for five minutes.
+ */
+export function peerResolver(config: ReceiveConfig): CachingResolver {
+  const servers = config.signals.dnsServers.length ? config.signals.dnsServers : systemServers()
+  return new CachingResolver(new NodeDnsClient(servers, config.signals.dnsTimeoutMs, 300), { negativeTtl: 300, maxTtl: 3600 })
 }

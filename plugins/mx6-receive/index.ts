@@ -9,13 +9,13 @@ import DSN from 'haraka-dsn'
 import type { Connection, Next, PluginBase, Transaction } from '../lib/haraka'
 import { Keys } from '../lib/keys'
 import { authResultsLines } from '../lib/authres'
-import { CachingResolver, NodeDnsClient, systemServers } from '../lib/dns'
+import type { CachingResolver } from '../lib/dns'
 import { matchesListener } from '../lib/ip'
 import { lintHash } from '../lib/lint'
 import { createRedis, describeRedis, type RedisSettings } from '../lib/redis'
 import { replyLines } from '../lib/reply'
 import { isEmptyRequest, RedisListStore, type ListStore, type LookupReply, type LookupRequest } from '../lib/store'
-import { BOOLEANS, CONFIG_FILE, readReceiveConfig, type Ini, type ReceiveConfig } from './config'
+import { BOOLEANS, CONFIG_FILE, peerResolver, readReceiveConfig, type Ini, type ReceiveConfig } from './config'
 import {
   decideData,
   decideRcpt,
@@ -76,9 +76,7 @@ export function load_config(this: Plugin): void {
   const { config, errors } = readReceiveConfig(ini)
   for (const e of errors) this.logerror(e)
   this.cfg = config
-  const servers = config.signals.dnsServers.length ? config.signals.dnsServers : systemServers()
-  // PTR and TXT answers carry no TTL through Node's resolver: cache them for 5 minutes.
-  this.resolver = new CachingResolver(new NodeDnsClient(servers, config.signals.dnsTimeoutMs, 300), { negativeTtl: 300, maxTtl: 3600 })
+  this.resolver = peerResolver(config)
   // Reconnect only when the connection settings changed.
   const settings = JSON.stringify(config.redis) + config.statsDays
   if (this.store && settings !== this.storeSettings) {

@@ -1,6 +1,8 @@
 // The mx6ctl commands beyond install, one module each.
 import type { Command } from './command'
 import { bookCommand } from './book'
+import { dnsCommand } from './dns-cmd'
+import { explainCommand } from './explain'
 import { fallbacksCommand } from './fallbacks'
 import { lintCommand } from './lint-cmd'
 import { allowCommand, greenCommand } from './lists'
@@ -13,4 +15,6 @@ export const COMMANDS: Record<string, Command> = {
   lint: lintCommand,
   stats: statsCommand,
   fallbacks: fallbacksCommand,
+  explain: explainCommand,
+  dns: dnsCommand,
 }
