@@ -3,22 +3,9 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
-import { main } from '../../scripts/mx6ctl'
+import { ctl, useCtlRedis } from '../support/ctl'
 import { tempDir } from '../support/proc'
 import { RedisServer } from '../support/redis'
-
-interface Run {
-  code: number
-  out: string
-  err: string
-}
-
-async function ctl(...argv: string[]): Promise<Run> {
-  const out: string[] = []
-  const err: string[] = []
-  const code = await main(argv, { out: (t) => void out.push(t), err: (t) => void err.push(t) })
-  return { code, out: out.join('\n'), err: err.join('\n') }
-}
 
 async function calls(server: RedisServer, cmd: string): Promise<number> {
   const m = new RegExp(`^cmdstat_${cmd}:calls=(\\d+)`, 'm').exec(await server.cli('INFO', 'commandstats'))
@@ -32,9 +19,9 @@ async function members(server: RedisServer, key: string): Promise<string[]> {
 
 describe('functional: mx6ctl book', function () {
   this.timeout(60000)
+  const redis = useCtlRedis()
   let server: RedisServer
   let dir: string
-  const saved = { url: process.env.MX6_REDIS_URL, config: process.env.MX6_CONFIG }
   const file = (name: string, content: string | Buffer): string => {
     const f = path.join(dir, name)
     fs.writeFileSync(f, content)
@@ -42,16 +29,8 @@ describe('functional: mx6ctl book', function () {
   }
 
   before(async () => {
-    server = await RedisServer.start()
+    server = redis.server
     dir = tempDir('ctl-book')
-    process.env.MX6_REDIS_URL = server.url
-    delete process.env.MX6_CONFIG
-  })
-  after(async () => {
-    if (saved.url === undefined) delete process.env.MX6_REDIS_URL
-    else process.env.MX6_REDIS_URL = saved.url
-    if (saved.config !== undefined) process.env.MX6_CONFIG = saved.config
-    await server?.stop()
   })
   beforeEach(() => server.cli('FLUSHALL'))
 

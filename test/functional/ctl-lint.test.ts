@@ -2,27 +2,14 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
-import { main } from '../../scripts/mx6ctl'
+import { ctl, useCtlRedis } from '../support/ctl'
 import { tempDir } from '../support/proc'
 import { RedisServer } from '../support/redis'
 
-interface Run {
-  code: number
-  out: string
-  err: string
-}
-
-async function ctl(...argv: string[]): Promise<Run> {
-  const out: string[] = []
-  const err: string[] = []
-  const code = await main(argv, { out: (t) => void out.push(t), err: (t) => void err.push(t) })
-  return { code, out: out.join('\n'), err: err.join('\n') }
-}
-
 describe('functional: mx6ctl lint', function () {
   this.timeout(30000)
+  const redis = useCtlRedis()
   let server: RedisServer
-  const saved = { url: process.env.MX6_REDIS_URL, config: process.env.MX6_CONFIG }
   const sorted = async (...args: string[]): Promise<string[]> => {
     const out = await server.cli(...args)
     return out === '' ? [] : out.split('\n').sort()
@@ -35,15 +22,7 @@ describe('functional: mx6ctl lint', function () {
   }
 
   before(async () => {
-    server = await RedisServer.start()
-    process.env.MX6_REDIS_URL = server.url
-    delete process.env.MX6_CONFIG
-  })
-  after(async () => {
-    if (saved.url === undefined) delete process.env.MX6_REDIS_URL
-    else process.env.MX6_REDIS_URL = saved.url
-    if (saved.config !== undefined) process.env.MX6_CONFIG = saved.config
-    await server?.stop()
+    server = redis.server
   })
   beforeEach(() => server.cli('FLUSHALL'))
 

@@ -1,36 +1,15 @@
 // mx6ctl allow|green ... add|rm|ls against a private, real redis-server.
 import assert from 'node:assert/strict'
-import { main } from '../../scripts/mx6ctl'
+import { ctl, useCtlRedis } from '../support/ctl'
 import { RedisServer } from '../support/redis'
-
-interface Run {
-  code: number
-  out: string
-  err: string
-}
-
-async function ctl(...argv: string[]): Promise<Run> {
-  const out: string[] = []
-  const err: string[] = []
-  const code = await main(argv, { out: (t) => void out.push(t), err: (t) => void err.push(t) })
-  return { code, out: out.join('\n'), err: err.join('\n') }
-}
 
 describe('functional: mx6ctl allow/green lists', function () {
   this.timeout(30000)
+  const redis = useCtlRedis()
   let server: RedisServer
-  const saved = { url: process.env.MX6_REDIS_URL, config: process.env.MX6_CONFIG }
 
   before(async () => {
-    server = await RedisServer.start()
-    process.env.MX6_REDIS_URL = server.url
-    delete process.env.MX6_CONFIG
-  })
-  after(async () => {
-    if (saved.url === undefined) delete process.env.MX6_REDIS_URL
-    else process.env.MX6_REDIS_URL = saved.url
-    if (saved.config !== undefined) process.env.MX6_CONFIG = saved.config
-    await server?.stop()
+    server = redis.server
   })
   beforeEach(() => server.cli('FLUSHALL'))
 

@@ -3,41 +3,20 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs'
 import path from 'node:path'
 import { today } from '../../plugins/lib/store'
-import { main } from '../../scripts/mx6ctl'
+import { ctl, useCtlRedis } from '../support/ctl'
 import { tempDir } from '../support/proc'
 import { RedisServer } from '../support/redis'
-
-interface Run {
-  code: number
-  out: string
-  err: string
-}
-
-async function ctl(...argv: string[]): Promise<Run> {
-  const out: string[] = []
-  const err: string[] = []
-  const code = await main(argv, { out: (t) => void out.push(t), err: (t) => void err.push(t) })
-  return { code, out: out.join('\n'), err: err.join('\n') }
-}
 
 const day = (ago: number): string => today(new Date(Date.now() - ago * 86_400_000))
 const iso = (d: string): string => `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}`
 
 describe('functional: mx6ctl stats, fallbacks, outages and --config', function () {
   this.timeout(30000)
+  const redis = useCtlRedis()
   let server: RedisServer
-  const saved = { url: process.env.MX6_REDIS_URL, config: process.env.MX6_CONFIG }
 
   before(async () => {
-    server = await RedisServer.start()
-    process.env.MX6_REDIS_URL = server.url
-    delete process.env.MX6_CONFIG
-  })
-  after(async () => {
-    if (saved.url === undefined) delete process.env.MX6_REDIS_URL
-    else process.env.MX6_REDIS_URL = saved.url
-    if (saved.config !== undefined) process.env.MX6_CONFIG = saved.config
-    await server?.stop()
+    server = redis.server
   })
   beforeEach(async () => {
     process.env.MX6_REDIS_URL = server.url
