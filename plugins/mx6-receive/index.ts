@@ -31,7 +31,7 @@ import {
   type RecipientState,
   type SpfFact,
 } from './decide'
-import { peerGreen } from './green'
+import { peerGreen, planPeerGreen } from './green'
 import { gatherPeerSignals, matchHelo, type PeerSignals } from './peer-signals'
 import { evaluateGuess, type GuessResult } from './spf-guess'
 import { dkimPassDomains, fromFact, mailbox, peerFacts, rcptId, spfFact } from './facts'
@@ -318,7 +318,11 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
   }
   const rcptAddr = params[0] as Transaction['rcpt_to'][number]
   const s = state(txn)
-  peerSignals(this, connection, screen.ipv6)
+  // When undecided mail waits for DATA anyway, RCPT does not wait for the peer's
+  // DNS lookups: the DNS-based green rules are applied after DATA, by which time
+  // the lookups started at connect have long finished.
+  const laterDns = this.cfg.policy.undecided === 'wait' || isMx6Session(this, connection)
+  ;(laterDns ? Promise.resolve(undefined) : peerSignals(this, connection, screen.ipv6))
     .then(async (signals) => {
       const facts: RcptFacts = {
         ipv6: screen.ipv6,
@@ -375,8 +379,20 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
     from: fromFact(txn),
     recipients,
   }
-  lookup(this, connection, planData(facts, this.cfg.policy))
-    .then((reply) => {
+  const green = this.cfg.policy.green
+  const open = recipients.some((r) => !r.prior.final)
+  ;(open && !s.peerGreen ? peerSignals(this, connection, screen.ipv6) : Promise.resolve(undefined))
+    .then(async (signals) => {
+      // One pipeline: the message's lookups and, for a peer not yet green, the DNS-based green lists.
+      const req = planData(facts, this.cfg.policy)
+      if (signals) Object.assign(req, planPeerGreen(screen.ipv6, signals, s.known, green))
+      const reply = await lookup(this, connection, req)
+      if (reply && signals) {
+        rememberAnswers(s.known, reply)
+        txn.results.add(this, { green_signals: greenSummary(s.known) })
+        const pg = peerGreen(screen.ipv6, signals, s.known, green)
+        if (pg) facts.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
+      }
       const { message } = decideData(facts, reply, this.cfg.policy)
       record(this, connection, 'data_post', message, '', start)
       if (message.verdict === 'fallback') {
