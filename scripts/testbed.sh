@@ -4,6 +4,8 @@
 #   bash scripts/testbed.sh run -- <cmd...>   run <cmd> inside a fresh network namespace
 #   bash scripts/testbed.sh cleanup           remove namespaces left by dead runs
 #
+# MX6_DNS_TTL=<seconds> sets the TTL of the test DNS records (default 0).
+#
 # The namespace mx6t-<pid> has only loopback, the MX listener addresses, "local" routes for the
 # public-looking peer nets tests bind to, and a dnsmasq serving test/fixtures/dns/dnsmasq.conf
 # on 127.0.0.53: every resolver (c-ares, getaddrinfo, Postfix) stays hermetic and no packet
@@ -96,7 +98,10 @@ bring_up() {
   echo "nameserver 127.0.0.53" >"/etc/netns/$NS/resolv.conf"
   # `ip netns exec` execs dnsmasq, so $! is dnsmasq's own PID. --user=root: no privilege drop
   # to reason about (files in our temp dir, late binds for bind-dynamic) in a throw-away netns.
+  # MX6_DNS_TTL: the TTL of the test records (default 0, so tests that change DNS
+  # behaviour see it at once); the benchmark uses a realistic one.
   nsx dnsmasq --keep-in-foreground --conf-file="$DNS_CONF" --listen-address="$DNS_LISTEN" \
+    --local-ttl="${MX6_DNS_TTL:-0}" \
     --user=root --pid-file="$TMP/dnsmasq.pid" --log-facility="$TMP/dnsmasq.log" &
   DNS_PID=$!
   set +e
