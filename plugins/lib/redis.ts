@@ -87,3 +87,21 @@ export function createRedis(s: RedisSettings, extra: RedisOptions = {}): Redis {
   if (s.url) return new Redis(s.url, opts)
   return new Redis({ ...opts, host: s.host, port: s.port, db: s.db, ...(s.tls ? { tls: {} } : {}) })
 }
+
+/**
+ * A client whose connection errors are logged once per change of message
+ * (ioredis repeats the same error on every reconnect attempt), each followed
+ * by what it means for mail (`consequence`).
+ */
+export function createLoggedRedis(s: RedisSettings, warn: (msg: string) => void, consequence: string): Redis {
+  const client = createRedis(s)
+  let last = ''
+  client.on('error', (err: Error) => {
+    if (err.message !== last) warn(`redis ${describeRedis(s)}: ${err.message} (${consequence})`)
+    last = err.message
+  })
+  client.on('ready', () => {
+    last = ''
+  })
+  return client
+}

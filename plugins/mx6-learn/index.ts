@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis'
 import type { Connection, Next, PluginBase } from '../lib/haraka'
 import { classifyPeer } from '../lib/ip'
 import { Keys } from '../lib/keys'
-import { createRedis, describeRedis } from '../lib/redis'
+import { createLoggedRedis } from '../lib/redis'
 import { dkimPassDomains, fromFact, mailbox, spfFact } from '../mx6-receive/facts'
 import { BOOLEANS, CONFIG_FILE, readLearnConfig, type LearnSettings } from './config'
 import { bookLesson, historyLesson } from './learn'
@@ -45,18 +45,7 @@ export function load_config(this: Plugin): void {
 }
 
 function client(plugin: Plugin): Redis {
-  if (!plugin.redis) {
-    const c = createRedis(plugin.cfg.redis)
-    let last = ''
-    c.on('error', (err: Error) => {
-      if (err.message !== last) plugin.logwarn(`redis ${describeRedis(plugin.cfg.redis)}: ${err.message} (learning paused; mail is not affected)`)
-      last = err.message
-    })
-    c.on('ready', () => {
-      last = ''
-    })
-    plugin.redis = c
-  }
+  plugin.redis ??= createLoggedRedis(plugin.cfg.redis, (m) => plugin.logwarn(m), 'learning paused; mail is not affected')
   return plugin.redis
 }
 

@@ -14,7 +14,7 @@ import constants from 'haraka-constants'
 import type { Redis } from 'ioredis'
 import type { Next, PluginBase } from '../lib/haraka'
 import { Keys } from '../lib/keys'
-import { createRedis, describeRedis } from '../lib/redis'
+import { createLoggedRedis } from '../lib/redis'
 import { isFallbackReply } from './classify'
 import { BOOLEANS, CONFIG_FILE, readSendConfig, type Ini, type SendConfig } from './config'
 import { CachingResolver, Dns2Client, systemServers } from '../lib/dns'
@@ -88,18 +88,7 @@ export function load_config(this: Plugin): void {
 
 function redis(plugin: Plugin): Redis | null {
   if (plugin.cfg.fallback.logSize === 0) return null
-  if (!plugin.redis) {
-    const client = createRedis(plugin.cfg.redis)
-    let last = ''
-    client.on('error', (err: Error) => {
-      if (err.message !== last) plugin.logwarn(`redis ${describeRedis(plugin.cfg.redis)}: ${err.message} (fallback log only; delivery is not affected)`)
-      last = err.message
-    })
-    client.on('ready', () => {
-      last = ''
-    })
-    plugin.redis = client
-  }
+  plugin.redis ??= createLoggedRedis(plugin.cfg.redis, (m) => plugin.logwarn(m), 'fallback log only; delivery is not affected')
   return plugin.redis
 }
 
