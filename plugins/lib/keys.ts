@@ -50,6 +50,18 @@ export class Keys {
   bookSeen(address: string): string {
     return `${this.prefix}bookseen:${address}`
   }
+  /** A deferred IPv6 attempt, by envelope fingerprint (hash; see lib/followup.ts). */
+  attempt(envelopeHash: string): string {
+    return `${this.prefix}fp:env:${envelopeHash}`
+  }
+  /** Message-ID fingerprint -> envelope fingerprint of the same attempt (string). */
+  attemptByMessageId(midHash: string): string {
+    return `${this.prefix}fp:mid:${midHash}`
+  }
+  /** Every recorded attempt (sorted set: envelope fingerprint -> time of the deferral). */
+  get attempts(): string {
+    return `${this.prefix}fp:index`
+  }
   /** `address` must come from normaliseMailbox (no control characters, bounded length). */
   book(address: string): string {
     return `${this.prefix}book:${address}`

@@ -49,6 +49,11 @@ export interface LookupReply {
 export interface ListStore {
   /** Answers a whole request in one round trip, or rejects with a StoreError. */
   lookup(req: LookupRequest): Promise<LookupReply>
+  /**
+   * Records a deferred IPv6 attempt (fingerprints with a TTL, a bounded index),
+   * off the decision path; never delays or fails the caller.
+   */
+  recordAttempt(envelopeHash: string, midHash: string | null, fields: Record<string, string>, ttlSec: number, maxEntries: number): void
   /** The last-resort SPF record stored for a domain (mx6:spf:guess), or null. */
   spfGuess(domain: string): Promise<string | null>
   /** Adds 1 to each decision counter of today; never delays or fails the caller. */
@@ -161,6 +166,23 @@ export class RedisListStore implements ListStore {
     for (const [name, , fields] of greens) if (fields?.length) (reply as Record<string, unknown>)[name] = firstHit(fields, next())
     if (req.historyDomains?.length) reply.history = req.historyDomains.map((d) => toHistory(d, next()))
     return reply
+  }
+
+  recordAttempt(envelopeHash: string, midHash: string | null, fields: Record<string, string>, ttlSec: number, maxEntries: number): void {
+    if (this.client.status !== 'ready') return
+    const k = this.keys
+    const now = Number(fields.time)
+    const p = this.client.pipeline()
+    // A retry of the same deferred envelope keeps the time of the first deferral.
+    p.hsetnx(k.attempt(envelopeHash), 'time', fields.time)
+    const { time: _first, ...rest } = fields
+    p.hset(k.attempt(envelopeHash), rest)
+    p.expire(k.attempt(envelopeHash), ttlSec)
+    if (midHash) p.set(k.attemptByMessageId(midHash), envelopeHash, 'EX', ttlSec)
+    p.zadd(k.attempts, 'NX', now, envelopeHash)
+    p.zremrangebyscore(k.attempts, '-inf', now - ttlSec)
+    p.zremrangebyrank(k.attempts, 0, -maxEntries - 1)
+    p.exec().catch((err: Error) => this.opts.onCountError?.(err))
   }
 
   async spfGuess(domain: string): Promise<string | null> {

@@ -4,9 +4,11 @@ import { SettingsReader, type Section } from '../lib/settings'
 import type { LearnConfig } from './learn'
 
 export const CONFIG_FILE = 'mx6-learn.ini'
-export const BOOLEANS = ['+books.enabled', '+history.enabled']
+export const BOOLEANS = ['+books.enabled', '+history.enabled', '+followup.enabled']
 
 export interface LearnSettings extends LearnConfig {
+  /** Match IPv4 arrivals against deferred IPv6 attempts (mx6ctl followup). */
+  followup: boolean
   /** Our own domains; empty: Haraka's config/host_list. */
   localDomains: string[]
   recipientDelimiter: string
@@ -29,6 +31,7 @@ export function readLearnConfig(ini: Record<string, Section>): { config: LearnSe
       alignment: r.oneOf(h, 'history', 'alignment', 'relaxed', ['relaxed', 'strict'] as const),
       ttlDays: r.int(h, 'history', 'ttl_days', 400, 1, 36500),
     },
+    followup: r.bool(ini.followup, 'followup', 'enabled', true),
     localDomains: typeof raw === 'string' ? raw.split(/[\s,]+/).filter(Boolean).map((d) => d.toLowerCase()) : [],
     recipientDelimiter: b?.recipient_delimiter === '' ? '' : r.str(b, 'books', 'recipient_delimiter', '+', (s) => (/^[\x21-\x3f\x5b-\x7e]$/.test(s) && s !== '@' ? null : 'a single printable character other than @')),
     redis: readRedisSettings(r, ini.redis),

@@ -13,6 +13,7 @@ import { createLoggedRedis } from '../lib/redis'
 import { dkimPassDomains, fromFact, mailbox, spfFact } from '../mx6-receive/facts'
 import { BOOLEANS, CONFIG_FILE, readLearnConfig, type LearnSettings } from './config'
 import { bookLesson, historyLesson } from './learn'
+import { envelopeFingerprint, messageIdFingerprint } from '../lib/followup'
 
 interface Plugin extends PluginBase {
   cfg: LearnSettings
@@ -128,17 +129,59 @@ function learn(plugin: Plugin, connection: Connection): void {
       notes.push(`IPv4 history of ${lesson.domain} (${lesson.reason})`)
     }
   }
-  if (notes.length === 0) return
+  // Follow-up: did this IPv4 message come back after a deferral over IPv6? Read in
+  // the same pipeline (one round trip); the match is written afterwards, off the path.
+  let followup: { start: number; mid: string | null; envs: string[] } | null = null
+  if (!local && peer?.family === 'ipv4' && plugin.cfg.followup) {
+    const mailFrom = mailbox(txn.mail_from)?.address ?? ''
+    const rcpts = txn.rcpt_to.map((r) => `${r.user}@${r.host}`)
+    const envs = [...new Set([envelopeFingerprint(mailFrom, rcpts, plugin.cfg.recipientDelimiter), ...rcpts.slice(0, 20).map((r) => envelopeFingerprint(mailFrom, [r], plugin.cfg.recipientDelimiter))])]
+    const mid = messageIdFingerprint(txn.header.get_all('Message-ID')[0])
+    followup = { start: p.length, mid, envs }
+    if (mid) p.get(keys.attemptByMessageId(mid))
+    for (const e of envs) p.hmget(keys.attempt(e), 'time', 'returned')
+  }
+  if (notes.length === 0 && !followup) return
+  const from = connection.remote.ip
 
   p.exec()
     .then((results) => {
-      connection.loginfo(plugin, `learned: ${notes.join('; ')}`)
+      if (notes.length) connection.loginfo(plugin, `learned: ${notes.join('; ')}`)
+      if (followup && results) matchReturn(plugin, c, keys, connection, followup, results.slice(followup.start), now, from)
       if (!book || !results) return
       const stale = (results[0]?.[1] as string[] | undefined) ?? []
       const size = Number(results[1]?.[1] ?? 0) + book.members.length
       trimBook(plugin, c, keys, book.owner, stale, size)
     })
     .catch((err: Error) => connection.logwarn(plugin, `nothing learned: ${err.message}`))
+}
+
+/** Marks the deferred attempt this IPv4 message matches (Message-ID first, else envelope) as returned. */
+function matchReturn(plugin: Plugin, c: Redis, keys: Keys, connection: Connection, f: { mid: string | null; envs: string[] }, results: Array<[Error | null, unknown]>, now: number, from: string): void {
+  let i = 0
+  const pointer = f.mid ? (results[i++]?.[1] as string | null) : null
+  const states = f.envs.map((e) => ({ env: e, state: results[i++]?.[1] as Array<string | null> | undefined }))
+  const open = (s: Array<string | null> | undefined) => !!s && s[0] !== null && s[1] === null
+  const byEnvelope = states.find((s) => open(s.state))
+  const work = async (): Promise<void> => {
+    let env: string | null = null
+    let first = NaN
+    if (pointer) {
+      const [time, returned] = (await c.hmget(keys.attempt(pointer), 'time', 'returned')) as Array<string | null>
+      if (time !== null && returned === null) {
+        env = pointer
+        first = Number(time)
+      }
+    }
+    if (!env && byEnvelope?.state) {
+      env = byEnvelope.env
+      first = Number(byEnvelope.state[0])
+    }
+    if (!env) return
+    await c.hset(keys.attempt(env), 'returned', String(now), 'returned_from', from)
+    connection.loginfo(plugin, `follow-up: deferred over IPv6 ${Math.max(0, now - first)} s ago, came back over IPv4 from ${from} (matched by ${env === pointer ? 'Message-ID' : 'envelope'})`)
+  }
+  work().catch((err: Error) => connection.logwarn(plugin, `follow-up not recorded: ${err.message}`))
 }
 
 /** Removes aged-out learned entries, and the oldest ones past max_entries, off the hot path. */

@@ -25,6 +25,8 @@ export interface ReceiveConfig {
   mx6: Mx6Config
   /** How the FCrDNS name must match the HELO name; and the origin AS zone. */
   signals: { heloMatch: HeloMatch; asnZone: string; dnsServers: string[]; dnsTimeoutMs: number }
+  /** Fingerprints of deferred IPv6 attempts, to see whether they come back over IPv4. */
+  followup: { enabled: boolean; ttlDays: number; maxEntries: number }
   /** Last-resort SPF for MAIL FROM domains that publish no SPF record. */
   spfGuess: { enabled: boolean; defaultRecord: string }
   redis: RedisSettings
@@ -68,6 +70,7 @@ export const BOOLEANS = [
   '+green.domain_green',
   '+green.history',
   '+spf_guess.enabled',
+  '+followup.enabled',
 ]
 
 export function readReceiveConfig(ini: Ini): { config: ReceiveConfig; errors: string[] } {
@@ -100,6 +103,11 @@ export function readReceiveConfig(ini: Ini): { config: ReceiveConfig; errors: st
       asnZone: r.str(ini.green, 'green', 'asn_zone', 'origin6.asn.cymru.com', (s) => (/^[a-z0-9.-]{3,200}$/i.test(s) ? null : 'expected a DNS zone name')),
       dnsServers: ipList(r, ini.green, 'dns_servers'),
       dnsTimeoutMs: r.int(ini.green, 'green', 'dns_timeout', 3000, 100, 30000),
+    },
+    followup: {
+      enabled: r.bool(ini.followup, 'followup', 'enabled', true),
+      ttlDays: r.int(ini.followup, 'followup', 'ttl_days', 4, 1, 60),
+      maxEntries: r.int(ini.followup, 'followup', 'max_entries', 100000, 100, 10_000_000),
     },
     spfGuess: {
       enabled: r.bool(ini.spf_guess, 'spf_guess', 'enabled', true),

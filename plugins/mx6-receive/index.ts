@@ -6,7 +6,8 @@
 // the plugin object (a default export would register nothing).
 import constants from 'haraka-constants'
 import DSN from 'haraka-dsn'
-import type { Connection, Next, PluginBase, Transaction } from '../lib/haraka'
+import { envelopeFingerprint, messageIdFingerprint, net64, toFields, type Attempt } from '../lib/followup'
+import type { Connection, HarakaAddress, Next, PluginBase, Transaction } from '../lib/haraka'
 import { Keys } from '../lib/keys'
 import { authResultsLines } from '../lib/authres'
 import type { CachingResolver } from '../lib/dns'
@@ -17,6 +18,7 @@ import { replyLines } from '../lib/reply'
 import { isEmptyRequest, RedisListStore, type ListStore, type LookupReply, type LookupRequest } from '../lib/store'
 import { BOOLEANS, CONFIG_FILE, peerResolver, readReceiveConfig, type Ini, type ReceiveConfig } from './config'
 import {
+  alignedDomains,
   decideData,
   decideRcpt,
   planData,
@@ -269,6 +271,7 @@ async function peerSignals(plugin: Plugin, connection: Connection, ipv6: string)
   const dnsPart = await startPeerSignals(plugin, connection, ipv6)
   if (!dnsPart) return undefined
   const signals = { ...dnsPart, fcrdns: matchHelo(dnsPart.fcrdns, connection.hello?.host, plugin.cfg.signals.heloMatch) }
+  connection.notes[`${NOTE}_fcrdns_name`] = signals.fcrdns.confirmed[0] ?? ''
   if (!connection.notes[`${NOTE}_signals_logged`]) {
     connection.notes[`${NOTE}_signals_logged`] = true
     connection.results.add(plugin, { fcrdns: `${signals.fcrdns.outcome}: ${signals.fcrdns.detail}`, asn: `${signals.asn.outcome}: ${signals.asn.detail}` })
@@ -345,7 +348,10 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
       }
       s.recipients.set(rcptId(rcptAddr), { rcpt: facts.rcpt, prior: d })
       record(this, connection, 'rcpt', d, ` <${facts.rcpt?.address ?? '?'}>`, start)
-      if (d.verdict === 'defer') return next(constants.denysoft, deferReply(this))
+      if (d.verdict === 'defer') {
+        if (d.rule === 'none') rememberAttempt(this, connection, screen.ipv6, 'rcpt', 'defer', d.reason, [rcptAddr])
+        return next(constants.denysoft, deferReply(this))
+      }
       next()
     })
     .catch((err: Error) => {
@@ -395,6 +401,9 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
       }
       const { message } = decideData(facts, reply, this.cfg.policy)
       record(this, connection, 'data_post', message, '', start)
+      if ((message.verdict === 'defer' || message.verdict === 'fallback') && message.rule === 'none') {
+        rememberAttempt(this, connection, screen.ipv6, 'data_post', message.verdict, message.reason, txn.rcpt_to, authDomain(facts, this.cfg.policy))
+      }
       if (message.verdict === 'fallback') {
         const r = fallbackReply(this, connection)
         return next(r.code, r.dsn)
@@ -416,6 +425,39 @@ function greenSummary(k: Known): string {
   const one = (name: string, h: Known['ipGreen']) => `${name}=${h === undefined ? 'n/a' : h ? `hit(${printable(h.entry, 60)})` : 'miss'}`
   const hist = k.history === undefined ? 'n/a' : k.history.map((h) => (h ? `${h.domain}:${h.count}` : 'none')).join(',')
   return [one('ip:green', k.ipGreen), one('host:green', k.hostGreen), one('asn:green', k.asnGreen), one('domain:green', k.domainGreen), `history=${hist}`].join(' ')
+}
+
+/** The sending domain for the follow-up: the aligned, authenticated From domain, if any. */
+function authDomain(f: DataFacts, policy: ReceiveConfig['policy']): string {
+  return 'mailbox' in f.from && alignedDomains(f, policy.alignment).length ? f.from.mailbox.domain : ''
+}
+
+/**
+ * Fingerprints a deferred (or fallen-back) IPv6 attempt so that its return over
+ * IPv4 can be recognised (mx6-learn) and reported (mx6ctl followup). Written off
+ * the decision path.
+ */
+function rememberAttempt(plugin: Plugin, connection: Connection, ipv6: string, phase: 'rcpt' | 'data_post', verdict: 'defer' | 'fallback', reason: string, rcpts: HarakaAddress[], domain = ''): void {
+  const f = plugin.cfg.followup
+  const txn = connection.transaction
+  if (!f.enabled || !txn || !plugin.store) return
+  const from = mailbox(txn.mail_from)
+  const addrs = rcpts.map((r) => `${r.user}@${r.host}`)
+  const env = envelopeFingerprint(from?.address ?? '', addrs, plugin.cfg.recipientDelimiter)
+  const mid = phase === 'data_post' ? messageIdFingerprint(txn.header.get_all('Message-ID')[0]) : null
+  const attempt: Attempt = {
+    time: Math.floor(Date.now() / 1000),
+    phase,
+    verdict,
+    reason,
+    mailFrom: from?.address ?? '<>',
+    rcpts: addrs.map((a) => printable(a, 100)),
+    net: net64(ipv6),
+    host: String(connection.notes[`${NOTE}_fcrdns_name`] ?? ''),
+    domain: domain || from?.domain || '',
+    size: phase === 'data_post' ? Number((txn as Transaction & { data_bytes?: number }).data_bytes ?? 0) : 0,
+  }
+  plugin.store.recordAttempt(env, mid, toFields(attempt), f.ttlDays * 86400, f.maxEntries)
 }
 
 /** SPF as haraka-plugin-spf found it, or the last-resort guess when the domain publishes none. */

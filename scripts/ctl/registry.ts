@@ -4,6 +4,7 @@ import { bookCommand } from './book'
 import { dnsCommand } from './dns-cmd'
 import { explainCommand } from './explain'
 import { fallbacksCommand } from './fallbacks'
+import { followupCommand } from './followup'
 import { lintCommand } from './lint-cmd'
 import { allowCommand, greenCommand } from './lists'
 import { statsCommand } from './stats'
@@ -15,6 +16,7 @@ export const COMMANDS: Record<string, Command> = {
   lint: lintCommand,
   stats: statsCommand,
   fallbacks: fallbacksCommand,
+  followup: followupCommand,
   explain: explainCommand,
   dns: dnsCommand,
 }

@@ -34,6 +34,11 @@ export class FakeStore implements ListStore {
     return reply
   }
 
+  attempts: Array<{ envelopeHash: string; midHash: string | null; fields: Record<string, string> }> = []
+  recordAttempt(envelopeHash: string, midHash: string | null, fields: Record<string, string>): void {
+    this.attempts.push({ envelopeHash, midHash, fields })
+  }
+
   spfGuesses = new Map<string, string>()
   async spfGuess(domain: string): Promise<string | null> {
     if (this.failWith) throw this.failWith
