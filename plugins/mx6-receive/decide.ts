@@ -225,7 +225,7 @@ export function decideData(f: DataFacts, answers: LookupReply | null, cfg: Polic
   const fromText = 'mailbox' in f.from ? f.from.mailbox.address : `no usable From (${f.from.problem})`
   const unauth =
     'mailbox' in f.from && authd.length === 0
-      ? `From ${fromText} not ${cfg.alignment}-aligned with a passing SPF/DKIM domain (spf=${f.spf?.result ?? 'none'}${f.spf?.domain ? ` ${printable(f.spf.domain)}` : ''}, dkim pass=${f.dkimPass.map(printable).join(',') || 'none'})`
+      ? `From ${fromText} not ${cfg.alignment}-aligned with a passing SPF/DKIM domain (spf=${f.spf?.result ?? 'none'}${f.spf?.domain ? ` ${printable(f.spf.domain)}` : ''}, dkim pass=${f.dkimPass.map((d) => printable(d)).join(',') || 'none'})`
       : fromText
   const owners = answers.books ?? []
   const bookOwners = new Map((planData(f, cfg).books ?? []).map((b, i) => [b.owner, owners[i] ?? null]))
