@@ -1,4 +1,5 @@
 // The Redis connection shared by the suite's plugins and mx6ctl.
+import fs from 'node:fs'
 import { Redis, type RedisOptions } from 'ioredis'
 import { DEFAULT_PREFIX, validPrefix } from './keys'
 import type { Section, SettingsReader } from './settings'
@@ -16,8 +17,10 @@ export interface RedisSettings {
   username: string
   /** Never logged. */
   password: string
-  /** TLS to a plain host/port. */
+  /** TLS to a plain host/port (a rediss:// URL implies it). */
   tls: boolean
+  /** PEM file of the CA that signed the server certificate; empty: the system's CAs. */
+  tlsCa: string
   /** @default mx6: */
   prefix: string
   /** Bound for one lookup in ms; past it the IPv6 peer is deferred. @default 500 */
@@ -34,6 +37,7 @@ export const REDIS_DEFAULTS: RedisSettings = {
   username: '',
   password: '',
   tls: false,
+  tlsCa: '',
   prefix: DEFAULT_PREFIX,
   timeoutMs: 500,
   connectTimeoutMs: 2000,
@@ -49,6 +53,7 @@ export function readRedisSettings(r: SettingsReader, sec: Section): RedisSetting
     username: r.str(sec, 'redis', 'username', d.username),
     password: r.str(sec, 'redis', 'password', d.password),
     tls: r.bool(sec, 'redis', 'tls', d.tls),
+    tlsCa: r.str(sec, 'redis', 'tls_ca', d.tlsCa, (f) => (fs.existsSync(f) ? null : 'no such file')),
     prefix: r.str(sec, 'redis', 'prefix', d.prefix, (s) => (validPrefix(s) ? null : 'printable ASCII without spaces or braces, at most 64 characters')),
     timeoutMs: r.int(sec, 'redis', 'timeout', d.timeoutMs, 10, 60000),
     connectTimeoutMs: r.int(sec, 'redis', 'connect_timeout', d.connectTimeoutMs, 100, 60000),
@@ -84,8 +89,10 @@ export function createRedis(s: RedisSettings, extra: RedisOptions = {}): Redis {
   }
   if (s.username) opts.username = s.username
   if (s.password) opts.password = s.password
+  const tls = s.tls || s.url.startsWith('rediss://')
+  if (tls) opts.tls = s.tlsCa ? { ca: fs.readFileSync(s.tlsCa) } : {}
   if (s.url) return new Redis(s.url, opts)
-  return new Redis({ ...opts, host: s.host, port: s.port, db: s.db, ...(s.tls ? { tls: {} } : {}) })
+  return new Redis({ ...opts, host: s.host, port: s.port, db: s.db })
 }
 
 /**
