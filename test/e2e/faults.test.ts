@@ -1,0 +1,111 @@
+// Faults under load (issue 8): Redis killed and restarted, and stalled, while mixed
+// IPv4 and IPv6 sessions run; malformed SMTP from the peer.
+import assert from 'node:assert/strict'
+import net from 'node:net'
+import { poll, sleep } from '../support/proc'
+import { useReceiver, V4MX, V6MX } from '../support/receiver'
+import { smtpSession } from '../support/smtp'
+
+interface Outcome {
+  at: number
+  v6: boolean
+  allowed: boolean
+  code: number
+}
+
+describe('e2e: faults under load', function () {
+  this.timeout(120000)
+  // undecided=defer: a verdict at RCPT for every message; timeout=300 ms bounds a stalled Redis.
+  const rx = useReceiver({ listen: [`[${V6MX}]:25`, `${V4MX}:25`], ini: '[main]\nundecided=defer\nlint_interval=0' })
+  before(async () => {
+    await rx.redis.cli('HSET', 'mx6:ip:allow', '2001:db8:7::300/120', 'allowed half of the load')
+  })
+
+  /** Workers sending until `stop()`; allowed peers are in 2001:db8:7::300/120, unknown ones in ::400/120. */
+  function load(workers: number): { outcomes: Outcome[]; stop: () => Promise<void> } {
+    const outcomes: Outcome[] = []
+    let running = true
+    const worker = async (w: number): Promise<void> => {
+      for (let i = 0; running; i++) {
+        const kind = (w + i) % 3 // 0: IPv4, 1: allowed IPv6, 2: unknown IPv6
+        const v6 = kind !== 0
+        const peer = kind === 0 ? `192.0.2.${100 + w}` : kind === 1 ? `2001:db8:7::3${(w % 16).toString(16)}0` : `2001:db8:7::4${(w % 16).toString(16)}0`
+        const r = await smtpSession({ host: v6 ? V6MX : V4MX, port: 25, localAddress: peer, ehlo: 'load.neutral.test', mailFrom: 'load@neutral.test', rcptTo: ['bob@rcpt.test'], data: 'Subject: load\r\n\r\nx\r\n', timeoutMs: 20000 }).catch(() => null)
+        const code = r ? (r.dataEnd?.code ?? r.rcpt[0]?.code ?? r.mail.code) : 0
+        outcomes.push({ at: Date.now(), v6, allowed: kind === 1, code })
+      }
+    }
+    const all = Promise.all(Array.from({ length: workers }, (_, w) => worker(w)))
+    return {
+      outcomes,
+      stop: async () => {
+        running = false
+        await all
+      },
+    }
+  }
+
+  it('Redis killed and restarted mid-load: no unfounded IPv6 accept, no 5xx, every IPv4 message accepted; recovers by itself', async () => {
+    const l = load(6)
+    await sleep(1500)
+    await rx.redis.stop()
+    const down = Date.now()
+    await sleep(1500)
+    await rx.redis.restart()
+    await rx.redis.cli('HSET', 'mx6:ip:allow', '2001:db8:7::300/120', 'allowed half of the load')
+    const up = Date.now()
+    const back = await poll(() => l.outcomes.find((o) => o.at > up && o.allowed && o.code === 250)?.at, 20000, 'an allowed IPv6 accept after the restart')
+    await sleep(1000)
+    await l.stop()
+    const o = l.outcomes
+    const v4 = o.filter((x) => !x.v6)
+    const unknown = o.filter((x) => x.v6 && !x.allowed)
+    const allowedDuringOutage = o.filter((x) => x.allowed && x.at > down + 200 && x.at < up)
+    assert.ok(o.length > 30, `${o.length} messages`)
+    assert.deepEqual([...new Set(v4.map((x) => x.code))], [250], 'every IPv4 message accepted')
+    assert.deepEqual([...new Set(unknown.map((x) => x.code))], [451], 'unknown IPv6: always 451, never 250 or 5xx')
+    assert.ok(o.every((x) => x.code < 500), 'no 5xx at all')
+    assert.ok(allowedDuringOutage.length > 0 && allowedDuringOutage.every((x) => x.code === 451), 'allowed IPv6 peers deferred while Redis is down')
+    const recovery = (back - up) / 1000
+    console.log(`      ${o.length} messages; IPv6 decisions worked again ${recovery.toFixed(2)} s after Redis returned`)
+    assert.ok(recovery < 5, `recovery took ${recovery} s`)
+  })
+
+  it('Redis stalled (CLIENT PAUSE): decisions time out within the bound and defer; IPv4 unaffected', async () => {
+    await rx.redis.cli('CLIENT', 'PAUSE', '3000', 'ALL')
+    const t0 = Date.now()
+    const v6 = await smtpSession({ host: V6MX, port: 25, localAddress: '2001:db8:7::310', ehlo: 'x.test', mailFrom: 'a@neutral.test', rcptTo: ['bob@rcpt.test'], data: 'Subject: s\r\n\r\nx\r\n' })
+    const took = Date.now() - t0
+    const v4 = await smtpSession({ host: V4MX, port: 25, localAddress: '192.0.2.120', ehlo: 'x.test', mailFrom: 'a@neutral.test', rcptTo: ['bob@rcpt.test'], data: 'Subject: s\r\n\r\nx\r\n' })
+    assert.equal(v6.rcpt[0].code, 451, v6.transcript)
+    assert.ok(took < 2500, `IPv6 session took ${took} ms with a 300 ms bound`)
+    assert.equal(v4.dataEnd?.code, 250)
+    assert.match(rx.haraka.log(), /StoreTimeoutError/)
+    await sleep(3000)
+  })
+
+  it('malformed SMTP from an IPv6 peer is answered, the plugin keeps working', async () => {
+    const junk = async (lines: Buffer): Promise<string> =>
+      new Promise((resolve) => {
+        const s = net.connect({ host: V6MX, port: 25, localAddress: '2001:db8:7::320' })
+        let buf = ''
+        s.on('data', (d) => (buf += d.toString('latin1')))
+        s.on('connect', () => s.write(lines))
+        s.setTimeout(3000, () => s.destroy())
+        s.on('close', () => resolve(buf))
+        setTimeout(() => s.end('QUIT\r\n'), 800)
+      })
+    const out = [
+      await junk(Buffer.from(`EHLO x.test\r\nMAIL FROM:<${'a'.repeat(5000)}@neutral.test>\r\n`)),
+      await junk(Buffer.from('EHLO x.test\nMAIL FROM:<a@neutral.test>\nRCPT TO:<bob@rcpt.test>\n')),
+      await junk(Buffer.from('EHLO x.test\r\nMAIL FROM:<a@neutral.test>\r\nRCPT TO:<bob@rcpt.test>\r\nRCPT TO:<x@rcpt.test>\r\nDATA\r\nSubject: p\r\n\r\nx\r\n.\r\nRSET\r\nRSET\r\nMAIL FROM:<b@neutral.test>\r\n')),
+      await junk(Buffer.concat([Buffer.from('EHLO x.test\r\nMAIL FROM:<\xe4\xf6@neutral.test>\r\nRCPT TO:<b\xfc\xff@rcpt.test>\r\n', 'latin1')])),
+      await junk(Buffer.from(`EHLO ${'h'.repeat(3000)}\r\nMAIL FROM:<a@neutral.test>\r\nRCPT TO:<bob@rcpt.test>\r\n`)),
+    ]
+    // Each gets a defined SMTP answer (a reply code), whatever Haraka itself makes of the junk.
+    for (const o of out) assert.match(o, /^\d{3}[ -]/m, o)
+    assert.doesNotMatch(rx.haraka.log(), /TypeError|ReferenceError|decision failed/)
+    const ok = await smtpSession({ host: V6MX, port: 25, localAddress: '2001:db8:7::301', ehlo: 'x.test', mailFrom: 'a@neutral.test', rcptTo: ['bob@rcpt.test'], data: 'Subject: s\r\n\r\nx\r\n' })
+    assert.equal(ok.dataEnd?.code, 250, 'still deciding')
+  })
+})
