@@ -1,5 +1,5 @@
 // Finding list entries that can never match because they are not in canonical form.
-import type { Redis } from 'ioredis'
+import type { RedisClient } from './redis'
 import { canonicalDomain, isPublicSuffix } from './domain'
 import { checkV6Entry } from './ip'
 
@@ -23,7 +23,7 @@ export function checkEntry(kind: 'ip' | 'domain', entry: string): EntryProblem |
 }
 
 /** Scans a list hash with HSCAN (never KEYS or HGETALL on the hot path). */
-export async function lintHash(client: Redis, key: string, kind: 'ip' | 'domain'): Promise<EntryProblem[]> {
+export async function lintHash(client: RedisClient, key: string, kind: 'ip' | 'domain'): Promise<EntryProblem[]> {
   const type = await client.type(key)
   if (type === 'none') return []
   if (type !== 'hash') return [{ entry: key, problem: `key is a ${type}, not a hash: every lookup fails and IPv6 peers are deferred` }]

@@ -1,12 +1,14 @@
 // The Redis connection shared by the suite's plugins and mx6ctl.
 import fs from 'node:fs'
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { DEFAULT_PREFIX, validPrefix } from './keys'
 import type { Section, SettingsReader } from './settings'
 
 export interface RedisSettings {
   /** redis:// or rediss:// URL; when set it wins over host/port/db/tls. */
   url: string
+  /** Redis Cluster seed nodes (host:port); when set the client is a cluster client. */
+  cluster: string[]
   /** @default 127.0.0.1 (like Haraka's own redis plugin) */
   host: string
   /** @default 6379 */
@@ -31,6 +33,7 @@ export interface RedisSettings {
 
 export const REDIS_DEFAULTS: RedisSettings = {
   url: '',
+  cluster: [],
   host: '127.0.0.1',
   port: 6379,
   db: 0,
@@ -47,6 +50,7 @@ export function readRedisSettings(r: SettingsReader, sec: Section): RedisSetting
   const d = REDIS_DEFAULTS
   return {
     url: r.str(sec, 'redis', 'url', d.url, (s) => (/^rediss?:\/\//.test(s) ? null : 'expected a redis:// or rediss:// URL')),
+    cluster: clusterNodes(r, sec),
     host: r.str(sec, 'redis', 'host', d.host),
     port: r.int(sec, 'redis', 'port', d.port, 1, 65535),
     db: r.int(sec, 'redis', 'db', d.db, 0, 1000),
@@ -60,8 +64,22 @@ export function readRedisSettings(r: SettingsReader, sec: Section): RedisSetting
   }
 }
 
+function clusterNodes(r: SettingsReader, sec: Section): string[] {
+  const raw = sec?.cluster
+  const out: string[] = []
+  for (const n of typeof raw === 'string' ? raw.split(/[\s,]+/).filter(Boolean) : []) {
+    if (/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(n)) out.push(n)
+    else r.errors.push(`[redis] cluster: "${n}" is not host:port; ignored`)
+  }
+  return out
+}
+
+/** A single Redis or a Redis Cluster client; both answer the commands the suite uses. */
+export type RedisClient = Redis | Cluster
+
 /** Where we connect, for logs: never the password. */
 export function describeRedis(s: RedisSettings): string {
+  if (s.cluster.length) return `redis cluster ${s.cluster.join(',')}`
   if (s.url) {
     try {
       const u = new URL(s.url)
@@ -95,13 +113,46 @@ export function createRedis(s: RedisSettings, extra: RedisOptions = {}): Redis {
   return new Redis({ ...opts, host: s.host, port: s.port, db: s.db })
 }
 
+/** Like createRedis, but a Redis Cluster client when `cluster` seed nodes are configured. */
+export function createRedisClient(s: RedisSettings, extra: RedisOptions = {}): RedisClient {
+  if (s.cluster.length === 0) return createRedis(s, extra)
+  const nodes = s.cluster.map((n) => {
+    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(n)!
+    return { host: m[1], port: Number(m[2]) }
+  })
+  const { enableOfflineQueue, retryStrategy, lazyConnect, ...rest } = { ...extra }
+  const redisOptions: RedisOptions = { connectTimeout: s.connectTimeoutMs, commandTimeout: s.timeoutMs, maxRetriesPerRequest: 1, ...rest }
+  if (s.username) redisOptions.username = s.username
+  if (s.password) redisOptions.password = s.password
+  if (s.tls) redisOptions.tls = s.tlsCa ? { ca: fs.readFileSync(s.tlsCa) } : {}
+  return new Cluster(nodes, {
+    redisOptions,
+    enableOfflineQueue: enableOfflineQueue ?? false,
+    lazyConnect: lazyConnect ?? false,
+    clusterRetryStrategy: retryStrategy ? () => retryStrategy(1) ?? null : (times) => Math.min(100 * times, 2000),
+  })
+}
+
+/**
+ * Several commands in one round trip: one pipeline on a single Redis; on a Cluster
+ * each command goes to the node that owns its key, all at once (keys of one
+ * decision live in different hash slots, and a cluster pipeline may not mix them).
+ * Results in exec()'s shape: [error, value] per command.
+ */
+export async function batch(client: RedisClient, cmds: Array<[string, ...Array<string | number>]>): Promise<Array<[Error | null, unknown]>> {
+  if (client instanceof Cluster) {
+    return Promise.all(cmds.map(([c, ...args]) => client.call(c, ...args).then((v): [Error | null, unknown] => [null, v], (e: Error): [Error | null, unknown] => [e, null])))
+  }
+  return ((await client.pipeline(cmds).exec()) ?? []) as Array<[Error | null, unknown]>
+}
+
 /**
  * A client whose connection errors are logged once per change of message
  * (ioredis repeats the same error on every reconnect attempt), each followed
  * by what it means for mail (`consequence`).
  */
-export function createLoggedRedis(s: RedisSettings, warn: (msg: string) => void, consequence: string): Redis {
-  const client = createRedis(s)
+export function createLoggedRedis(s: RedisSettings, warn: (msg: string) => void, consequence: string): RedisClient {
+  const client = createRedisClient(s)
   let last = ''
   client.on('error', (err: Error) => {
     if (err.message !== last) warn(`redis ${describeRedis(s)}: ${err.message} (${consequence})`)

@@ -1,5 +1,5 @@
 // The list store: what the decision core needs from Redis, behind a narrow interface.
-import type { Redis } from 'ioredis'
+import { batch, type RedisClient } from './redis'
 import { Keys } from './keys'
 
 export interface Hit {
@@ -129,7 +129,7 @@ export class RedisListStore implements ListStore {
   private flushTimer: NodeJS.Timeout | null = null
 
   constructor(
-    private readonly client: Redis,
+    private readonly client: RedisClient,
     readonly keys: Keys,
     private readonly opts: RedisStoreOptions,
   ) {}
@@ -137,20 +137,20 @@ export class RedisListStore implements ListStore {
   async lookup(req: LookupRequest): Promise<LookupReply> {
     if (this.client.status !== 'ready') throw new StoreUnavailableError(`redis not connected (${this.client.status})`)
     // One pipeline = one round trip, however many entries the lists hold.
-    const p = this.client.pipeline()
-    if (req.ipCandidates?.length) p.hmget(this.keys.ipAllow, ...req.ipCandidates)
-    if (req.domainCandidates?.length) p.hmget(this.keys.domainAllow, ...req.domainCandidates)
-    for (const b of req.books ?? []) p.smismember(this.keys.book(b.owner), ...b.members)
+    const cmds: Array<[string, ...string[]]> = []
     const k = this.keys
+    if (req.ipCandidates?.length) cmds.push(['hmget', k.ipAllow, ...req.ipCandidates])
+    if (req.domainCandidates?.length) cmds.push(['hmget', k.domainAllow, ...req.domainCandidates])
+    for (const b of req.books ?? []) cmds.push(['smismember', k.book(b.owner), ...b.members])
     const greens: Array<[keyof LookupReply, string, string[] | undefined]> = [
       ['ipGreen', k.ipGreen, req.ipGreenCandidates],
       ['hostGreen', k.hostGreen, req.hostGreenCandidates],
       ['asnGreen', k.asnGreen, req.asnGreenCandidates],
       ['domainGreen', k.domainGreen, req.domainGreenCandidates],
     ]
-    for (const [, key, fields] of greens) if (fields?.length) p.hmget(key, ...fields)
-    for (const d of req.historyDomains ?? []) p.hmget(k.history(d), 'count', 'first', 'last')
-    const results = await this.bounded(p.exec())
+    for (const [, key, fields] of greens) if (fields?.length) cmds.push(['hmget', key, ...fields])
+    for (const d of req.historyDomains ?? []) cmds.push(['hmget', k.history(d), 'count', 'first', 'last'])
+    const results = await this.bounded(batch(this.client, cmds))
     if (!results) throw new StoreUnavailableError('pipeline discarded')
     let i = 0
     const next = (): unknown => {
@@ -172,17 +172,18 @@ export class RedisListStore implements ListStore {
     if (this.client.status !== 'ready') return
     const k = this.keys
     const now = Number(fields.time)
-    const p = this.client.pipeline()
     // A retry of the same deferred envelope keeps the time of the first deferral.
-    p.hsetnx(k.attempt(envelopeHash), 'time', fields.time)
     const { time: _first, ...rest } = fields
-    p.hset(k.attempt(envelopeHash), rest)
-    p.expire(k.attempt(envelopeHash), ttlSec)
-    if (midHash) p.set(k.attemptByMessageId(midHash), envelopeHash, 'EX', ttlSec)
-    p.zadd(k.attempts, 'NX', now, envelopeHash)
-    p.zremrangebyscore(k.attempts, '-inf', now - ttlSec)
-    p.zremrangebyrank(k.attempts, 0, -maxEntries - 1)
-    p.exec().catch((err: Error) => this.opts.onCountError?.(err))
+    const cmds: Array<[string, ...Array<string | number>]> = [
+      ['hsetnx', k.attempt(envelopeHash), 'time', fields.time],
+      ['hset', k.attempt(envelopeHash), ...Object.entries(rest).flat()],
+      ['expire', k.attempt(envelopeHash), ttlSec],
+      ['zadd', k.attempts, 'NX', now, envelopeHash],
+      ['zremrangebyscore', k.attempts, '-inf', now - ttlSec],
+      ['zremrangebyrank', k.attempts, 0, -maxEntries - 1],
+    ]
+    if (midHash) cmds.push(['set', k.attemptByMessageId(midHash), envelopeHash, 'EX', ttlSec])
+    batch(this.client, cmds).catch((err: Error) => this.opts.onCountError?.(err))
   }
 
   async spfGuess(domain: string): Promise<string | null> {
@@ -214,10 +215,9 @@ export class RedisListStore implements ListStore {
       return
     }
     const key = this.keys.stats(today())
-    const p = this.client.pipeline()
-    for (const [f, n] of counts) p.hincrby(key, f, n)
-    p.expire(key, this.opts.statsDays * 86400)
-    await p.exec().catch((err: Error) => this.opts.onCountError?.(err))
+    const cmds: Array<[string, ...Array<string | number>]> = [...counts].map(([f, n]): [string, ...Array<string | number>] => ['hincrby', key, f, n])
+    cmds.push(['expire', key, this.opts.statsDays * 86400])
+    await batch(this.client, cmds).catch((err: Error) => this.opts.onCountError?.(err))
   }
 
   async close(): Promise<void> {

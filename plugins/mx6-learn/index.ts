@@ -4,12 +4,11 @@
 //  - IPv4 history: inbound IPv4 mail with an authenticated From domain counts
 //    in mx6:hist:<domain>, which mx6-receive's history signal reads.
 // Learning happens only for mail actually queued (queue_ok), in one pipeline,
-// and never delays or refuses mail: Redis trouble is logged and skipped.
-import type { Redis } from 'ioredis'
+// and never delays or refuses mail: RedisClient trouble is logged and skipped.
 import type { Connection, Next, PluginBase } from '../lib/haraka'
 import { classifyPeer } from '../lib/ip'
 import { Keys } from '../lib/keys'
-import { createLoggedRedis } from '../lib/redis'
+import { batch, createLoggedRedis, type RedisClient } from '../lib/redis'
 import { dkimPassDomains, fromFact, mailbox, spfFact } from '../mx6-receive/facts'
 import { BOOLEANS, CONFIG_FILE, readLearnConfig, type LearnSettings } from './config'
 import { bookLesson, historyLesson } from './learn'
@@ -18,7 +17,7 @@ import { envelopeFingerprint, messageIdFingerprint } from '../lib/followup'
 interface Plugin extends PluginBase {
   cfg: LearnSettings
   hostList: Set<string>
-  redis: Redis | null
+  redis: RedisClient | null
   redisSettings: string
   load_config(): void
 }
@@ -45,7 +44,7 @@ export function load_config(this: Plugin): void {
   this.redisSettings = settings
 }
 
-function client(plugin: Plugin): Redis {
+function client(plugin: Plugin): RedisClient {
   plugin.redis ??= createLoggedRedis(plugin.cfg.redis, (m) => plugin.logwarn(m), 'learning paused; mail is not affected')
   return plugin.redis
 }
@@ -91,7 +90,8 @@ function learn(plugin: Plugin, connection: Connection): void {
     return
   }
   const now = Math.floor(Date.now() / 1000)
-  const p = c.pipeline()
+  // The whole lesson in one round trip (see batch()).
+  const p: Array<[string, ...Array<string | number>]> = []
   const notes: string[] = []
   let book: { owner: string; members: string[] } | null = null
 
@@ -108,11 +108,8 @@ function learn(plugin: Plugin, connection: Connection): void {
       const ttl = plugin.cfg.books.maxAgeDays * 86400
       // Entries not written to for max_age_days age out (learned ones only; the
       // ZRANGEBYSCORE answer is trimmed below), and a book never grows past max_entries.
-      p.zrangebyscore(seen, '-inf', now - ttl)
-      p.zcard(seen)
-      p.sadd(keys.book(lesson.owner), ...lesson.members)
-      p.zadd(seen, ...lesson.members.flatMap((m) => [String(now), m]))
-      p.expire(seen, ttl)
+      p.push(['zrangebyscore', seen, '-inf', now - ttl], ['zcard', seen], ['sadd', keys.book(lesson.owner), ...lesson.members])
+      p.push(['zadd', seen, ...lesson.members.flatMap((m) => [now, m])], ['expire', seen, ttl])
       notes.push(`book of ${lesson.owner} += ${lesson.members.join(', ')}`)
     }
   }
@@ -122,10 +119,7 @@ function learn(plugin: Plugin, connection: Connection): void {
     const lesson = historyLesson({ spf: spfFact(txn), dkimPass: dkimPassDomains(txn), from: fromFact(txn) }, plugin.cfg.history.alignment)
     if (lesson) {
       const key = keys.history(lesson.domain)
-      p.hincrby(key, 'count', 1)
-      p.hsetnx(key, 'first', String(now))
-      p.hset(key, 'last', String(now))
-      p.expire(key, plugin.cfg.history.ttlDays * 86400)
+      p.push(['hincrby', key, 'count', 1], ['hsetnx', key, 'first', now], ['hset', key, 'last', now], ['expire', key, plugin.cfg.history.ttlDays * 86400])
       notes.push(`IPv4 history of ${lesson.domain} (${lesson.reason})`)
     }
   }
@@ -138,13 +132,13 @@ function learn(plugin: Plugin, connection: Connection): void {
     const envs = [...new Set([envelopeFingerprint(mailFrom, rcpts, plugin.cfg.recipientDelimiter), ...rcpts.slice(0, 20).map((r) => envelopeFingerprint(mailFrom, [r], plugin.cfg.recipientDelimiter))])]
     const mid = messageIdFingerprint(txn.header.get_all('Message-ID')[0])
     followup = { start: p.length, mid, envs }
-    if (mid) p.get(keys.attemptByMessageId(mid))
-    for (const e of envs) p.hmget(keys.attempt(e), 'time', 'returned')
+    if (mid) p.push(['get', keys.attemptByMessageId(mid)])
+    for (const e of envs) p.push(['hmget', keys.attempt(e), 'time', 'returned'])
   }
   if (notes.length === 0 && !followup) return
   const from = connection.remote.ip
 
-  p.exec()
+  batch(c, p)
     .then((results) => {
       if (notes.length) connection.loginfo(plugin, `learned: ${notes.join('; ')}`)
       if (followup && results) matchReturn(plugin, c, keys, connection, followup, results.slice(followup.start), now, from)
@@ -157,7 +151,7 @@ function learn(plugin: Plugin, connection: Connection): void {
 }
 
 /** Marks the deferred attempt this IPv4 message matches (Message-ID first, else envelope) as returned. */
-function matchReturn(plugin: Plugin, c: Redis, keys: Keys, connection: Connection, f: { mid: string | null; envs: string[] }, results: Array<[Error | null, unknown]>, now: number, from: string): void {
+function matchReturn(plugin: Plugin, c: RedisClient, keys: Keys, connection: Connection, f: { mid: string | null; envs: string[] }, results: Array<[Error | null, unknown]>, now: number, from: string): void {
   let i = 0
   const pointer = f.mid ? (results[i++]?.[1] as string | null) : null
   const states = f.envs.map((e) => ({ env: e, state: results[i++]?.[1] as Array<string | null> | undefined }))
@@ -185,14 +179,14 @@ function matchReturn(plugin: Plugin, c: Redis, keys: Keys, connection: Connectio
 }
 
 /** Removes aged-out learned entries, and the oldest ones past max_entries, off the hot path. */
-function trimBook(plugin: Plugin, c: Redis, keys: Keys, owner: string, stale: string[], size: number): void {
+function trimBook(plugin: Plugin, c: RedisClient, keys: Keys, owner: string, stale: string[], size: number): void {
   const seen = keys.bookSeen(owner)
   const over = size - plugin.cfg.books.maxEntries
   const work = async (): Promise<void> => {
     const victims = [...stale]
     if (over > 0) victims.push(...(await c.zrange(seen, '0', String(over - 1))))
     if (victims.length === 0) return
-    await c.pipeline().srem(keys.book(owner), ...victims).zrem(seen, ...victims).exec()
+    await batch(c, [['srem', keys.book(owner), ...victims], ['zrem', seen, ...victims]])
     plugin.loginfo(`book of ${owner}: ${victims.length} learned entries aged out or over max_entries`)
   }
   work().catch((err: Error) => plugin.logwarn(`book of ${owner} not trimmed: ${err.message}`))

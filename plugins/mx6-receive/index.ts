@@ -13,7 +13,7 @@ import { authResultsLines } from '../lib/authres'
 import type { CachingResolver } from '../lib/dns'
 import { matchesListener } from '../lib/ip'
 import { lintHash } from '../lib/lint'
-import { createRedis, describeRedis, type RedisSettings } from '../lib/redis'
+import { createRedisClient, describeRedis, type RedisClient, type RedisSettings } from '../lib/redis'
 import { replyLines } from '../lib/reply'
 import { isEmptyRequest, RedisListStore, type ListStore, type LookupReply, type LookupRequest } from '../lib/store'
 import { BOOLEANS, CONFIG_FILE, peerResolver, readReceiveConfig, type Ini, type ReceiveConfig } from './config'
@@ -45,7 +45,7 @@ interface Plugin extends PluginBase {
   storeSettings: string
   lintTimer: NodeJS.Timeout | null
   lintEvery: number
-  lintClient: ReturnType<typeof createRedis> | null
+  lintClient: RedisClient | null
   reported: Set<string>
   load_config(): void
 }
@@ -101,7 +101,7 @@ export function load_config(this: Plugin): void {
 function connect(plugin: Plugin): ListStore {
   if (plugin.store) return plugin.store
   const s: RedisSettings = plugin.cfg.redis
-  const client = createRedis(s)
+  const client = createRedisClient(s)
   let lastError = ''
   let lost = false
   client.on('error', (err: Error) => {
@@ -131,7 +131,7 @@ function connect(plugin: Plugin): ListStore {
 }
 
 /** Non-canonical entries never match; tell the operator once per entry. */
-function scheduleLint(plugin: Plugin, client: ReturnType<typeof createRedis>): void {
+function scheduleLint(plugin: Plugin, client: RedisClient): void {
   plugin.lintClient = client
   if (plugin.cfg.lintInterval === 0 || plugin.lintTimer) return
   const keys = new Keys(plugin.cfg.redis.prefix)

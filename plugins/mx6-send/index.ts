@@ -11,10 +11,9 @@
 // crash at any point leaves the message queued: at worst it is delivered twice
 // (if the crash falls between the IPv4 server's 250 and the unlink), never lost.
 import constants from 'haraka-constants'
-import type { Redis } from 'ioredis'
 import type { Next, PluginBase } from '../lib/haraka'
 import { Keys } from '../lib/keys'
-import { createLoggedRedis } from '../lib/redis'
+import { createLoggedRedis, type RedisClient } from '../lib/redis'
 import { isFallbackReply } from './classify'
 import { BOOLEANS, CONFIG_FILE, readSendConfig, type Ini, type SendConfig } from './config'
 import { CachingResolver, Dns2Client, systemServers } from '../lib/dns'
@@ -46,7 +45,7 @@ interface HMail {
 interface Plugin extends PluginBase {
   cfg: SendConfig
   resolver: CachingResolver
-  redis: Redis | null
+  redis: RedisClient | null
   redisSettings: string
   /** Messages already pushed back to IPv4 by a fallback reply (kept across in-process retries). */
   v4only: WeakSet<object>
@@ -86,7 +85,7 @@ export function load_config(this: Plugin): void {
   this.redisSettings = settings
 }
 
-function redis(plugin: Plugin): Redis | null {
+function redis(plugin: Plugin): RedisClient | null {
   if (plugin.cfg.fallback.logSize === 0) return null
   plugin.redis ??= createLoggedRedis(plugin.cfg.redis, (m) => plugin.logwarn(m), 'fallback log only; delivery is not affected')
   return plugin.redis
@@ -103,7 +102,7 @@ export function hook_init_child(this: Plugin, next: Next): void {
 }
 
 /** Waits (bounded) for the connection, which fails fast while it is not ready. */
-function ready(client: Redis, ms: number): Promise<void> {
+function ready(client: RedisClient, ms: number): Promise<void> {
   if (client.status === 'ready') return Promise.resolve()
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -1,0 +1,71 @@
+// The main scenarios on a Redis Cluster (three masters on loopback): the keys of one
+// decision live in different hash slots, and nothing may fail with CROSSSLOT (issue 8, part).
+import assert from 'node:assert/strict'
+import { RedisCluster } from '../support/cluster'
+import { HarakaServer } from '../support/haraka'
+import { requireTestbed } from '../support/net'
+import { poll } from '../support/proc'
+import { V4MX, V6MX } from '../support/receiver'
+import { smtpSession } from '../support/smtp'
+
+const msg = (from: string, subject: string) => `From: ${from}\r\nTo: bob@rcpt.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}.${Date.now()}@test>\r\n\r\nHello.\r\n`
+
+describe('e2e: mx6-receive and mx6-learn on a Redis Cluster', function () {
+  this.timeout(90000)
+  let cluster: RedisCluster
+  let haraka: HarakaServer
+
+  before(async function () {
+    this.timeout(60000)
+    requireTestbed()
+    cluster = await RedisCluster.start()
+    const redis = `[redis]\ncluster=${cluster.seeds.join(',')}\ntimeout=1000\n`
+    haraka = await HarakaServer.start({
+      listen: [`[${V6MX}]:25`, `${V4MX}:25`, '127.0.0.1:587'],
+      plugins: ['submission', 'spf', 'dkim', 'mx6-receive', 'rcpt_to.in_host_list', 'mx6-learn', 'queue-capture'],
+      pluginFiles: { submission: "exports.hook_connect_init = (next, c) => { if (c.local.port === 587) c.relaying = true; next() }" },
+      config: { 'mx6-receive.ini': `[main]\nlint_interval=1\n${redis}`, 'mx6-learn.ini': redis, 'outbound.ini': 'disabled=true\n' },
+    })
+    await cluster.cli('HSET', 'mx6:ip:allow', '2001:db8:7::700/120', 'partner')
+    await cluster.cli('HSET', 'mx6:domain:allow', 'allowed.test', 'partner')
+  })
+  after(async () => {
+    await haraka?.stop()
+    await cluster?.stop()
+  })
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') console.log(haraka.log().slice(-6000))
+  })
+
+  it('the lists and the books really are spread over different slots', async () => {
+    const slots = new Set(await Promise.all(['mx6:ip:allow', 'mx6:domain:allow', 'mx6:book:bob@rcpt.test', 'mx6:ip:green'].map((k) => cluster.keySlot(k))))
+    assert.ok(slots.size >= 3, [...slots].join(','))
+  })
+
+  it('unknown IPv6 peer deferred; allow-listed CIDR, SPF-authenticated allowed domain and address book accepted', async () => {
+    const send = (peer: string, mailFrom: string, subject: string) => smtpSession({ host: V6MX, port: 25, localAddress: peer, ehlo: 'x.neutral.test', mailFrom, rcptTo: ['bob@rcpt.test'], data: msg(mailFrom, subject) })
+    assert.equal((await send('2001:db8:7::800', 'a@neutral.test', 'unknown')).dataEnd?.code, 451)
+    assert.equal((await send('2001:db8:7::710', 'a@neutral.test', 'cidr')).dataEnd?.code, 250)
+    assert.equal((await send('2001:db8:7::801', 'news@allowed.test', 'domain')).dataEnd?.code, 250)
+    await cluster.cli('SADD', 'mx6:book:bob@rcpt.test', 'friend@other.test')
+    assert.equal((await send('2001:db8:7::802', 'friend@other.test', 'book')).dataEnd?.code, 250)
+    assert.doesNotMatch(haraka.log(), /CROSSSLOT|list lookup failed/)
+  })
+
+  it('counters, follow-up fingerprints and the lint scan work across slots', async () => {
+    const day = new Date().toISOString().slice(0, 10).replace(/-/g, '')
+    await poll(async () => (/rcpt\.trusted\.ip:allow/.test(await cluster.cli('HGETALL', `mx6:stats:${day}`)) ? true : undefined), 5000, 'counters')
+    assert.ok(Number(await cluster.cli('ZCARD', 'mx6:fp:index')) >= 1)
+    await cluster.cli('HSET', 'mx6:ip:allow', '2001:DB8:7::900', 'typed by hand')
+    await poll(() => (/"2001:DB8:7::900" never matches/.test(haraka.log()) ? true : undefined), 5000, 'lint warning')
+  })
+
+  it('mx6-learn learns a book on the cluster, and the reply is then accepted', async () => {
+    const r = await smtpSession({ host: '127.0.0.1', port: 587, ehlo: 'laptop.rcpt.test', mailFrom: 'carol@rcpt.test', rcptTo: ['pal@other.test'], data: msg('carol@rcpt.test', 'out') })
+    assert.equal(r.dataEnd?.code, 250)
+    await poll(async () => ((await cluster.cli('SISMEMBER', 'mx6:book:carol@rcpt.test', 'pal@other.test')) === '1' ? true : undefined), 5000, 'learned book')
+    const reply = await smtpSession({ host: V6MX, port: 25, localAddress: '2001:db8:7::803', ehlo: 'x.other.test', mailFrom: 'pal@other.test', rcptTo: ['carol@rcpt.test'], data: msg('pal@other.test', 'reply') })
+    assert.equal(reply.dataEnd?.code, 250)
+    assert.doesNotMatch(haraka.log(), /CROSSSLOT|nothing learned/)
+  })
+})
