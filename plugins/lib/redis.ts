@@ -9,6 +9,10 @@ export interface RedisSettings {
   url: string
   /** Redis Cluster seed nodes (host:port); when set the client is a cluster client. */
   cluster: string[]
+  /** Sentinels (host:port) watching the master `sentinelName`; when set they tell where the master is. */
+  sentinels: string[]
+  /** @default mymaster */
+  sentinelName: string
   /** @default 127.0.0.1 (like Haraka's own redis plugin) */
   host: string
   /** @default 6379 */
@@ -34,6 +38,8 @@ export interface RedisSettings {
 export const REDIS_DEFAULTS: RedisSettings = {
   url: '',
   cluster: [],
+  sentinels: [],
+  sentinelName: 'mymaster',
   host: '127.0.0.1',
   port: 6379,
   db: 0,
@@ -50,7 +56,9 @@ export function readRedisSettings(r: SettingsReader, sec: Section): RedisSetting
   const d = REDIS_DEFAULTS
   return {
     url: r.str(sec, 'redis', 'url', d.url, (s) => (/^rediss?:\/\//.test(s) ? null : 'expected a redis:// or rediss:// URL')),
-    cluster: clusterNodes(r, sec),
+    cluster: hostPorts(r, sec, 'cluster'),
+    sentinels: hostPorts(r, sec, 'sentinels'),
+    sentinelName: r.str(sec, 'redis', 'sentinel_name', d.sentinelName, (v) => (/^[\x21-\x7e]{1,100}$/.test(v) ? null : 'expected a master name')),
     host: r.str(sec, 'redis', 'host', d.host),
     port: r.int(sec, 'redis', 'port', d.port, 1, 65535),
     db: r.int(sec, 'redis', 'db', d.db, 0, 1000),
@@ -64,14 +72,19 @@ export function readRedisSettings(r: SettingsReader, sec: Section): RedisSetting
   }
 }
 
-function clusterNodes(r: SettingsReader, sec: Section): string[] {
-  const raw = sec?.cluster
+function hostPorts(r: SettingsReader, sec: Section, key: string): string[] {
+  const raw = sec?.[key]
   const out: string[] = []
   for (const n of typeof raw === 'string' ? raw.split(/[\s,]+/).filter(Boolean) : []) {
     if (/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(n)) out.push(n)
-    else r.errors.push(`[redis] cluster: "${n}" is not host:port; ignored`)
+    else r.errors.push(`[redis] ${key}: "${n}" is not host:port; ignored`)
   }
   return out
+}
+
+function hostPort(n: string): { host: string; port: number } {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(n)!
+  return { host: m[1], port: Number(m[2]) }
 }
 
 /** A single Redis or a Redis Cluster client; both answer the commands the suite uses. */
@@ -80,6 +93,7 @@ export type RedisClient = Redis | Cluster
 /** Where we connect, for logs: never the password. */
 export function describeRedis(s: RedisSettings): string {
   if (s.cluster.length) return `redis cluster ${s.cluster.join(',')}`
+  if (s.sentinels.length) return `redis master "${s.sentinelName}" via sentinels ${s.sentinels.join(',')}`
   if (s.url) {
     try {
       const u = new URL(s.url)
@@ -110,16 +124,15 @@ export function createRedis(s: RedisSettings, extra: RedisOptions = {}): Redis {
   const tls = s.tls || s.url.startsWith('rediss://')
   if (tls) opts.tls = s.tlsCa ? { ca: fs.readFileSync(s.tlsCa) } : {}
   if (s.url) return new Redis(s.url, opts)
+  // Sentinel: ask the sentinels where the master is, again after every failover.
+  if (s.sentinels.length) return new Redis({ ...opts, sentinels: s.sentinels.map(hostPort), name: s.sentinelName, db: s.db })
   return new Redis({ ...opts, host: s.host, port: s.port, db: s.db })
 }
 
 /** Like createRedis, but a Redis Cluster client when `cluster` seed nodes are configured. */
 export function createRedisClient(s: RedisSettings, extra: RedisOptions = {}): RedisClient {
   if (s.cluster.length === 0) return createRedis(s, extra)
-  const nodes = s.cluster.map((n) => {
-    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(n)!
-    return { host: m[1], port: Number(m[2]) }
-  })
+  const nodes = s.cluster.map(hostPort)
   const { enableOfflineQueue, retryStrategy, lazyConnect, ...rest } = { ...extra }
   const redisOptions: RedisOptions = { connectTimeout: s.connectTimeoutMs, commandTimeout: s.timeoutMs, maxRetriesPerRequest: 1, ...rest }
   if (s.username) redisOptions.username = s.username
