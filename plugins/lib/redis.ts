@@ -154,7 +154,14 @@ export function createRedisClient(s: RedisSettings, extra: RedisOptions = {}): R
  */
 export async function batch(client: RedisClient, cmds: Array<[string, ...Array<string | number>]>): Promise<Array<[Error | null, unknown]>> {
   if (client instanceof Cluster) {
-    return Promise.all(cmds.map(([c, ...args]) => client.call(c, ...args).then((v): [Error | null, unknown] => [null, v], (e: Error): [Error | null, unknown] => [e, null])))
+    // call() returns raw replies: give HGETALL the object shape a pipeline gives it.
+    const shape = (c: string, v: unknown): unknown => {
+      if (c.toLowerCase() !== 'hgetall' || !Array.isArray(v)) return v
+      const o: Record<string, unknown> = {}
+      for (let i = 0; i + 1 < v.length; i += 2) o[String(v[i])] = v[i + 1]
+      return o
+    }
+    return Promise.all(cmds.map(([c, ...args]) => client.call(c, ...args).then((v): [Error | null, unknown] => [null, shape(c, v)], (e: Error): [Error | null, unknown] => [e, null])))
   }
   return ((await client.pipeline(cmds).exec()) ?? []) as Array<[Error | null, unknown]>
 }

@@ -2,9 +2,8 @@
 // Haraka instance given with --config (or MX6_CONFIG), MX6_REDIS_URL overriding.
 import fs from 'node:fs'
 import path from 'node:path'
-import type { Redis } from 'ioredis'
 import { Keys } from '../../plugins/lib/keys'
-import { createRedis, describeRedis, type RedisSettings } from '../../plugins/lib/redis'
+import { createRedisClient, describeRedis, type RedisClient, type RedisSettings } from '../../plugins/lib/redis'
 import { readReceiveConfig, type ReceiveConfig } from '../../plugins/mx6-receive/config'
 import { CtlError, type GlobalOptions, type Io } from './command'
 
@@ -13,7 +12,7 @@ import { CtlError, type GlobalOptions, type Io } from './command'
 const harakaConfig = require('haraka-config') as { module_config(root: string): { get(file: string, opts?: unknown): unknown } }
 
 export interface Context {
-  redis: Redis
+  redis: RedisClient
   keys: Keys
   settings: RedisSettings
   receive: ReceiveConfig
@@ -44,7 +43,7 @@ export async function openContext(global: GlobalOptions, io: Io): Promise<Contex
   const receive = loadReceiveConfig(global, io)
   const settings = receive.redis
   // An operator command may scan or import a lot: the plugins' 500 ms lookup bound is for SMTP.
-  const redis = createRedis(settings, { lazyConnect: true, retryStrategy: () => null, enableOfflineQueue: true, commandTimeout: 30000 })
+  const redis = createRedisClient(settings, { lazyConnect: true, retryStrategy: () => null, enableOfflineQueue: true, commandTimeout: 30000 })
   let cause = ''
   redis.on('error', (err: Error) => {
     // The socket error (ECONNREFUSED, ...) says more than connect()'s "Connection is closed".

@@ -1,6 +1,7 @@
 // mx6ctl followup [--days N] [--json] [--suggest [--window D]]: does deferred IPv6
 // mail come back over IPv4, how fast, and who never retries?
 import { fromFields, report, suggestions, type Attempt } from '../../plugins/lib/followup'
+import { batch } from '../../plugins/lib/redis'
 import { parse, UsageError, type Command } from './command'
 import { shown, table, withRedis } from './lists'
 
@@ -49,9 +50,7 @@ export const followupCommand: Command = {
       const envs = await ctx.redis.zrangebyscore(ctx.keys.attempts, now - days * 86400, '+inf')
       const out: Attempt[] = []
       for (let i = 0; i < envs.length; i += 1000) {
-        const p = ctx.redis.pipeline()
-        for (const e of envs.slice(i, i + 1000)) p.hgetall(ctx.keys.attempt(e))
-        for (const [err, fields] of (await p.exec()) ?? []) {
+        for (const [err, fields] of await batch(ctx.redis, envs.slice(i, i + 1000).map((e): [string, string] => ['hgetall', ctx.keys.attempt(e)]))) {
           const a = err ? null : fromFields(fields as Record<string, string>)
           if (a) out.push(a)
         }

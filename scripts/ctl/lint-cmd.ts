@@ -1,4 +1,5 @@
 // mx6ctl lint [--fix]: entries typed by hand into redis-cli that can never match.
+import { Cluster } from 'ioredis'
 import { normaliseMember, normaliseRecipient } from './addressbook'
 import { parse, UsageError, type Command, type Io } from './command'
 import type { Context } from './context'
@@ -117,12 +118,15 @@ export function globPrefix(prefix: string): string {
 async function lintBooks(ctx: Context, fix: boolean, io: Io, t: Tally): Promise<void> {
   const prefix = ctx.keys.book('')
   const found = new Set<string>()
-  let cursor = '0'
-  do {
-    const [next, keys] = await ctx.redis.scan(cursor, 'MATCH', globPrefix(prefix), 'COUNT', 1000)
-    cursor = next
-    for (const k of keys) found.add(k)
-  } while (cursor !== '0')
+  // On a Cluster every master holds a share of the keys: scan each.
+  for (const node of ctx.redis instanceof Cluster ? ctx.redis.nodes('master') : [ctx.redis]) {
+    let cursor = '0'
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', globPrefix(prefix), 'COUNT', 1000)
+      cursor = next
+      for (const k of keys) found.add(k)
+    } while (cursor !== '0')
+  }
   const delimiter = ctx.receive.recipientDelimiter
   for (const key of [...found].sort()) {
     if (!(await keyType(ctx, key, 'set', io, t))) continue

@@ -1,6 +1,6 @@
 // mx6ctl allow|green ip|domain|host|asn add|rm|ls: the list hashes, written in canonical form.
 // Also the helpers the other operator commands share (Redis context, safe printing).
-import { ReplyError } from 'ioredis'
+import { Redis, ReplyError } from 'ioredis'
 import { canonicalDomain } from '../../plugins/lib/domain'
 import { checkV6Entry, classifyPeer } from '../../plugins/lib/ip'
 import type { Keys } from '../../plugins/lib/keys'
@@ -21,7 +21,8 @@ export const OPERATOR_TIMEOUT_MS = 30_000
 /** Opens the context, runs `work`, always closes; Redis errors become one-line CtlErrors. */
 export async function withRedis<T>(global: GlobalOptions, io: Io, work: (ctx: Context) => Promise<T>): Promise<T> {
   const ctx = await openContext(global, io)
-  ctx.redis.options.commandTimeout = Math.max(ctx.redis.options.commandTimeout ?? 0, OPERATOR_TIMEOUT_MS)
+  // (A Cluster client already got the operator timeout through its node options.)
+  if (ctx.redis instanceof Redis) ctx.redis.options.commandTimeout = Math.max(ctx.redis.options.commandTimeout ?? 0, OPERATOR_TIMEOUT_MS)
   try {
     return await work(ctx)
   } catch (err) {

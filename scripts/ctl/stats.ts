@@ -1,4 +1,5 @@
 // mx6ctl stats [--days N] [--json]: the per-day decision counters of mx6-receive.
+import { batch } from '../../plugins/lib/redis'
 import { today } from '../../plugins/lib/store'
 import { parse, UsageError, type Command } from './command'
 import { quote, table, withRedis } from './lists'
@@ -63,10 +64,8 @@ export const statsCommand: Command = {
     if (!Number.isInteger(days) || days < 1 || days > MAX_DAYS) throw new UsageError(`--days must be a number from 1 to ${MAX_DAYS}`)
     return withRedis(global, io, async (ctx) => {
       const dayKeys = lastDays(days).map((d) => ({ day: d, key: ctx.keys.stats(d) }))
-      // One pipeline: one round trip for the whole period.
-      const p = ctx.redis.pipeline()
-      for (const { key } of dayKeys) p.hgetall(key)
-      const results = (await p.exec()) ?? []
+      // One round trip for the whole period (each day's key on its node on a Cluster).
+      const results = await batch(ctx.redis, dayKeys.map(({ key }): [string, string] => ['hgetall', key]))
       const stats: DayStats[] = []
       const totals: Record<string, number> = {}
       dayKeys.forEach(({ day, key }, i) => {

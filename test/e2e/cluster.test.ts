@@ -6,6 +6,7 @@ import { HarakaServer } from '../support/haraka'
 import { requireTestbed } from '../support/net'
 import { poll } from '../support/proc'
 import { V4MX, V6MX } from '../support/receiver'
+import { ctl } from '../support/ctl'
 import { smtpSession } from '../support/smtp'
 
 const msg = (from: string, subject: string) => `From: ${from}\r\nTo: bob@rcpt.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}.${Date.now()}@test>\r\n\r\nHello.\r\n`
@@ -67,5 +68,25 @@ describe('e2e: mx6-receive and mx6-learn on a Redis Cluster', function () {
     const reply = await smtpSession({ host: V6MX, port: 25, localAddress: '2001:db8:7::803', ehlo: 'x.other.test', mailFrom: 'pal@other.test', rcptTo: ['carol@rcpt.test'], data: msg('pal@other.test', 'reply') })
     assert.equal(reply.dataEnd?.code, 250)
     assert.doesNotMatch(haraka.log(), /CROSSSLOT|nothing learned/)
+  })
+
+  it('mx6ctl works on the cluster through the instance config (add, ls, book, stats, followup, lint)', async () => {
+    const run = (...argv: string[]) => ctl('--config', haraka.dir, ...argv)
+    assert.equal((await run('allow', 'ip', 'add', '2001:db8:7::b00/120', 'from mx6ctl')).code, 0)
+    assert.equal(await cluster.cli('HGET', 'mx6:ip:allow', '2001:db8:7::b00/120'), 'from mx6ctl')
+    const ls = await run('allow', 'ip', 'ls', '--json')
+    assert.equal(JSON.parse(ls.out).entries['2001:db8:7::b00/120'], 'from mx6ctl')
+    assert.equal((await run('book', 'add', 'dave@rcpt.test', 'pal@other.test')).code, 0)
+    assert.equal(await cluster.cli('SISMEMBER', 'mx6:book:dave@rcpt.test', 'pal@other.test'), '1')
+    const stats = await run('stats', '--json')
+    assert.equal(stats.code, 0, stats.err)
+    assert.ok(JSON.parse(stats.out).total > 0)
+    const fu = await run('followup', '--json')
+    assert.equal(fu.code, 0, fu.err)
+    assert.ok(JSON.parse(fu.out).deferred >= 1)
+    // The hand-typed upper-case entry from the test above is found (and nothing crashes on SCAN per master).
+    const lint = await run('lint')
+    assert.equal(lint.code, 1)
+    assert.match(lint.out, /2001:DB8:7::900/)
   })
 })
