@@ -43,6 +43,12 @@ describe('e2e: spoofing matrix against an allow-listed domain (none is trusted)'
     ['envelope with no SPF record (none)', 'ceo@nospf.test', async () => plain('ceo@allowed.test'), /spf=none/],
     ['envelope with an SPF PermError', 'ceo@permerror.test', async () => plain('ceo@allowed.test'), /spf=permerror/],
     ['envelope with an SPF TempError', 'ceo@temperror.test', async () => plain('ceo@allowed.test'), /spf=temperror/],
+    [
+      'From of the allowed domain, DKIM key lookup SERVFAILs (signature claims d=temperror.test)',
+      'x@neutral.test',
+      async () => dkimSign({ domain: 'temperror.test', selector: 's1', keyFile: path.join(KEYS, 'allowed.test.s1.key'), from: 'ceo@allowed.test', to: 'bob@rcpt.test', subject: 'spoof', body: 'Pay.' }),
+      /dkim pass=none/,
+    ],
   ]
   let n = 0x100
   for (const [name, mailFrom, data, why] of cases) {

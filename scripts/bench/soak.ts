@@ -1,0 +1,145 @@
+#!/usr/bin/env node
+// `npm run soak -- --minutes N`: mixed traffic for N minutes (up to --peak
+// concurrent sessions, default 1,000), reporting errors, Haraka's RSS and open
+// file descriptors over time. Budget: RSS growth under 10 % after the ramp-up,
+// zero errors.
+import fs from 'node:fs'
+import { HarakaServer } from '../../test/support/haraka'
+import { requireTestbed } from '../../test/support/net'
+import { RedisServer } from '../../test/support/redis'
+import { smtpSession } from '../../test/support/smtp'
+import { fmt } from './stats'
+
+const V6 = '2001:db8:25::25'
+const V4 = '198.51.100.25'
+const PORT = 2700
+
+const HELP = `Usage: npm run soak [-- --minutes N] [-- --peak P] [-- --out FILE]
+
+Drives mixed traffic (a third IPv4, a third allow-listed IPv6, a third unknown
+IPv6) against Haraka with mx6-receive for N minutes (default 10), ramping up
+to P concurrent sessions (default 1000) over the first fifth of the run.
+Every 10 s it samples Haraka's RSS and open file descriptors. An error is a
+session that fails, times out, or gets another answer than the policy says
+(IPv4 250, allow-listed IPv6 250, unknown IPv6 451). Budget: zero errors and
+RSS growth under 10 % from the end of the ramp-up to the end. Needs root (the
+test namespace), like npm test. JSON to FILE (default soak-results.json).
+`
+
+interface Sample {
+  t: number
+  sessions: number
+  messages: number
+  errors: number
+  rssMiB: number
+  fds: number
+}
+
+function arg(argv: string[], name: string, def: number): number {
+  const i = argv.indexOf(name)
+  if (i < 0) return def
+  const v = Number(argv[i + 1])
+  if (!Number.isFinite(v) || v <= 0) {
+    process.stderr.write(`soak: ${name} needs a positive number\n\n${HELP}`)
+    process.exit(2)
+  }
+  return v
+}
+
+function procStat(pid: number): { rssMiB: number; fds: number } {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return { rssMiB: m ? Number(m[1]) / 1024 : NaN, fds: fs.readdirSync(`/proc/${pid}/fd`).length }
+}
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2)
+  if (argv.includes('-h') || argv.includes('--help')) {
+    process.stdout.write(HELP)
+    return 0
+  }
+  const minutes = arg(argv, '--minutes', 10)
+  const peak = Math.floor(arg(argv, '--peak', 1000))
+  const oi = argv.indexOf('--out')
+  const out = oi >= 0 ? argv[oi + 1] : 'soak-results.json'
+  requireTestbed()
+  const redis = await RedisServer.start()
+  const haraka = await HarakaServer.start({
+    listen: [`[${V6}]:${PORT}`, `${V4}:${PORT}`],
+    plugins: ['spf', 'mx6-receive', 'rcpt_to.in_host_list', 'soak-queue'],
+    pluginFiles: { 'soak-queue': 'exports.hook_queue = (next) => next(OK)' },
+    // undecided=defer: every message gets its verdict at RCPT; log level warn keeps the log small.
+    config: { 'mx6-receive.ini': `[main]\nundecided=defer\nlint_interval=0\n[redis]\nport=${redis.port}\ntimeout=2000\n`, 'log.ini': '[main]\nlevel=warn\n' },
+  })
+  await redis.cli('HSET', 'mx6:ip:allow', '2001:db8:7::c000/116', 'soak: allowed peers')
+  const t0 = Date.now()
+  const end = t0 + minutes * 60000
+  const rampEnd = t0 + minutes * 12000
+  let messages = 0
+  let errors = 0
+  const examples: string[] = []
+  let active = 0
+  const samples: Sample[] = []
+  const worker = async (w: number): Promise<void> => {
+    active++
+    for (let i = 0; Date.now() < end; i++) {
+      const kind = (w + i) % 3
+      const v6 = kind !== 0
+      const peer = kind === 0 ? `192.0.2.${(w % 200) + 1}` : kind === 1 ? `2001:db8:7::c${(w % 4096).toString(16).padStart(3, '0')}` : `2001:db8:7::d${(w % 4096).toString(16).padStart(3, '0')}`
+      const want = kind === 2 ? 451 : 250
+      try {
+        const r = await smtpSession({ host: v6 ? V6 : V4, port: PORT, localAddress: peer, ehlo: 'soak.neutral.test', mailFrom: 'soak@neutral.test', rcptTo: ['bob@rcpt.test'], data: 'Subject: soak\r\n\r\nsoak\r\n', timeoutMs: 60000 })
+        const code = r.dataEnd?.code ?? r.rcpt[0]?.code ?? r.mail.code
+        if (code !== want) {
+          errors++
+          if (examples.length < 10) examples.push(`${peer}: got ${code}, expected ${want}`)
+        }
+      } catch (err) {
+        errors++
+        if (examples.length < 10) examples.push(`${peer}: ${(err as Error).message.split('\n')[0]}`)
+      }
+      messages++
+    }
+    active--
+  }
+  const workers: Array<Promise<void>> = []
+  const sampler = setInterval(() => {
+    const s = { t: Math.round((Date.now() - t0) / 1000), sessions: active, messages, errors, ...procStat(haraka.pid) }
+    samples.push(s)
+    process.stdout.write(`  ${String(s.t).padStart(5)} s  ${String(s.sessions).padStart(5)} sessions  ${String(s.messages).padStart(8)} messages  ${String(s.errors).padStart(4)} errors  RSS ${fmt(s.rssMiB, 1)} MiB  ${s.fds} fds\n`)
+  }, 10000)
+  // Ramp up to `peak` workers over the first fifth of the run.
+  for (let w = 0; w < peak; w++) {
+    workers.push(worker(w))
+    const due = t0 + ((w + 1) / peak) * (rampEnd - t0)
+    const wait = due - Date.now()
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+  }
+  await Promise.all(workers)
+  clearInterval(sampler)
+  await haraka.stop()
+  await redis.stop()
+  // RSS swings with garbage collection: compare the median of the first three samples
+  // after the ramp-up with the median of the last three.
+  const steady = samples.filter((s) => s.t * 1000 >= rampEnd - t0)
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  const afterRamp = steady.length ? { rssMiB: median(steady.slice(0, 3).map((s) => s.rssMiB)) } : undefined
+  const last = steady.length ? { rssMiB: median(steady.slice(-3).map((s) => s.rssMiB)) } : undefined
+  const growth = afterRamp && last ? last.rssMiB / afterRamp.rssMiB - 1 : NaN
+  const pass = errors === 0 && growth < 0.1
+  const result = { minutes, peak, messages, errors, examples, rssGrowth: growth, samples, pass }
+  fs.writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`)
+  process.stdout.write(
+    `\n${messages} messages in ${minutes} min at up to ${peak} concurrent sessions; ${errors} errors${examples.length ? ` (${examples.slice(0, 3).join('; ')})` : ''}\n` +
+      `Haraka RSS ${fmt(afterRamp?.rssMiB ?? NaN, 1)} MiB after the ramp-up (median of 3 samples), ${fmt(last?.rssMiB ?? NaN, 1)} MiB at the end: growth ${fmt(100 * growth, 1)} % (budget < 10 %)\n` +
+      `${pass ? 'PASS' : 'FAIL'}: zero errors and RSS growth under 10 %\nfigures written to ${out}\n`,
+  )
+  return pass ? 0 : 1
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`soak: ${err.stack ?? err.message}\n`)
+    process.exit(1)
+  },
+)
