@@ -76,6 +76,8 @@ async function main(): Promise<number> {
   const rampEnd = t0 + minutes * 12000
   let messages = 0
   let errors = 0
+  const errorsByKind: Record<string, number> = { ipv4: 0, 'ipv6-allowed': 0, 'ipv6-unknown': 0 }
+  const kinds = ['ipv4', 'ipv6-allowed', 'ipv6-unknown']
   const examples: string[] = []
   let active = 0
   const samples: Sample[] = []
@@ -91,10 +93,12 @@ async function main(): Promise<number> {
         const code = r.dataEnd?.code ?? r.rcpt[0]?.code ?? r.mail.code
         if (code !== want) {
           errors++
+          errorsByKind[kinds[kind]]++
           if (examples.length < 10) examples.push(`${peer}: got ${code}, expected ${want}`)
         }
       } catch (err) {
         errors++
+        errorsByKind[kinds[kind]]++
         if (examples.length < 10) examples.push(`${peer}: ${(err as Error).message.split('\n')[0]}`)
       }
       messages++
@@ -126,10 +130,10 @@ async function main(): Promise<number> {
   const last = steady.length ? { rssMiB: median(steady.slice(-3).map((s) => s.rssMiB)) } : undefined
   const growth = afterRamp && last ? last.rssMiB / afterRamp.rssMiB - 1 : NaN
   const pass = errors === 0 && growth < 0.1
-  const result = { minutes, peak, messages, errors, examples, rssGrowth: growth, samples, pass }
+  const result = { minutes, peak, messages, errors, errorsByKind, examples, rssGrowth: growth, samples, pass }
   fs.writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`)
   process.stdout.write(
-    `\n${messages} messages in ${minutes} min at up to ${peak} concurrent sessions; ${errors} errors${examples.length ? ` (${examples.slice(0, 3).join('; ')})` : ''}\n` +
+    `\n${messages} messages in ${minutes} min at up to ${peak} concurrent sessions; ${errors} errors ${JSON.stringify(errorsByKind)}${examples.length ? ` (${examples.slice(0, 3).join('; ')})` : ''}\n` +
       `Haraka RSS ${fmt(afterRamp?.rssMiB ?? NaN, 1)} MiB after the ramp-up (median of 3 samples), ${fmt(last?.rssMiB ?? NaN, 1)} MiB at the end: growth ${fmt(100 * growth, 1)} % (budget < 10 %)\n` +
       `${pass ? 'PASS' : 'FAIL'}: zero errors and RSS growth under 10 %\nfigures written to ${out}\n`,
   )
