@@ -324,12 +324,13 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
   // When undecided mail waits for DATA anyway, RCPT does not wait for the peer's
   // DNS lookups: the DNS-based green rules are applied after DATA, by which time
   // the lookups started at connect have long finished.
-  const laterDns = this.cfg.policy.undecided === 'wait' || isMx6Session(this, connection)
+  const mx6 = isMx6Session(this, connection)
+  const laterDns = this.cfg.policy.undecided === 'wait' || mx6
   ;(laterDns ? Promise.resolve(undefined) : peerSignals(this, connection, screen.ipv6))
     .then(async (signals) => {
       const facts: RcptFacts = {
         ipv6: screen.ipv6,
-        mx6: isMx6Session(this, connection),
+        mx6,
         spf: txnSpf(txn),
         mailFrom: mailbox(txn.mail_from),
         rcpt: mailbox(rcptAddr, this.cfg.recipientDelimiter),

@@ -45,8 +45,7 @@ describe('e2e: follow-up of deferred IPv6 mail (mx6ctl followup)', function () {
     assert.equal(rep.returned, 1)
     assert.ok(rep.delay.max >= 0 && rep.delay.max < 30, JSON.stringify(rep.delay))
     assert.ok(rep.bytesBeforeDataDeferral > 0)
-    assert.deepEqual(rep.byHost.map((h: { sender: string; returned: number }) => [h.sender, h.returned]), [['2001:db8:9::/64', 1]])
-    assert.equal(SENDER.v6.startsWith('2001:db8:9::'), true)
+    assert.deepEqual(rep.byHost.map((h: { sender: string; returned: number }) => [h.sender, h.returned]), [[SENDER.v6.replace(/::2$/, '::/64'), 1]])
   })
 
   it('a sender that never retries shows up in --suggest once the window has passed, the returning one does not', async () => {

@@ -1,25 +1,10 @@
 // mx6ctl dns: the check's findings from table-driven DNS answers, and the records it prints.
 import assert from 'node:assert/strict'
-import { CachingResolver, type DnsClient, type RawReply, type RrType } from '../../plugins/lib/dns'
+import { CachingResolver, type RawReply } from '../../plugins/lib/dns'
+import { TableClient, type Zone } from '../support/table-dns'
 import { main } from '../../scripts/mx6ctl'
 import { findProblems, gatherDnsFacts, okLine, summaryLines, type DnsFacts } from '../../scripts/ctl/dns-check'
 import { zoneLines } from '../../scripts/ctl/dns-cmd'
-
-type Zone = Record<string, RawReply | Error>
-
-class TableClient implements DnsClient {
-  queries: string[] = []
-  constructor(public zone: Zone) {}
-  async query(name: string, type: RrType): Promise<RawReply> {
-    this.queries.push(`${type} ${name}`)
-    const r = this.zone[`${type} ${name}`]
-    if (r instanceof Error) throw r
-    // A name with other records answers NODATA; anything else does not exist.
-    if (r) return r
-    const exists = Object.keys(this.zone).some((k) => k.endsWith(` ${name}`))
-    return { rcode: exists ? 0 : 3, answers: [], authorities: [] }
-  }
-}
 
 const ok = (answers: Array<Record<string, unknown>>): RawReply => ({ rcode: 0, answers: answers.map((a) => ({ ttl: 60, ...a }) as RawReply['answers'][number]), authorities: [] })
 const srv = (target: string, port = 25, priority = 0, weight = 0) => ({ type: 33, priority, weight, port, target })

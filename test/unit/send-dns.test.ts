@@ -1,20 +1,7 @@
 // mx6-send's DNS cache with a table-driven client that answers like a real server.
 import assert from 'node:assert/strict'
-import { CachingResolver, type DnsClient, type RawReply, type RrType } from '../../plugins/lib/dns'
-
-type Zone = Record<string, RawReply | Error>
-
-class TableClient implements DnsClient {
-  queries: string[] = []
-  constructor(public zone: Zone) {}
-  async query(name: string, type: RrType): Promise<RawReply> {
-    this.queries.push(`${type} ${name}`)
-    const r = this.zone[`${type} ${name}`]
-    if (r instanceof Error) throw r
-    // Names not in the table do not exist.
-    return r ?? { rcode: 3, answers: [], authorities: [] }
-  }
-}
+import { CachingResolver } from '../../plugins/lib/dns'
+import { TableClient } from '../support/table-dns'
 
 const answer = (type: number, ttl: number, fields: Record<string, unknown>) => ({ type, ttl, ...fields })
 
