@@ -153,6 +153,8 @@ export interface CacheOptions {
   negativeTtl: number
   /** Upper bound for any TTL, in seconds. */
   maxTtl: number
+  /** At most this many answers are kept (oldest dropped first). @default 10000 */
+  maxEntries?: number
   now?: () => number
 }
 
@@ -206,7 +208,11 @@ export class CachingResolver {
       return { error: `${type} ${name}: ${(err as Error).message || 'no answer'}` }
     }
     const { value, ttl } = this.classify(type, reply)
-    if (!('error' in value) && ttl > 0) this.cache.set(key, { value, expires: this.now() + Math.min(ttl, this.opts.maxTtl) * 1000 })
+    if (!('error' in value) && ttl > 0) {
+      // Each new peer brings new names: the cache stays bounded however many there are.
+      if (this.cache.size >= (this.opts.maxEntries ?? 10000)) this.cache.delete(this.cache.keys().next().value as string)
+      this.cache.set(key, { value, expires: this.now() + Math.min(ttl, this.opts.maxTtl) * 1000 })
+    }
     return value
   }
 

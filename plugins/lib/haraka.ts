@@ -37,6 +37,7 @@ export interface Connection {
   notes: Record<string, unknown> & { auth_user?: string }
   results: ResultStore
   transaction: Transaction | null
+  logdebug(plugin: unknown, msg: string): void
   loginfo(plugin: unknown, msg: string): void
   logwarn(plugin: unknown, msg: string): void
   logerror(plugin: unknown, msg: string): void

@@ -4,9 +4,25 @@ import ipaddr from 'ipaddr.js'
 export type Family = 'ipv4' | 'ipv6'
 
 export interface PeerAddress {
-  family: Family
+  readonly family: Family
   /** RFC 5952 text for IPv6 (zone id dropped), dotted quad for IPv4. */
-  canonical: string
+  readonly canonical: string
+}
+
+/**
+ * Every hook of every session asks about the same few addresses: the last
+ * `size` answers of `make` are remembered (oldest dropped first). Answers must
+ * be immutable.
+ */
+function memo<T>(size: number, make: (key: string) => T): (key: string) => T {
+  const cache = new Map<string, T>()
+  return (key) => {
+    if (cache.has(key)) return cache.get(key) as T
+    const value = make(key)
+    if (cache.size >= size) cache.delete(cache.keys().next().value as string)
+    cache.set(key, value)
+    return value
+  }
 }
 
 /**
@@ -16,6 +32,10 @@ export interface PeerAddress {
  */
 export function classifyPeer(text: string): PeerAddress | null {
   if (typeof text !== 'string' || text.length === 0 || text.length > 64) return null
+  return parsePeer(text)
+}
+
+const parsePeer = memo(4096, function parse(text: string): PeerAddress | null {
   let addr: ipaddr.IPv4 | ipaddr.IPv6
   try {
     addr = ipaddr.parse(text.trim())
@@ -24,11 +44,11 @@ export function classifyPeer(text: string): PeerAddress | null {
   }
   if (addr.kind() === 'ipv6') {
     const v6 = addr as ipaddr.IPv6
-    if (v6.isIPv4MappedAddress()) return { family: 'ipv4', canonical: v6.toIPv4Address().toString() }
-    return { family: 'ipv6', canonical: rfc5952(v6) }
+    if (v6.isIPv4MappedAddress()) return Object.freeze({ family: 'ipv4', canonical: v6.toIPv4Address().toString() })
+    return Object.freeze({ family: 'ipv6', canonical: rfc5952(v6) })
   }
-  return { family: 'ipv4', canonical: addr.toString() }
-}
+  return Object.freeze({ family: 'ipv4', canonical: addr.toString() })
+})
 
 function rfc5952(v6: ipaddr.IPv6): string {
   // toRFC5952String keeps a zone id; list entries never carry one.
@@ -78,25 +98,20 @@ function networkText(bytes: number[], len: number): string {
   return len === 128 ? text : `${text}/${len}`
 }
 
-const candidateCache = new Map<string, readonly string[]>()
-const CANDIDATE_CACHE_SIZE = 4096
+const allCandidates = memo(4096, (canonicalV6: string): readonly string[] => {
+  const bytes = ipaddr.IPv6.parse(canonicalV6).toByteArray()
+  const out: string[] = []
+  for (let len = 128; len >= 0; len--) out.push(networkText(bytes, len))
+  return out
+})
 
 /**
  * Every canonical CIDR entry that would cover `canonicalV6`, longest first
  * (/128 ... /0): 129 hash fields, looked up in one HMGET whatever the list size.
  * Recently used peers are remembered (their lists are the same every time).
  */
-export function candidatePrefixes(canonicalV6: string, minLen = 0): string[] {
-  let all = candidateCache.get(canonicalV6)
-  if (!all) {
-    const bytes = ipaddr.IPv6.parse(canonicalV6).toByteArray()
-    const out: string[] = []
-    for (let len = 128; len >= 0; len--) out.push(networkText(bytes, len))
-    all = Object.freeze(out)
-    if (candidateCache.size >= CANDIDATE_CACHE_SIZE) candidateCache.delete(candidateCache.keys().next().value as string)
-    candidateCache.set(canonicalV6, all)
-  }
-  return all.slice(0, 129 - minLen)
+export function candidatePrefixes(canonicalV6: string): readonly string[] {
+  return allCandidates(canonicalV6)
 }
 
 export type CidrCheck =
@@ -163,10 +178,10 @@ export function matchesListener(localIp: string, localPort: number, listeners: r
 }
 
 /** The 32 nibbles of an IPv6 address, least significant first, dot-separated (RFC 3596 section 2.5). */
-export function reverseNibbles(canonicalV6: string): string {
+export const reverseNibbles = memo(4096, (canonicalV6: string): string => {
   const hex = ipaddr.IPv6.parse(canonicalV6)
     .toByteArray()
     .map((b) => b.toString(16).padStart(2, '0'))
     .join('')
   return hex.split('').reverse().join('.')
-}
+})

@@ -109,6 +109,14 @@ function bookMembers(sender: Mailbox): string[] {
   return [sender.address, ...domainCandidates(sender.domain).map((d) => `@${d}`)]
 }
 
+/**
+ * The lookups that depend on the peer address alone (ip:allow, ip:green): the
+ * glue starts them when the peer connects, so RCPT usually finds them answered.
+ */
+export function planPeer(ipv6: string, cfg: PolicyConfig): LookupRequest {
+  return { ipCandidates: candidatePrefixes(ipv6), ...planPeerGreen(ipv6, undefined, {}, cfg.green) }
+}
+
 /** What rcpt must ask the store: the peer's prefixes, the SPF domain, the recipient's book. */
 export function planRcpt(f: RcptFacts, known: Known, cfg: PolicyConfig): LookupRequest {
   const req: LookupRequest = {}

@@ -22,6 +22,7 @@ import {
   decideData,
   decideRcpt,
   planData,
+  planPeer,
   planRcpt,
   printable,
   rememberAnswers,
@@ -56,6 +57,8 @@ interface TxnState {
   recipients: Map<string, RecipientState>
   /** Peer-level greenlisting found at rcpt: a basis for every recipient after DATA. */
   peerGreen?: Decision
+  /** ip:allow / ip:green, asked at MAIL (null: that lookup failed, rcpt asks again). */
+  peerLists?: Promise<LookupReply | null>
 }
 
 const NOTE = 'mx6_receive'
@@ -204,15 +207,27 @@ function since(start?: bigint): string {
   return start === undefined ? '' : ` (${(Number(process.hrtime.bigint() - start) / 1e6).toFixed(3)} ms)`
 }
 
-function record(plugin: Plugin, connection: Connection, phase: string, d: Decision, subject = '', start?: bigint): void {
+interface RecordOptions {
+  /** What the recipient is (rcpt phase), for the log line. */
+  subject?: string
+  start?: bigint
+  /** More fields for the same results entry (one results.add per decision). */
+  extra?: Record<string, string>
+  /** Log at debug level: a verdict already logged at rcpt, repeated after DATA. */
+  quiet?: boolean
+}
+
+function record(plugin: Plugin, connection: Connection, phase: string, d: Decision, o: RecordOptions = {}): void {
   const txn = connection.transaction
   const tag = `${phase}:${d.rule}`
   if (txn) {
     const field = d.verdict === 'trusted' || d.verdict === 'green' ? 'pass' : d.verdict === 'defer' || d.verdict === 'fallback' ? 'fail' : d.verdict === 'skip' ? 'skip' : 'msg'
-    txn.results.add(plugin, { [field]: tag, verdict: d.verdict, rule: d.rule, phase, reason: d.reason })
+    txn.results.add(plugin, { [field]: tag, verdict: d.verdict, rule: d.rule, phase, reason: d.reason, ...o.extra })
   }
   // The decision time (hook entry to answer) ends the line: benchmarks read it from here.
-  connection.loginfo(plugin, `${phase}${subject} verdict=${d.verdict} rule=${d.rule}: ${d.reason}${since(start)}`)
+  const line = `${phase}${o.subject ?? ''} verdict=${d.verdict} rule=${d.rule}: ${d.reason}${since(o.start)}`
+  if (o.quiet) connection.logdebug(plugin, line)
+  else connection.loginfo(plugin, line)
   if (d.verdict !== 'skip') plugin.store?.count([`${phase}.${d.verdict}.${d.rule}`])
 }
 
@@ -266,6 +281,15 @@ export function hook_connect(this: Plugin, next: Next, connection: Connection): 
   next()
 }
 
+/** The answers of the lookups started at MAIL, merged into what this transaction knows. */
+async function takePeerLists(s: TxnState): Promise<void> {
+  const pending = s.peerLists
+  if (!pending) return
+  s.peerLists = undefined
+  const reply = await pending
+  if (reply) rememberAnswers(s.known, reply)
+}
+
 /** The peer signals with this transaction's HELO applied, recorded once per connection. */
 async function peerSignals(plugin: Plugin, connection: Connection, ipv6: string): Promise<PeerSignals | undefined> {
   const dnsPart = await startPeerSignals(plugin, connection, ipv6)
@@ -281,17 +305,27 @@ async function peerSignals(plugin: Plugin, connection: Connection, ipv6: string)
 }
 
 /**
- * MAIL FROM: last-resort SPF for a domain that publishes no SPF record (after
- * haraka-plugin-spf has said "None"). The guessed result stands in for SPF in
- * every later rule, and the results say it was a guess.
+ * MAIL FROM: starts the peer's list lookups, and evaluates last-resort SPF for
+ * a domain that publishes no SPF record (after haraka-plugin-spf has said
+ * "None"). The guessed result stands in for SPF in every later rule, and the
+ * results say it was a guess.
  */
 export function mx6_mail(this: Plugin, next: Next, connection: Connection): void {
   const txn = connection.transaction
-  if (!txn || !this.cfg.spfGuess.enabled) return next()
+  if (!txn) return next()
   const screen = screenPeer(peerFacts(connection), this.cfg.policy)
+  if ('skip' in screen) return next()
+  // The peer's ip:allow / ip:green lookups run while the client sends RCPT: the
+  // transaction has begun, so an entry added before MAIL counts.
+  state(txn).peerLists = connect(this)
+    .lookup(planPeer(screen.ipv6, this.cfg.policy))
+    .catch((err: Error) => {
+      connection.logdebug(this, `peer list lookup at MAIL failed (${err.message}); rcpt asks again`)
+      return null
+    })
   const spf = spfFact(txn)
   const from = mailbox(txn.mail_from)
-  if ('skip' in screen || !from || spf?.result !== 'none') return next()
+  if (!this.cfg.spfGuess.enabled || !from || spf?.result !== 'none') return next()
   connect(this)
     .spfGuess(from.domain)
     .then(async (stored) => {
@@ -337,18 +371,16 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
         peerSignals: signals,
         now: Math.floor(Date.now() / 1000),
       }
+      await takePeerLists(s)
       const reply = await lookup(this, connection, planRcpt(facts, s.known, this.cfg.policy))
-      if (reply) {
-        rememberAnswers(s.known, reply)
-        txn.results.add(this, { green_signals: greenSummary(s.known) })
-      }
+      if (reply) rememberAnswers(s.known, reply)
       const d = decideRcpt(facts, reply && { ...s.known, ...reply }, this.cfg.policy)
       if (reply && !s.peerGreen) {
         const pg = peerGreen(facts.ipv6, signals, { ...s.known, ...reply }, this.cfg.policy.green)
         if (pg) s.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
       }
       s.recipients.set(rcptId(rcptAddr), { rcpt: facts.rcpt, prior: d })
-      record(this, connection, 'rcpt', d, ` <${facts.rcpt?.address ?? '?'}>`, start)
+      record(this, connection, 'rcpt', d, { subject: ` <${facts.rcpt?.address ?? '?'}>`, start, extra: reply ? { green_signals: greenSummary(s.known) } : {} })
       if (d.verdict === 'defer') {
         if (d.rule === 'none') rememberAttempt(this, connection, screen.ipv6, 'rcpt', 'defer', d.reason, [rcptAddr])
         return next(constants.denysoft, deferReply(this))
@@ -377,17 +409,18 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
         prior: { verdict: 'pending', rule: 'none', final: false, reason: 'not seen at rcpt' },
       },
   )
+  const open = recipients.some((r) => !r.prior.final)
   const facts: DataFacts = {
     mx6: isMx6Session(this, connection),
     peerGreen: s.peerGreen ?? null,
     now: Math.floor(Date.now() / 1000),
     spf: txnSpf(txn),
     dkimPass: dkimPassDomains(txn),
-    from: fromFact(txn),
+    // The From header matters only for recipients still open after RCPT.
+    from: open ? fromFact(txn) : { problem: 'not needed: every recipient was decided at rcpt' },
     recipients,
   }
   const green = this.cfg.policy.green
-  const open = recipients.some((r) => !r.prior.final)
   ;(open && !s.peerGreen ? peerSignals(this, connection, screen.ipv6) : Promise.resolve(undefined))
     .then(async (signals) => {
       // One pipeline: the message's lookups and, for a peer not yet green, the DNS-based green lists.
@@ -396,12 +429,12 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
       const reply = await lookup(this, connection, req)
       if (reply && signals) {
         rememberAnswers(s.known, reply)
-        txn.results.add(this, { green_signals: greenSummary(s.known) })
         const pg = peerGreen(screen.ipv6, signals, s.known, green)
         if (pg) facts.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
       }
       const { message } = decideData(facts, reply, this.cfg.policy)
-      record(this, connection, 'data_post', message, '', start)
+      // A message whose recipients were all decided at rcpt repeats that verdict: logged at debug.
+      record(this, connection, 'data_post', message, { start, quiet: !open, extra: reply && signals ? { green_signals: greenSummary(s.known) } : {} })
       if ((message.verdict === 'defer' || message.verdict === 'fallback') && message.rule === 'none') {
         rememberAttempt(this, connection, screen.ipv6, 'data_post', message.verdict, message.reason, txn.rcpt_to, authDomain(facts, this.cfg.policy))
       }

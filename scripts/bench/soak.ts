@@ -99,7 +99,9 @@ async function main(): Promise<number> {
       } catch (err) {
         errors++
         errorsByKind[kinds[kind]]++
-        if (examples.length < 10) examples.push(`${peer}: ${(err as Error).message.split('\n')[0]}`)
+        // The first line says what failed, the last one how far the dialogue got.
+        const lines = (err as Error).message.split('\n')
+        if (examples.length < 10) examples.push(`${kinds[kind]} ${peer}: ${lines[0]}${lines.at(-1) ? ` (last: ${lines.at(-1)})` : ' (no banner)'}`)
       }
       messages++
     }

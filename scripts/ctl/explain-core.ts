@@ -166,7 +166,7 @@ export class OverlayStore implements Pick<ListStore, 'lookup' | 'spfGuess'> {
 
   async lookup(req: LookupRequest): Promise<LookupReply> {
     const reply = await this.inner.lookup(req)
-    const hit = (fields: string[] | undefined, entries: string[] | undefined) => {
+    const hit = (fields: readonly string[] | undefined, entries: string[] | undefined) => {
       const e = fields?.find((f) => entries?.includes(f))
       return e === undefined ? null : { entry: e, note: 'suggested by mx6ctl explain' }
     }

@@ -35,7 +35,7 @@ describe('functional: RedisListStore on a real redis-server', function () {
     await server?.stop()
   })
 
-  it('answers a whole phase with one HMGET per list and one SMISMEMBER per book', async () => {
+  it('answers a whole phase with one script call for the CIDR lists, one HMGET per other list and one SMISMEMBER per book', async () => {
     await server.cli('HSET', 'mx6:ip:allow', '2001:db8:7::/48', 'partner')
     await server.cli('HSET', 'mx6:domain:allow', 'allowed.test', 'partner domain')
     await server.cli('SADD', 'mx6:book:bob@rcpt.test', 'friend@other.test')
@@ -49,8 +49,35 @@ describe('functional: RedisListStore on a real redis-server', function () {
     assert.deepEqual(reply.domainAllow, { entry: 'allowed.test', note: 'partner domain' })
     assert.deepEqual(reply.books, ['friend@other.test', null])
     const calls = await commandCalls(server)
+    // The script's own HMGET is counted too: one for ip:allow (inside the script), one for domain:allow.
+    assert.equal((calls.evalsha ?? 0) + (calls.eval ?? 0), 1)
     assert.equal(calls.hmget, 2)
     assert.equal(calls.smismember, 2)
+  })
+
+  it('asks ip:allow and ip:green in one script call; ip:green only when ip:allow has no entry', async () => {
+    await server.cli('HSET', 'mx6:ip:allow', '2001:db8:a1::/48', 'partner')
+    await server.cli('HSET', 'mx6:ip:green', '2001:db8:a1::/64', 'green too')
+    await server.cli('HSET', 'mx6:ip:green', '2001:db8:a2::5', 'green only')
+    const ask = (ip: string) => store.lookup({ ipCandidates: candidatePrefixes(ip), ipGreenCandidates: candidatePrefixes(ip) })
+    await server.cli('CONFIG', 'RESETSTAT')
+    const both = await ask('2001:db8:a1::9')
+    assert.deepEqual(both, { ipAllow: { entry: '2001:db8:a1::/48', note: 'partner' } })
+    assert.ok(!('ipGreen' in both), 'ip:green is not looked at once ip:allow matched')
+    assert.deepEqual(await ask('2001:db8:a2::5'), { ipAllow: null, ipGreen: { entry: '2001:db8:a2::5', note: 'green only' } })
+    assert.deepEqual(await ask('2001:db8:a3::1'), { ipAllow: null, ipGreen: null })
+    const calls = await commandCalls(server)
+    assert.equal((calls.evalsha ?? 0) + (calls.eval ?? 0), 3, 'one script call per lookup')
+    assert.equal(calls.hmget, 5, 'ip:allow, then ip:green only when ip:allow had nothing')
+  })
+
+  it('a CIDR list of the wrong type is a StoreReplyError (from inside the script)', async () => {
+    await server.cli('SET', 'mx6:ip:green', 'not a hash')
+    try {
+      await assert.rejects(store.lookup({ ipCandidates: candidatePrefixes('2001:db8:a4::1'), ipGreenCandidates: candidatePrefixes('2001:db8:a4::1') }), (err: Error) => err instanceof StoreReplyError && /WRONGTYPE/.test(err.message))
+    } finally {
+      await server.cli('DEL', 'mx6:ip:green')
+    }
   })
 
   it('sees an entry added with redis-cli on the very next lookup (no cache)', async () => {

@@ -135,7 +135,10 @@ export class HarakaServer {
   /** Files waiting in the outbound queue (not counting Haraka's temporary files). */
   queued(): string[] {
     const q = path.join(this.dir, 'queue')
-    return fs.existsSync(q) ? fs.readdirSync(q).filter((f) => !f.startsWith('.') && fs.statSync(path.join(q, f)).isFile()) : []
+    if (!fs.existsSync(q)) return []
+    // A file listed a moment ago may be gone by the time it is looked at (delivered meanwhile).
+    const isFile = (f: string): boolean => fs.statSync(path.join(q, f), { throwIfNoEntry: false })?.isFile() ?? false
+    return fs.readdirSync(q).filter((f) => !f.startsWith('.') && isFile(f))
   }
 
   /** Messages accepted so far, in order, with their queue-capture sidecars. */

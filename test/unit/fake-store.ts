@@ -17,7 +17,7 @@ export class FakeStore implements ListStore {
   async lookup(req: LookupRequest): Promise<LookupReply> {
     this.requests.push(req)
     if (this.failWith) throw this.failWith
-    const first = (fields: string[] | undefined, m: Map<string, string>) => {
+    const first = (fields: readonly string[] | undefined, m: Map<string, string>) => {
       if (!fields) return undefined
       const f = fields.find((x) => m.has(x))
       return f === undefined ? null : { entry: f, note: m.get(f) ?? '' }

@@ -58,6 +58,18 @@ describe('mx6-send: CachingResolver', () => {
     assert.equal(c.queries.length, 4)
   })
 
+  it('keeps at most max_entries answers, dropping the oldest first (new peers bring new names)', async () => {
+    const c = new TableClient({})
+    const r = new CachingResolver(c, { negativeTtl: 60, maxTtl: 3600, maxEntries: 3, now: clock })
+    for (const n of ['a', 'b', 'c', 'd']) await r.a(`${n}.test`)
+    assert.equal(r.size, 3)
+    await r.a('b.test')
+    assert.equal(c.queries.length, 4, 'b.test is still cached')
+    await r.a('a.test')
+    assert.equal(c.queries.length, 5, 'a.test, the oldest, was dropped and is asked again')
+    assert.equal(r.size, 3)
+  })
+
   it('caches NXDOMAIN/NODATA for the SOA minimum, or negative_ttl without SOA; never errors', async () => {
     const c = new TableClient({
       'SRV _mx6._tcp.soa.test': { rcode: 3, answers: [], authorities: [answer(6, 300, { minimum: 5 })] },
