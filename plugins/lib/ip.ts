@@ -107,7 +107,7 @@ const allCandidates = memo(4096, (canonicalV6: string): readonly string[] => {
 
 /**
  * Every canonical CIDR entry that would cover `canonicalV6`, longest first
- * (/128 ... /0): 129 hash fields, looked up in one HMGET whatever the list size.
+ * (/128 ... /0): 129 hash fields, looked up in one script call whatever the list size.
  * Recently used peers are remembered (their lists are the same every time).
  */
 export function candidatePrefixes(canonicalV6: string): readonly string[] {

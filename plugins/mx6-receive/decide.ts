@@ -111,7 +111,7 @@ function bookMembers(sender: Mailbox): string[] {
 
 /**
  * The lookups that depend on the peer address alone (ip:allow, ip:green): the
- * glue starts them when the peer connects, so RCPT usually finds them answered.
+ * glue starts them at MAIL FROM, so RCPT usually finds them answered.
  */
 export function planPeer(ipv6: string, cfg: PolicyConfig): LookupRequest {
   return { ipCandidates: candidatePrefixes(ipv6), ...planPeerGreen(ipv6, undefined, {}, cfg.green) }

@@ -85,6 +85,30 @@ describe('mx6-receive plugin glue', () => {
     assert.match(conn.transaction.results.get('mx6-receive').reason, /2001:db8:7::\/64 \("partner"\)/)
   })
 
+  it('the peer lists are asked at MAIL, once, and RCPT uses that answer', async () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
+    store.ipAllow.set('2001:db8:7::/64', 'partner')
+    assert.equal((await fixtures.callHook(plugin, 'mx6_mail', conn)).rc, undefined)
+    assert.equal(store.requests.length, 1)
+    assert.equal(store.requests[0].ipCandidates?.length, 129)
+    assert.equal(store.requests[0].ipGreenCandidates?.length, 129)
+    assert.equal((await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')).rc, undefined)
+    assert.equal(store.requests.length, 1, 'nothing more to ask at rcpt')
+    assert.equal(conn.transaction.results.get('mx6-receive').rule, 'ip:allow')
+  })
+
+  it('a failed lookup at MAIL is asked again at RCPT, and an entry added meanwhile counts', async () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
+    store.failWith = new Error('redis not connected')
+    assert.equal((await fixtures.callHook(plugin, 'mx6_mail', conn)).rc, undefined, 'MAIL itself never fails on the store')
+    store.failWith = null
+    store.ipAllow.set('2001:db8:7::10', 'added after MAIL')
+    assert.equal((await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')).rc, undefined)
+    assert.equal(store.requests.length, 2)
+    assert.equal(store.requests[1].ipCandidates?.length, 129)
+    assert.match(conn.transaction.results.get('mx6-receive').reason, /added after MAIL/)
+  })
+
   it('pending at rcpt, DKIM-authenticated allowed domain accepted after DATA', async () => {
     const { plugin, store, conn } = setup('2001:db8:7::10', 'a@allowed.test')
     store.domainAllow.set('allowed.test', 'partner')
