@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run soak -- --minutes N`: mixed traffic for N minutes (up to --peak
-// concurrent sessions, default 1,000), reporting errors, Haraka's RSS and open
-// file descriptors over time. Budget: RSS growth under 10 % after the ramp-up,
+// concurrent IPv6 sessions, default 1,000, plus half as many IPv4 ones),
+// reporting errors, Haraka's RSS and open file descriptors over time. Budget: RSS growth under 10 % after the ramp-up,
 // zero errors.
 import fs from 'node:fs'
 import { HarakaServer } from '../../test/support/haraka'
@@ -18,7 +18,8 @@ const HELP = `Usage: npm run soak [-- --minutes N] [-- --peak P] [-- --nodes K] 
 
 Drives mixed traffic (a third IPv4, a third allow-listed IPv6, a third unknown
 IPv6) against Haraka with mx6-receive for N minutes (default 10), ramping up
-to P concurrent sessions (default 1000) over the first fifth of the run.
+over the first fifth of the run to P concurrent IPv6 sessions (default 1000)
+plus P/2 IPv4 sessions.
 Haraka runs with nodes=K worker processes (default 2, as on a production
 server with several cores; 0: one process, which at this load leaves
 connections in the listen backlog long enough to time out, with or without
@@ -33,6 +34,8 @@ test namespace), like npm test. JSON to FILE (default soak-results.json).
 interface Sample {
   t: number
   sessions: number
+  /** IPv6 sessions in progress at the sample. */
+  ipv6: number
   messages: number
   errors: number
   rssMiB: number
@@ -112,14 +115,18 @@ async function main(): Promise<number> {
   const kinds = ['ipv4', 'ipv6-allowed', 'ipv6-unknown']
   const examples: string[] = []
   let active = 0
+  let ipv6 = 0
+  let ipv6Peak = 0
   const samples: Sample[] = []
+  // Each worker keeps one kind of traffic: worker w sends kinds[w % 3], one session after another.
   const worker = async (w: number): Promise<void> => {
     active++
-    for (let i = 0; Date.now() < end; i++) {
-      const kind = (w + i) % 3
-      const v6 = kind !== 0
+    const kind = w % 3
+    const v6 = kind !== 0
+    for (; Date.now() < end; ) {
       const peer = kind === 0 ? `192.0.2.${(w % 200) + 1}` : kind === 1 ? `2001:db8:7::c${(w % 4096).toString(16).padStart(3, '0')}` : `2001:db8:7::d${(w % 4096).toString(16).padStart(3, '0')}`
       const want = kind === 2 ? 451 : 250
+      if (v6) ipv6Peak = Math.max(ipv6Peak, ++ipv6)
       try {
         const r = await smtpSession({ host: v6 ? V6 : V4, port: PORT, localAddress: peer, ehlo: 'soak.neutral.test', mailFrom: 'soak@neutral.test', rcptTo: ['bob@rcpt.test'], data: 'Subject: soak\r\n\r\nsoak\r\n', timeoutMs: 60000 })
         const code = r.dataEnd?.code ?? r.rcpt[0]?.code ?? r.mail.code
@@ -135,20 +142,22 @@ async function main(): Promise<number> {
         const lines = (err as Error).message.split('\n')
         if (examples.length < 10) examples.push(`${kinds[kind]} ${peer}: ${lines[0]}${lines.at(-1) ? ` (last: ${lines.at(-1)})` : ' (no banner)'}`)
       }
+      if (v6) ipv6--
       messages++
     }
     active--
   }
   const workers: Array<Promise<void>> = []
   const sampler = setInterval(() => {
-    const s = { t: Math.round((Date.now() - t0) / 1000), sessions: active, messages, errors, ...procStat(haraka.pid) }
+    const s = { t: Math.round((Date.now() - t0) / 1000), sessions: active, ipv6, messages, errors, ...procStat(haraka.pid) }
     samples.push(s)
-    process.stdout.write(`  ${String(s.t).padStart(5)} s  ${String(s.sessions).padStart(5)} sessions  ${String(s.messages).padStart(8)} messages  ${String(s.errors).padStart(4)} errors  RSS ${fmt(s.rssMiB, 1)} MiB  ${s.fds} fds\n`)
+    process.stdout.write(`  ${String(s.t).padStart(5)} s  ${String(s.sessions).padStart(5)} sessions (${String(s.ipv6).padStart(4)} IPv6)  ${String(s.messages).padStart(8)} messages  ${String(s.errors).padStart(4)} errors  RSS ${fmt(s.rssMiB, 1)} MiB  ${s.fds} fds\n`)
   }, 10000)
-  // Ramp up to `peak` workers over the first fifth of the run.
-  for (let w = 0; w < peak; w++) {
+  // Ramp up over the first fifth of the run: `peak` IPv6 workers (two kinds out of three) and half as many IPv4 ones.
+  const total = Math.round((peak * 3) / 2)
+  for (let w = 0; w < total; w++) {
     workers.push(worker(w))
-    const due = t0 + ((w + 1) / peak) * (rampEnd - t0)
+    const due = t0 + ((w + 1) / total) * (rampEnd - t0)
     const wait = due - Date.now()
     if (wait > 0) await new Promise((r) => setTimeout(r, wait))
   }
@@ -164,10 +173,10 @@ async function main(): Promise<number> {
   const last = steady.length ? { rssMiB: median(steady.slice(-3).map((s) => s.rssMiB)) } : undefined
   const growth = afterRamp && last ? last.rssMiB / afterRamp.rssMiB - 1 : NaN
   const pass = errors === 0 && growth < 0.1
-  const result = { minutes, peak, nodes, messages, errors, errorsByKind, examples, rssGrowth: growth, samples, pass }
+  const result = { minutes, peak, ipv6Peak, nodes, messages, errors, errorsByKind, examples, rssGrowth: growth, samples, pass }
   fs.writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`)
   process.stdout.write(
-    `\n${messages} messages in ${minutes} min at up to ${peak} concurrent sessions (Haraka nodes=${nodes}); ${errors} errors ${JSON.stringify(errorsByKind)}${examples.length ? ` (${examples.slice(0, 3).join('; ')})` : ''}\n` +
+    `\n${messages} messages in ${minutes} min at up to ${total} concurrent sessions, ${ipv6Peak} of them IPv6 (Haraka nodes=${nodes}); ${errors} errors ${JSON.stringify(errorsByKind)}${examples.length ? ` (${examples.slice(0, 3).join('; ')})` : ''}\n` +
       `Haraka RSS (all processes) ${fmt(afterRamp?.rssMiB ?? NaN, 1)} MiB after the ramp-up (median of 3 samples), ${fmt(last?.rssMiB ?? NaN, 1)} MiB at the end: growth ${fmt(100 * growth, 1)} % (budget < 10 %)\n` +
       `${pass ? 'PASS' : 'FAIL'}: zero errors and RSS growth under 10 %\nfigures written to ${out}\n`,
   )
