@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `npm run soak -- --minutes N`: mixed traffic for N minutes (up to --peak
 // concurrent IPv6 sessions, default 1,000, plus half as many IPv4 ones),
-// reporting errors, Haraka's RSS and open file descriptors over time. Budget: RSS growth under 10 % after the ramp-up,
-// zero errors.
+// reporting errors, Haraka's RSS and open file descriptors over time.
+// Budget: RSS growth under 10 % after the ramp-up, zero errors.
 import fs from 'node:fs'
 import { HarakaServer } from '../../test/support/haraka'
 import { requireTestbed } from '../../test/support/net'
@@ -19,16 +19,16 @@ const HELP = `Usage: npm run soak [-- --minutes N] [-- --peak P] [-- --nodes K] 
 Drives mixed traffic (a third IPv4, a third allow-listed IPv6, a third unknown
 IPv6) against Haraka with mx6-receive for N minutes (default 10), ramping up
 over the first fifth of the run to P concurrent IPv6 sessions (default 1000)
-plus P/2 IPv4 sessions.
-Haraka runs with nodes=K worker processes (default 2, as on a production
-server with several cores; 0: one process, which at this load leaves
-connections in the listen backlog long enough to time out, with or without
-the suite). Every 10 s it samples the RSS and open file descriptors of all
-Haraka processes together. An error is a
-session that fails, times out, or gets another answer than the policy says
-(IPv4 250, allow-listed IPv6 250, unknown IPv6 451). Budget: zero errors and
-RSS growth under 10 % from the end of the ramp-up to the end. Needs root (the
-test namespace), like npm test. JSON to FILE (default soak-results.json).
+plus P/2 IPv4 sessions. Haraka runs with nodes=K worker processes (default 2,
+as on a production server with several cores; 0: one process, which at this
+load leaves connections in the listen backlog long enough to time out, with
+or without the suite). Every 10 s it samples the IPv6 sessions in progress
+and the RSS and open file descriptors of all Haraka processes together. An
+error is a session that fails, times out, or gets another answer than the
+policy says (IPv4 250, allow-listed IPv6 250, unknown IPv6 451). Budget:
+zero errors and RSS growth under 10 % from the end of the ramp-up to the end.
+Needs root (the test namespace), like npm test. JSON to FILE (default
+soak-results.json).
 `
 
 interface Sample {
@@ -123,7 +123,7 @@ async function main(): Promise<number> {
     active++
     const kind = w % 3
     const v6 = kind !== 0
-    for (; Date.now() < end; ) {
+    while (Date.now() < end) {
       const peer = kind === 0 ? `192.0.2.${(w % 200) + 1}` : kind === 1 ? `2001:db8:7::c${(w % 4096).toString(16).padStart(3, '0')}` : `2001:db8:7::d${(w % 4096).toString(16).padStart(3, '0')}`
       const want = kind === 2 ? 451 : 250
       if (v6) ipv6Peak = Math.max(ipv6Peak, ++ipv6)
@@ -133,7 +133,7 @@ async function main(): Promise<number> {
         if (code !== want) {
           errors++
           errorsByKind[kinds[kind]]++
-          if (examples.length < 10) examples.push(`${peer}: got ${code}, expected ${want}`)
+          if (examples.length < 10) examples.push(`${kinds[kind]} ${peer}: got ${code}, expected ${want}`)
         }
       } catch (err) {
         errors++
