@@ -24,9 +24,9 @@ Runs Haraka with and without haraka-mx6 side by side (same run, same machine,
 both processes up all the time, load rounds alternating between them) inside
 the test namespace (needs root, like npm test) and reports throughput, CPU time
 per message of Haraka and of Redis, decision latency, Redis commands and reads
-per message, scaling with list size and memory, with PASS/FAIL per budget. --quick: a few seconds, small counts, no
-timing budgets asserted (CI smoke mode). --out: JSON file (default
-bench-results.json).
+per message, scaling with list size and memory, with PASS/FAIL per budget.
+--quick: a few seconds, small counts, no timing budgets asserted (CI smoke
+mode). --out: JSON file (default bench-results.json).
 `
 
 const QUEUE = "exports.hook_queue = (next) => next(OK)"
@@ -62,7 +62,7 @@ function options(argv: string[]): Options {
   return o
 }
 
-/** User + system CPU time of a process so far, in milliseconds. */
+/** User + system CPU time of a process so far, in milliseconds (/proc counts clock ticks, 100 per second on Linux). */
 function cpuMs(pid: number): number {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
   return ((Number(f[11]) + Number(f[12])) * 1000) / 100
