@@ -7,6 +7,7 @@ import path from 'node:path'
 import { Redis } from 'ioredis'
 import { HarakaServer } from '../../test/support/haraka'
 import { requireTestbed } from '../../test/support/net'
+import { cpuMs, rssMiB } from '../../test/support/proc'
 import { RedisServer } from '../../test/support/redis'
 import { dkimSign } from '../../test/support/smtp'
 import { ourLoad, smtpSource, type LoadResult } from './load'
@@ -60,17 +61,6 @@ function options(argv: string[]): Options {
     }
   }
   return o
-}
-
-/** User + system CPU time of a process so far, in milliseconds (/proc counts clock ticks, 100 per second on Linux). */
-function cpuMs(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100
-}
-
-function rss(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
-  return m ? Number(m[1]) / 1024 : NaN
 }
 
 async function redisRtt(port: number, n: number): Promise<{ p50: number; p99: number }> {
@@ -227,7 +217,7 @@ async function main(): Promise<number> {
           }
         }
       }
-      for (const config of configs) memory[config] = rss(servers[config].pid)
+      for (const config of configs) memory[config] = rssMiB(servers[config].pid)
     } finally {
       for (const h of Object.values(servers)) await h.stop()
     }
@@ -242,7 +232,7 @@ async function main(): Promise<number> {
         const before = haraka.log().length
         await drive('ipv6-deferred', PORT + 1, 1, counts.scale, signed)
         const r = decisionTimes(haraka.log().slice(before), 'rcpt')
-        scaling.push({ entries: Number(await redis.cli('HLEN', 'mx6:ip:allow')), rcpt: { p50: percentile(r, 50), p99: percentile(r, 99) }, rssMiB: rss(haraka.pid) })
+        scaling.push({ entries: Number(await redis.cli('HLEN', 'mx6:ip:allow')), rcpt: { p50: percentile(r, 50), p99: percentile(r, 99) }, rssMiB: rssMiB(haraka.pid) })
         process.stdout.write(`  scaling: ${scaling.at(-1)!.entries} entries: rcpt p50 ${fmt(scaling.at(-1)!.rcpt.p50, 3)} ms, RSS ${fmt(scaling.at(-1)!.rssMiB, 1)} MiB\n`)
       } finally {
         await haraka.stop()

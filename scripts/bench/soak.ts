@@ -6,6 +6,7 @@
 import fs from 'node:fs'
 import { HarakaServer } from '../../test/support/haraka'
 import { requireTestbed } from '../../test/support/net'
+import { childPids, fdCount, rssMiB } from '../../test/support/proc'
 import { RedisServer } from '../../test/support/redis'
 import { smtpSession } from '../../test/support/smtp'
 import { fmt } from './stats'
@@ -14,7 +15,7 @@ const V6 = '2001:db8:25::25'
 const V4 = '198.51.100.25'
 const PORT = 2700
 
-const HELP = `Usage: npm run soak [-- --minutes N] [-- --peak P] [-- --nodes K] [-- --out FILE]
+const HELP = `Usage: npm run soak [-- --minutes N] [-- --peak P] [-- --nodes K] [-- --without-suite] [-- --out FILE]
 
 Drives mixed traffic (a third IPv4, a third allow-listed IPv6, a third unknown
 IPv6) against Haraka with mx6-receive for N minutes (default 10), ramping up
@@ -27,8 +28,9 @@ and the RSS and open file descriptors of all Haraka processes together. An
 error is a session that fails, times out, or gets another answer than the
 policy says (IPv4 250, allow-listed IPv6 250, unknown IPv6 451). Budget:
 zero errors and RSS growth under 10 % from the end of the ramp-up to the end.
-Needs root (the test namespace), like npm test. JSON to FILE (default
-soak-results.json).
+--without-suite: the same load against Haraka alone (every answer should then
+be 250), to tell Haraka's own limits from the suite's. Needs root (the test
+namespace), like npm test. JSON to FILE (default soak-results.json).
 `
 
 interface Sample {
@@ -53,32 +55,10 @@ function arg(argv: string[], name: string, def: number, min = 1): number {
   return v
 }
 
-/** The Haraka master and its worker processes (children). */
-function harakaPids(master: number): number[] {
-  const children = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
-    try {
-      return Number(fs.readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1].split(' ')[1]) === master
-    } catch {
-      return false
-    }
-  })
-  return [master, ...children.map(Number)]
-}
-
-/** RSS and open file descriptors of all Haraka processes together. */
-function procStat(master: number): { rssMiB: number; fds: number } {
-  let rssMiB = 0
-  let fds = 0
-  for (const pid of harakaPids(master)) {
-    try {
-      const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
-      rssMiB += m ? Number(m[1]) / 1024 : 0
-      fds += fs.readdirSync(`/proc/${pid}/fd`).length
-    } catch {
-      // A process that just exited.
-    }
-  }
-  return { rssMiB, fds }
+/** RSS and open file descriptors of the Haraka master and its worker processes together. */
+function harakaStat(master: number): { rssMiB: number; fds: number } {
+  const pids = [master, ...childPids(master)]
+  return { rssMiB: pids.reduce((sum, p) => sum + (rssMiB(p) || 0), 0), fds: pids.reduce((sum, p) => sum + fdCount(p), 0) }
 }
 
 async function main(): Promise<number> {
@@ -90,13 +70,14 @@ async function main(): Promise<number> {
   const minutes = arg(argv, '--minutes', 10)
   const peak = Math.floor(arg(argv, '--peak', 1000))
   const nodes = Math.floor(arg(argv, '--nodes', 2, 0))
+  const withSuite = !argv.includes('--without-suite')
   const oi = argv.indexOf('--out')
   const out = oi >= 0 ? argv[oi + 1] : 'soak-results.json'
   requireTestbed()
   const redis = await RedisServer.start()
   const haraka = await HarakaServer.start({
     listen: [`[${V6}]:${PORT}`, `${V4}:${PORT}`],
-    plugins: ['spf', 'mx6-receive', 'rcpt_to.in_host_list', 'soak-queue'],
+    plugins: ['spf', ...(withSuite ? ['mx6-receive'] : []), 'rcpt_to.in_host_list', 'soak-queue'],
     pluginFiles: { 'soak-queue': 'exports.hook_queue = (next) => next(OK)' },
     // undecided=defer: every message gets its verdict at RCPT; log level warn keeps the log small.
     config: {
@@ -125,7 +106,7 @@ async function main(): Promise<number> {
     const v6 = kind !== 0
     while (Date.now() < end) {
       const peer = kind === 0 ? `192.0.2.${(w % 200) + 1}` : kind === 1 ? `2001:db8:7::c${(w % 4096).toString(16).padStart(3, '0')}` : `2001:db8:7::d${(w % 4096).toString(16).padStart(3, '0')}`
-      const want = kind === 2 ? 451 : 250
+      const want = kind === 2 && withSuite ? 451 : 250
       if (v6) ipv6Peak = Math.max(ipv6Peak, ++ipv6)
       try {
         const r = await smtpSession({ host: v6 ? V6 : V4, port: PORT, localAddress: peer, ehlo: 'soak.neutral.test', mailFrom: 'soak@neutral.test', rcptTo: ['bob@rcpt.test'], data: 'Subject: soak\r\n\r\nsoak\r\n', timeoutMs: 60000 })
@@ -149,7 +130,7 @@ async function main(): Promise<number> {
   }
   const workers: Array<Promise<void>> = []
   const sampler = setInterval(() => {
-    const s = { t: Math.round((Date.now() - t0) / 1000), sessions: active, ipv6, messages, errors, ...procStat(haraka.pid) }
+    const s = { t: Math.round((Date.now() - t0) / 1000), sessions: active, ipv6, messages, errors, ...harakaStat(haraka.pid) }
     samples.push(s)
     process.stdout.write(`  ${String(s.t).padStart(5)} s  ${String(s.sessions).padStart(5)} sessions (${String(s.ipv6).padStart(4)} IPv6)  ${String(s.messages).padStart(8)} messages  ${String(s.errors).padStart(4)} errors  RSS ${fmt(s.rssMiB, 1)} MiB  ${s.fds} fds\n`)
   }, 10000)
@@ -173,10 +154,10 @@ async function main(): Promise<number> {
   const last = steady.length ? { rssMiB: median(steady.slice(-3).map((s) => s.rssMiB)) } : undefined
   const growth = afterRamp && last ? last.rssMiB / afterRamp.rssMiB - 1 : NaN
   const pass = errors === 0 && growth < 0.1
-  const result = { minutes, peak, ipv6Peak, nodes, messages, errors, errorsByKind, examples, rssGrowth: growth, samples, pass }
+  const result = { minutes, peak, ipv6Peak, nodes, withSuite, messages, errors, errorsByKind, examples, rssGrowth: growth, samples, pass }
   fs.writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`)
   process.stdout.write(
-    `\n${messages} messages in ${minutes} min at up to ${total} concurrent sessions, ${ipv6Peak} of them IPv6 (Haraka nodes=${nodes}); ${errors} errors ${JSON.stringify(errorsByKind)}${examples.length ? ` (${examples.slice(0, 3).join('; ')})` : ''}\n` +
+    `\n${messages} messages in ${minutes} min at up to ${total} concurrent sessions, ${ipv6Peak} of them IPv6 (Haraka nodes=${nodes}${withSuite ? '' : ', without the suite'}); ${errors} errors ${JSON.stringify(errorsByKind)}${examples.length ? ` (${examples.slice(0, 3).join('; ')})` : ''}\n` +
       `Haraka RSS (all processes) ${fmt(afterRamp?.rssMiB ?? NaN, 1)} MiB after the ramp-up (median of 3 samples), ${fmt(last?.rssMiB ?? NaN, 1)} MiB at the end: growth ${fmt(100 * growth, 1)} % (budget < 10 %)\n` +
       `${pass ? 'PASS' : 'FAIL'}: zero errors and RSS growth under 10 %\nfigures written to ${out}\n`,
   )

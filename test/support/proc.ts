@@ -117,3 +117,51 @@ export async function poll<T>(check: () => T | undefined | Promise<T | undefined
     await sleep(everyMs)
   }
 }
+
+/**
+ * The fields of /proc/<pid>/stat after the command name: [0] is the state (field 3 in
+ * proc(5)), [11]/[12] utime/stime, [19] the start time. undefined once the process is gone.
+ */
+export function procStat(pid: number): string[] | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // "pid (comm) state ppid ...": comm may contain spaces and parentheses; split after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  } catch {
+    return undefined
+  }
+}
+
+/** A process's children, from /proc (empty once it is gone). */
+export function childPids(pid: number): number[] {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
+}
+
+/** User + system CPU time of a process so far, in milliseconds (/proc counts clock ticks, 100 per second on Linux). */
+export function cpuMs(pid: number): number {
+  const f = procStat(pid)
+  return f ? ((Number(f[11]) + Number(f[12])) * 1000) / 100 : NaN
+}
+
+/** Resident set size of a process in MiB (NaN once it is gone). */
+export function rssMiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) / 1024 : NaN
+  } catch {
+    return NaN
+  }
+}
+
+/** Open file descriptors of a process (0 once it is gone). */
+export function fdCount(pid: number): number {
+  try {
+    return fs.readdirSync(`/proc/${pid}/fd`).length
+  } catch {
+    return 0
+  }
+}

@@ -14,7 +14,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { IniSections, renderIni } from './clamd'
 import { freePort } from './net'
-import { poll, sleep, spawnOwned, stopChild, tempDir } from './proc'
+import { childPids, poll, procStat, sleep, spawnOwned, stopChild, tempDir } from './proc'
 
 const HOST = '127.0.0.1'
 
@@ -197,12 +197,12 @@ export class SpamdServer {
     let killed = false
     for (;;) {
       // Compared by start time too: a PID reused after the reaping is not ours.
-      const left = children.filter((c) => procStat(c.pid)?.start === c.start)
+      const left = children.filter((c) => stateAndStart(c.pid)?.start === c.start)
       if (left.length === 0 || Date.now() > deadline) break
       if (!killed && Date.now() > deadline - 1000) {
         killed = true
         for (const c of left) {
-          if (procStat(c.pid)?.state === 'Z') continue // exited, only not reaped yet
+          if (stateAndStart(c.pid)?.state === 'Z') continue // exited, only not reaped yet
           try {
             process.kill(c.pid, 'SIGKILL')
           } catch {
@@ -218,29 +218,17 @@ export class SpamdServer {
   private children(): { pid: number; start: string }[] {
     const pid = this.child.pid
     if (pid === undefined || this.child.exitCode !== null || this.child.signalCode !== null) return []
-    let list: number[]
-    try {
-      list = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)
-    } catch {
-      return []
-    }
-    return list.flatMap((p) => {
-      const st = procStat(p)
+    return childPids(pid).flatMap((p) => {
+      const st = stateAndStart(p)
       return st ? [{ pid: p, start: st.start }] : []
     })
   }
 }
 
-/** State letter and start time (clock ticks since boot) of a process, from /proc/<pid>/stat. */
-function procStat(pid: number): { state: string; start: string } | undefined {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // "pid (comm) state ppid ...": comm may contain spaces and parentheses; split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return { state: fields[0], start: fields[19] }
-  } catch {
-    return undefined
-  }
+/** State letter and start time (clock ticks since boot) of a process. */
+function stateAndStart(pid: number): { state: string; start: string } | undefined {
+  const f = procStat(pid)
+  return f && { state: f[0], start: f[19] }
 }
 
 /**
