@@ -1,6 +1,7 @@
 // Domain names: canonical A-label form, parent candidates, DMARC-style alignment.
 import { domainToASCII } from 'node:url'
 import { getDomain, getPublicSuffix } from 'tldts'
+import { memo } from './memo'
 
 const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/
 
@@ -10,6 +11,11 @@ const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/
  */
 export function canonicalDomain(text: unknown): string | null {
   if (typeof text !== 'string') return null
+  // Names seen again and again (HELO, MAIL FROM, recipients) are remembered; odd long texts are not.
+  return text.length <= 300 ? canonicalMemo(text) : canonicalText(text)
+}
+
+function canonicalText(text: string): string | null {
   let d = text.trim()
   if (d.endsWith('.')) d = d.slice(0, -1)
   if (d.length === 0 || d.length > 253 * 4) return null
@@ -21,6 +27,7 @@ export function canonicalDomain(text: unknown): string | null {
   if (labels.length < 2 || !labels.every((l) => LABEL.test(l))) return null
   return ascii
 }
+const canonicalMemo = memo(4096, canonicalText)
 
 /** The domain and each parent, most specific first: a.b.c -> [a.b.c, b.c, c]. */
 export function domainCandidates(domain: string): string[] {

@@ -1,5 +1,6 @@
 // IP address handling: peer classification, RFC 5952 canonical text, CIDR candidates.
 import ipaddr from 'ipaddr.js'
+import { memo } from './memo'
 
 export type Family = 'ipv4' | 'ipv6'
 
@@ -7,22 +8,6 @@ export interface PeerAddress {
   readonly family: Family
   /** RFC 5952 text for IPv6 (zone id dropped), dotted quad for IPv4. */
   readonly canonical: string
-}
-
-/**
- * Every hook of every session asks about the same few addresses: the last
- * `size` answers of `make` are remembered (oldest dropped first). Answers must
- * be immutable.
- */
-function memo<T>(size: number, make: (key: string) => T): (key: string) => T {
-  const cache = new Map<string, T>()
-  return (key) => {
-    if (cache.has(key)) return cache.get(key) as T
-    const value = make(key)
-    if (cache.size >= size) cache.delete(cache.keys().next().value as string)
-    cache.set(key, value)
-    return value
-  }
 }
 
 /**

@@ -150,25 +150,30 @@ export function isCluster(client: RedisClient): client is Cluster {
   return client instanceof Cluster
 }
 
+/** One command; scripts defined with defineCommand are methods (EVALSHA, loaded on demand), not call() names. */
+function send(client: RedisClient, c: string, args: Array<string | number>): Promise<unknown> {
+  return c in client.scriptsSet ? (client as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[c](...args) : client.call(c, ...args)
+}
+
+/** call() returns raw replies: give HGETALL the object shape a pipeline gives it. */
+function shape(c: string, v: unknown): unknown {
+  if (c.toLowerCase() !== 'hgetall' || !Array.isArray(v)) return v
+  const o: Record<string, unknown> = {}
+  for (let i = 0; i + 1 < v.length; i += 2) o[String(v[i])] = v[i + 1]
+  return o
+}
+
 /**
  * Several commands in one round trip: one pipeline on a single Redis; on a Cluster
  * each command goes to the node that owns its key, all at once (keys of one
  * decision live in different hash slots, and a cluster pipeline may not mix them).
+ * A single command is sent as it is (the same round trip; an ioredis pipeline
+ * costs the client more CPU than the command itself).
  * Results in exec()'s shape: [error, value] per command.
  */
 export async function batch(client: RedisClient, cmds: Array<[string, ...Array<string | number>]>): Promise<Array<[Error | null, unknown]>> {
-  if (client instanceof Cluster) {
-    // Scripts defined with defineCommand are methods (EVALSHA, loaded on demand), not call() names.
-    const send = (c: string, args: Array<string | number>): Promise<unknown> =>
-      c in client.scriptsSet ? (client as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[c](...args) : client.call(c, ...args)
-    // call() returns raw replies: give HGETALL the object shape a pipeline gives it.
-    const shape = (c: string, v: unknown): unknown => {
-      if (c.toLowerCase() !== 'hgetall' || !Array.isArray(v)) return v
-      const o: Record<string, unknown> = {}
-      for (let i = 0; i + 1 < v.length; i += 2) o[String(v[i])] = v[i + 1]
-      return o
-    }
-    return Promise.all(cmds.map(([c, ...args]) => send(c, args).then((v): [Error | null, unknown] => [null, shape(c, v)], (e: Error): [Error | null, unknown] => [e, null])))
+  if (client instanceof Cluster || cmds.length === 1) {
+    return Promise.all(cmds.map(([c, ...args]) => send(client, c, args).then((v): [Error | null, unknown] => [null, shape(c, v)], (e: Error): [Error | null, unknown] => [e, null])))
   }
   return ((await client.pipeline(cmds).exec()) ?? []) as Array<[Error | null, unknown]>
 }

@@ -213,19 +213,30 @@ interface RecordOptions {
   start?: bigint
   /** More fields for the same results entry (one results.add per decision). */
   extra?: Record<string, string>
-  /** Log at debug level: a verdict already logged at rcpt, repeated after DATA. */
+  /** The peer signals this decision consulted, for the log line. */
+  signals?: PeerSignals
+  /**
+   * Log at debug level: not a decision yet (pending at rcpt), or a verdict
+   * already logged at rcpt, repeated after DATA.
+   */
   quiet?: boolean
+}
+
+/** The peer signals in a few words, for a decision's log line. */
+function signalsText(p: PeerSignals): string {
+  return ` [peer signals: fcrdns ${p.fcrdns.outcome} (${p.fcrdns.detail}); asn ${p.asn.outcome} (${p.asn.detail})]`
 }
 
 function record(plugin: Plugin, connection: Connection, phase: string, d: Decision, o: RecordOptions = {}): void {
   const txn = connection.transaction
   const tag = `${phase}:${d.rule}`
+  // The decision time (hook entry to answer) ends the line: benchmarks read it from here.
+  const line = `${phase}${o.subject ?? ''} verdict=${d.verdict} rule=${d.rule}: ${d.reason}${o.signals ? signalsText(o.signals) : ''}${since(o.start)}`
   if (txn) {
     const field = d.verdict === 'trusted' || d.verdict === 'green' ? 'pass' : d.verdict === 'defer' || d.verdict === 'fallback' ? 'fail' : d.verdict === 'skip' ? 'skip' : 'msg'
-    txn.results.add(plugin, { [field]: tag, verdict: d.verdict, rule: d.rule, phase, reason: d.reason, ...o.extra })
+    // The line is the results' human summary too (haraka-results would otherwise collate one on every add).
+    txn.results.add(plugin, { [field]: tag, verdict: d.verdict, rule: d.rule, phase, reason: d.reason, ...o.extra, human: line })
   }
-  // The decision time (hook entry to answer) ends the line: benchmarks read it from here.
-  const line = `${phase}${o.subject ?? ''} verdict=${d.verdict} rule=${d.rule}: ${d.reason}${since(o.start)}`
   if (o.quiet) connection.logdebug(plugin, line)
   else connection.loginfo(plugin, line)
   if (d.verdict !== 'skip') plugin.store?.count([`${phase}.${d.verdict}.${d.rule}`])
@@ -261,7 +272,7 @@ function deferReply(plugin: Plugin): unknown {
   return DSN.create(code, replyLines(text), subject, detail)
 }
 
-/** Starts the peer's DNS lookups (FCrDNS, origin AS) as soon as it connects; null when none is enabled. */
+/** Starts the peer's DNS lookups (FCrDNS, origin AS) once per connection; null when none is enabled. */
 function startPeerSignals(plugin: Plugin, connection: Connection, ipv6: string): Promise<PeerSignals> | null {
   const g = plugin.cfg.policy.green
   if (!g.fcrdns && !g.hostGreen && !g.asn) return null
@@ -270,14 +281,30 @@ function startPeerSignals(plugin: Plugin, connection: Connection, ipv6: string):
   if (!p) {
     const sig = plugin.cfg.signals
     p = gatherPeerSignals(ipv6, plugin.resolver, { fcrdns: g.fcrdns || g.hostGreen, asn: g.asn, asnZone: sig.asnZone })
+    p.catch(() => undefined)
     connection.notes[key] = p
   }
   return p
 }
 
+/**
+ * Whether RCPT waits for the peer's DNS signals: only with undecided=defer on a
+ * plain listener. Otherwise the DNS-based green rules are applied after DATA.
+ */
+function rcptNeedsSignals(plugin: Plugin, connection: Connection): boolean {
+  return plugin.cfg.policy.undecided === 'defer' && !isMx6Session(plugin, connection)
+}
+
+/**
+ * When RCPT waits for the DNS signals, they start as the peer connects, so the
+ * lookups run while the client says EHLO and MAIL FROM. Otherwise they start at
+ * MAIL FROM, and only for a peer the lists neither trust nor greenlist (see mx6_mail).
+ */
 export function hook_connect(this: Plugin, next: Next, connection: Connection): void {
-  const screen = screenPeer(peerFacts(connection), this.cfg.policy)
-  if (!('skip' in screen)) startPeerSignals(this, connection, screen.ipv6)?.catch(() => undefined)
+  if (rcptNeedsSignals(this, connection)) {
+    const screen = screenPeer(peerFacts(connection), this.cfg.policy)
+    if (!('skip' in screen)) startPeerSignals(this, connection, screen.ipv6)
+  }
   next()
 }
 
@@ -290,16 +317,16 @@ async function takePeerLists(s: TxnState): Promise<void> {
   if (reply) rememberAnswers(s.known, reply)
 }
 
-/** The peer signals with this transaction's HELO applied, recorded once per connection. */
+/** The peer signals with this transaction's HELO applied, recorded in the connection results once. */
 async function peerSignals(plugin: Plugin, connection: Connection, ipv6: string): Promise<PeerSignals | undefined> {
   const dnsPart = await startPeerSignals(plugin, connection, ipv6)
   if (!dnsPart) return undefined
   const signals = { ...dnsPart, fcrdns: matchHelo(dnsPart.fcrdns, connection.hello?.host, plugin.cfg.signals.heloMatch) }
   connection.notes[`${NOTE}_fcrdns_name`] = signals.fcrdns.confirmed[0] ?? ''
-  if (!connection.notes[`${NOTE}_signals_logged`]) {
-    connection.notes[`${NOTE}_signals_logged`] = true
-    connection.results.add(plugin, { fcrdns: `${signals.fcrdns.outcome}: ${signals.fcrdns.detail}`, asn: `${signals.asn.outcome}: ${signals.asn.detail}` })
-    connection.loginfo(plugin, `peer signals: fcrdns ${signals.fcrdns.outcome} (${signals.fcrdns.detail}); asn ${signals.asn.outcome} (${signals.asn.detail})`)
+  if (!connection.notes[`${NOTE}_signals_recorded`]) {
+    connection.notes[`${NOTE}_signals_recorded`] = true
+    // Logged with the decision that uses them (see signalsText).
+    connection.results.add(plugin, { fcrdns: `${signals.fcrdns.outcome}: ${signals.fcrdns.detail}`, asn: `${signals.asn.outcome}: ${signals.asn.detail}`, human: `peer signals:${signalsText(signals)}` })
   }
   return signals
 }
@@ -317,12 +344,20 @@ export function mx6_mail(this: Plugin, next: Next, connection: Connection): void
   if ('skip' in screen) return next()
   // The peer's ip:allow / ip:green lookups run while the client sends RCPT: the
   // transaction has begun, so an entry added before MAIL counts.
-  state(txn).peerLists = connect(this)
+  const lists = connect(this)
     .lookup(planPeer(screen.ipv6, this.cfg.policy))
     .catch((err: Error) => {
       connection.logdebug(this, `peer list lookup at MAIL failed (${err.message}); rcpt asks again`)
       return null
     })
+  state(txn).peerLists = lists
+  // The DNS signals serve only a peer that is neither allow-listed nor on ip:green:
+  // they start when the lists have answered, and are done long before DATA ends.
+  if (!connection.notes[`${NOTE}_signals`]) {
+    void lists.then((reply) => {
+      if (!reply?.ipAllow && !reply?.ipGreen) startPeerSignals(this, connection, screen.ipv6)
+    })
+  }
   const spf = spfFact(txn)
   const from = mailbox(txn.mail_from)
   if (!this.cfg.spfGuess.enabled || !from || spf?.result !== 'none') return next()
@@ -357,10 +392,9 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
   const s = state(txn)
   // When undecided mail waits for DATA anyway, RCPT does not wait for the peer's
   // DNS lookups: the DNS-based green rules are applied after DATA, by which time
-  // the lookups started at connect have long finished.
+  // the lookups started at MAIL FROM have long finished.
   const mx6 = isMx6Session(this, connection)
-  const laterDns = this.cfg.policy.undecided === 'wait' || mx6
-  ;(laterDns ? Promise.resolve(undefined) : peerSignals(this, connection, screen.ipv6))
+  ;(rcptNeedsSignals(this, connection) ? peerSignals(this, connection, screen.ipv6) : Promise.resolve(undefined))
     .then(async (signals) => {
       const facts: RcptFacts = {
         ipv6: screen.ipv6,
@@ -380,7 +414,7 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
         if (pg) s.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
       }
       s.recipients.set(rcptId(rcptAddr), { rcpt: facts.rcpt, prior: d })
-      record(this, connection, 'rcpt', d, { subject: ` <${facts.rcpt?.address ?? '?'}>`, start, extra: reply ? { green_signals: greenSummary(s.known) } : {} })
+      record(this, connection, 'rcpt', d, { subject: ` <${facts.rcpt?.address ?? '?'}>`, start, signals, quiet: d.verdict === 'pending', extra: reply ? { green_signals: greenSummary(s.known) } : {} })
       if (d.verdict === 'defer') {
         if (d.rule === 'none') rememberAttempt(this, connection, screen.ipv6, 'rcpt', 'defer', d.reason, [rcptAddr])
         return next(constants.denysoft, deferReply(this))
@@ -434,7 +468,7 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
       }
       const { message } = decideData(facts, reply, this.cfg.policy)
       // A message whose recipients were all decided at rcpt repeats that verdict: logged at debug.
-      record(this, connection, 'data_post', message, { start, quiet: !open, extra: reply && signals ? { green_signals: greenSummary(s.known) } : {} })
+      record(this, connection, 'data_post', message, { start, signals, quiet: !open, extra: reply && signals ? { green_signals: greenSummary(s.known) } : {} })
       if ((message.verdict === 'defer' || message.verdict === 'fallback') && message.rule === 'none') {
         rememberAttempt(this, connection, screen.ipv6, 'data_post', message.verdict, message.reason, txn.rcpt_to, authDomain(facts, this.cfg.policy))
       }

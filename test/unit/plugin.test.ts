@@ -97,6 +97,28 @@ describe('mx6-receive plugin glue', () => {
     assert.equal(conn.transaction.results.get('mx6-receive').rule, 'ip:allow')
   })
 
+  it("the peer's DNS signals are asked only when they can matter: at MAIL for a peer not on ip:allow or ip:green, at connect when RCPT waits for them", async () => {
+    const cases = [
+      { name: 'allow-listed', list: 'ipAllow', undecided: 'wait', atConnect: 0, afterMail: 0 },
+      { name: 'on ip:green', list: 'ipGreen', undecided: 'wait', atConnect: 0, afterMail: 0 },
+      { name: 'unknown', list: '', undecided: 'wait', atConnect: 0, afterMail: 1 },
+      { name: 'unknown, undecided=defer', list: '', undecided: 'defer', atConnect: 1, afterMail: 1 },
+    ] as const
+    for (const c of cases) {
+      const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
+      const asked: string[] = []
+      plugin.resolver = new CachingResolver({ query: async (name: string) => (asked.push(name), { rcode: 3, answers: [], authorities: [] }) }, { negativeTtl: 0, maxTtl: 0 })
+      plugin.cfg.policy.undecided = c.undecided
+      if (c.list) store[c.list].set('2001:db8:7::/64', 'listed')
+      await fixtures.callHook(plugin, 'hook_connect', conn)
+      assert.equal(asked.length, c.atConnect, `${c.name}: DNS lookups at connect`)
+      await fixtures.callHook(plugin, 'mx6_mail', conn)
+      await new Promise((r) => setImmediate(r))
+      assert.equal(asked.length, c.afterMail, `${c.name}: DNS lookups after MAIL (${asked.join(', ')})`)
+      if (c.afterMail) assert.match(asked[0], /^0\.1\.0\.0\.(0\.){16}7\.0\.0\.0\.8\.b\.d\.0\.1\.0\.0\.2\.ip6\.arpa$/, `the PTR lookup of the peer: ${asked[0]}`)
+    }
+  })
+
   it('a failed lookup at MAIL is asked again at RCPT, and an entry added meanwhile counts', async () => {
     const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
     store.failWith = new Error('redis not connected')
