@@ -2,6 +2,7 @@
 import { ReplyError } from 'ioredis'
 import { batch, isCluster, type RedisClient } from './redis'
 import { Keys } from './keys'
+import { TrackedCache } from './tracking'
 
 export interface Hit {
   /** The list entry (hash field or set member) that matched. */
@@ -162,6 +163,12 @@ export interface RedisStoreOptions {
   /** How long counters are summed in memory before they are written. @default 1000 */
   flushMs?: number
   onCountError?: (err: Error) => void
+  /**
+   * Keep the answers of the peer's CIDR lookups (ip:allow, ip:green) in process
+   * while Redis reports every change of those hashes (CLIENT TRACKING); a single
+   * Redis or Sentinel only. entries=0: no cache.
+   */
+  peerCache?: { entries: number; maxAgeMs: number; onState?: (on: boolean, why: string) => void }
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
@@ -175,6 +182,7 @@ export function today(now = new Date()): string {
 export class RedisListStore implements ListStore {
   private pending = new Map<string, number>()
   private flushTimer: NodeJS.Timeout | null = null
+  private readonly cache: TrackedCache<unknown> | null = null
 
   constructor(
     private readonly client: RedisClient,
@@ -182,6 +190,15 @@ export class RedisListStore implements ListStore {
     private readonly opts: RedisStoreOptions,
   ) {
     if (!(FIRST_FIELD in client.scriptsSet)) client.defineCommand(FIRST_FIELD, { lua: FIRST_FIELD_LUA })
+    const pc = opts.peerCache
+    if (pc && pc.entries > 0 && !isCluster(client)) {
+      this.cache = new TrackedCache<unknown>(client, [keys.ipAllow, keys.ipGreen], { maxEntries: pc.entries, maxAgeMs: pc.maxAgeMs, onState: pc.onState }).start()
+    }
+  }
+
+  /** Whether the peer list cache is in use now (see RedisStoreOptions.peerCache). */
+  get peerCacheOn(): boolean {
+    return this.cache?.enabled ?? false
   }
 
   async lookup(req: LookupRequest): Promise<LookupReply> {
@@ -197,7 +214,13 @@ export class RedisListStore implements ListStore {
     if (req.ipGreenCandidates?.length) ipKeys.push(['ipGreen', k.ipGreen, req.ipGreenCandidates])
     const together = ipKeys.length === 2 && !isCluster(this.client) && sameList(ipKeys[0][2], ipKeys[1][2])
     const ipCalls = together ? [ipKeys] : ipKeys.map((x) => [x])
-    for (const call of ipCalls) cmds.push([FIRST_FIELD, call.length, ...call.map((x) => x[1]), joinedCandidates(call[0][2])])
+    // Answers of earlier script calls for the same peer, while Redis vouches that the hashes did not change.
+    const cacheKeys = ipCalls.map((call) => `${call.map((x) => x[1]).join(' ')}|${call[0][2].length}|${call[0][2][0]}`)
+    const cached = cacheKeys.map((key) => this.cache?.get(key))
+    const token = this.cache?.token() ?? null
+    ipCalls.forEach((call, j) => {
+      if (cached[j] === undefined) cmds.push([FIRST_FIELD, call.length, ...call.map((x) => x[1]), joinedCandidates(call[0][2])])
+    })
     if (req.domainCandidates?.length) cmds.push(['hmget', k.domainAllow, ...req.domainCandidates])
     for (const b of req.books ?? []) cmds.push(['smismember', k.book(b.owner), ...b.members])
     const greens: Array<[keyof LookupReply, string, string[] | undefined]> = [
@@ -207,7 +230,7 @@ export class RedisListStore implements ListStore {
     ]
     for (const [, key, fields] of greens) if (fields?.length) cmds.push(['hmget', key, ...fields])
     for (const d of req.historyDomains ?? []) cmds.push(['hmget', k.history(d), 'count', 'first', 'last'])
-    const results = await this.bounded(batch(this.client, cmds))
+    const results = cmds.length ? await this.bounded(batch(this.client, cmds)) : []
     if (!results) throw new StoreUnavailableError('pipeline discarded')
     let i = 0
     const next = (): unknown => {
@@ -218,8 +241,11 @@ export class RedisListStore implements ListStore {
       return value
     }
     const reply: LookupReply = {}
-    for (const call of ipCalls) {
-      scriptHits(next(), call.length).forEach((hit, j) => {
+    for (const [n, call] of ipCalls.entries()) {
+      const value = cached[n] ?? next()
+      const hits = scriptHits(value, call.length)
+      if (cached[n] === undefined) this.cache?.set(token, cacheKeys[n], value)
+      hits.forEach((hit, j) => {
         if (hit !== undefined) reply[call[j][0]] = hit
       })
     }
@@ -284,6 +310,7 @@ export class RedisListStore implements ListStore {
 
   async close(): Promise<void> {
     await this.flush()
+    this.cache?.close()
     this.client.disconnect()
   }
 

@@ -30,6 +30,8 @@ export interface ReceiveConfig {
   /** Last-resort SPF for MAIL FROM domains that publish no SPF record. */
   spfGuess: { enabled: boolean; defaultRecord: string }
   redis: RedisSettings
+  /** The peer list cache (see RedisStoreOptions.peerCache): answers kept, and their longest use in seconds. */
+  cache: { entries: number; maxAgeSec: number }
 }
 
 export interface Mx6Config {
@@ -114,6 +116,10 @@ export function readReceiveConfig(ini: Ini): { config: ReceiveConfig; errors: st
       defaultRecord: r.str(ini.spf_guess, 'spf_guess', 'default', '', (s) => (/^v=spf1( [\x21-\x7e]+)*$/i.test(s) ? null : 'expected an SPF record starting with v=spf1')),
     },
     redis: readRedisSettings(r, ini.redis),
+    cache: {
+      entries: r.int(ini.cache, 'cache', 'entries', 10000, 0, 1_000_000),
+      maxAgeSec: r.int(ini.cache, 'cache', 'max_age', 60, 1, 86400),
+    },
   }
   return { config, errors: r.errors }
 }

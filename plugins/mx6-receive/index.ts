@@ -83,7 +83,7 @@ export function load_config(this: Plugin): void {
   this.cfg = config
   this.resolver = peerResolver(config)
   // Reconnect only when the connection settings changed.
-  const settings = JSON.stringify(config.redis) + config.statsDays
+  const settings = JSON.stringify([config.redis, config.statsDays, config.cache])
   if (this.store && settings !== this.storeSettings) {
     void this.store.close()
     this.store = null
@@ -127,6 +127,11 @@ function connect(plugin: Plugin): ListStore {
     timeoutMs: s.timeoutMs,
     statsDays: plugin.cfg.statsDays,
     onCountError: (err) => plugin.logwarn(`counter update failed: ${err.message}`),
+    peerCache: {
+      entries: plugin.cfg.cache.entries,
+      maxAgeMs: plugin.cfg.cache.maxAgeSec * 1000,
+      onState: (on, why) => plugin.loginfo(on ? `peer list cache on: ${why}` : `peer list cache off: ${why}; every peer lookup goes to Redis`),
+    },
   })
   plugin.store = store
   plugin.loginfo(`using redis ${describeRedis(s)} prefix ${s.prefix}`)

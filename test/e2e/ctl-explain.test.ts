@@ -76,7 +76,7 @@ function connectionLog(log: string, peer: string, n: number): string[] | undefin
 }
 
 function fromLog(lines: string[], peer: string): Recorded {
-  const decisions = lines.map((l) => /\[mx6-receive\] (rcpt|data_post)(?: <[^>]*>)? verdict=(\S+) rule=(\S+): (.*?)(?: \(\d+\.\d+ ms\))?$/.exec(l)).filter((x) => x !== null)
+  const decisions = lines.map((l) => /\[mx6-receive\] (rcpt|data_post)(?: <[^>]*>)? verdict=(\S+) rule=(\S+): (.*?)(?: \[peer signals: .*\])?(?: \(\d+\.\d+ ms\))?$/.exec(l)).filter((x) => x !== null)
   const last = decisions.at(-1)
   assert.ok(last, `no mx6-receive decision logged for ${peer}:\n${lines.join('\n')}`)
   const spf = lines.map((l) => /\[spf\] identity=mfrom .* result=(\w+)/.exec(l)).find((x) => x !== null)

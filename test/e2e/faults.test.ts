@@ -71,14 +71,20 @@ describe('e2e: faults under load', function () {
     assert.ok(recovery < 5, `recovery took ${recovery} s`)
   })
 
-  it('Redis stalled (CLIENT PAUSE): decisions time out within the bound and defer; IPv4 unaffected', async () => {
+  it('Redis stalled (CLIENT PAUSE): a lookup Redis must answer times out within the bound and defers; a peer the cache knows, and IPv4, unaffected', async () => {
+    const session = (localAddress: string, host = V6MX) => smtpSession({ host, port: 25, localAddress, ehlo: 'x.test', mailFrom: 'a@neutral.test', rcptTo: ['bob@rcpt.test'], data: 'Subject: s\r\n\r\nx\r\n' })
+    // The peer list cache holds the answer for this allowed peer (Redis reports no change while paused).
+    assert.equal((await session('2001:db8:7::310')).dataEnd?.code, 250)
     await rx.redis.cli('CLIENT', 'PAUSE', '3000', 'ALL')
     const t0 = Date.now()
-    const v6 = await smtpSession({ host: V6MX, port: 25, localAddress: '2001:db8:7::310', ehlo: 'x.test', mailFrom: 'a@neutral.test', rcptTo: ['bob@rcpt.test'], data: 'Subject: s\r\n\r\nx\r\n' })
+    // An allowed peer never seen before: its lookup must go to Redis.
+    const fresh = await session('2001:db8:7::3f7')
     const took = Date.now() - t0
-    const v4 = await smtpSession({ host: V4MX, port: 25, localAddress: '192.0.2.120', ehlo: 'x.test', mailFrom: 'a@neutral.test', rcptTo: ['bob@rcpt.test'], data: 'Subject: s\r\n\r\nx\r\n' })
-    assert.equal(v6.rcpt[0].code, 451, v6.transcript)
+    const cached = await session('2001:db8:7::310')
+    const v4 = await session('192.0.2.120', V4MX)
+    assert.equal(fresh.rcpt[0].code, 451, fresh.transcript)
     assert.ok(took < 2500, `IPv6 session took ${took} ms with a 300 ms bound`)
+    assert.equal(cached.dataEnd?.code, 250, cached.transcript)
     assert.equal(v4.dataEnd?.code, 250)
     assert.match(rx.haraka.log(), /StoreTimeoutError/)
     await sleep(3000)

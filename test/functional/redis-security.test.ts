@@ -18,8 +18,9 @@ const USER_PASS = 'acl-user-S3cret'
 async function storeFor(s: RedisSettings, errors: string[]): Promise<{ store: RedisListStore; close: () => void }> {
   const client = createRedis(s)
   client.on('error', (e: Error) => errors.push(e.message))
-  const store = new RedisListStore(client, new Keys('mx6:'), { timeoutMs: 2000, statsDays: 1 })
-  return { store, close: () => client.disconnect() }
+  // The peer list cache opens a second connection with the same credentials and TLS settings.
+  const store = new RedisListStore(client, new Keys('mx6:'), { timeoutMs: 2000, statsDays: 1, peerCache: { entries: 10, maxAgeMs: 60000 } })
+  return { store, close: () => void store.close() }
 }
 
 const ready = (s: RedisListStore) => poll(async () => (await s.lookup({ domainCandidates: ['x.test'] }).catch(() => undefined)) ?? undefined, 5000, 'store ready')
@@ -45,7 +46,7 @@ describe('functional: Redis authentication and TLS', function () {
     })
     await server.cli('HSET', 'mx6:ip:allow', '2001:db8:7::/64', 'partner')
     // The permissions README.md and config/mx6-receive.ini document, nothing more.
-    await server.cli('ACL', 'SETUSER', 'mx6', 'on', `>${USER_PASS}`, '~mx6:*', '+@read', '+@write', '+@scripting')
+    await server.cli('ACL', 'SETUSER', 'mx6', 'on', `>${USER_PASS}`, '~mx6:*', '&__redis__:invalidate', '+@read', '+@write', '+@scripting', '+client|id', '+client|tracking', '+subscribe')
     await server.cli('CONFIG', 'SET', 'requirepass', PASS)
   })
   after(async () => {
@@ -68,6 +69,7 @@ describe('functional: Redis authentication and TLS', function () {
     const { store, close } = await storeFor({ ...REDIS_DEFAULTS, port: server.port, username: 'mx6', password: USER_PASS }, errors)
     await ready(store)
     assert.equal(await lookupHits(store), '2001:db8:7::/64')
+    await poll(() => (store.peerCacheOn ? true : undefined), 5000, 'the peer list cache on with the documented permissions')
     close()
   })
 
@@ -94,6 +96,7 @@ describe('functional: Redis authentication and TLS', function () {
     const ok = await storeFor({ ...REDIS_DEFAULTS, url: `rediss://127.0.0.1:${tlsPort}`, password: PASS, tlsCa: ca }, errors)
     await ready(ok.store)
     assert.equal(await lookupHits(ok.store), '2001:db8:7::/64')
+    await poll(() => (ok.store.peerCacheOn ? true : undefined), 5000, 'the peer list cache on over TLS')
     ok.close()
     const refused: string[] = []
     const bad = await storeFor({ ...REDIS_DEFAULTS, port: tlsPort, tls: true, password: PASS }, refused)

@@ -17,6 +17,14 @@ describe('mx6-receive config', () => {
     assert.equal(config.redis.host, '127.0.0.1')
     assert.equal(config.redis.port, 6379)
     assert.equal(config.redis.prefix, 'mx6:')
+    assert.deepEqual(config.cache, { entries: 10000, maxAgeSec: 60 })
+  })
+  it('reads [cache]; a bad value keeps the default and says so', () => {
+    assert.deepEqual(readReceiveConfig({ cache: { entries: '0', max_age: '5' } }).config.cache, { entries: 0, maxAgeSec: 5 })
+    const bad = readReceiveConfig({ cache: { entries: '-3', max_age: 'soon' } })
+    assert.deepEqual(bad.config.cache, { entries: 10000, maxAgeSec: 60 })
+    assert.equal(bad.errors.length, 2, bad.errors.join('\n'))
+    assert.match(bad.errors.join('\n'), /\[cache\] entries/)
   })
   it('reads every key', () => {
     const { config, errors } = readReceiveConfig({

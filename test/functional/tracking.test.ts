@@ -1,0 +1,100 @@
+// The peer list cache (CLIENT TRACKING) against a private, real redis-server:
+// changes made with redis-cli are seen by the very next lookup, lost
+// connections switch it off, and a user without the permissions never uses it.
+import assert from 'node:assert/strict'
+import { Keys } from '../../plugins/lib/keys'
+import { candidatePrefixes } from '../../plugins/lib/ip'
+import { createRedis, REDIS_DEFAULTS } from '../../plugins/lib/redis'
+import { RedisListStore } from '../../plugins/lib/store'
+import { poll } from '../support/proc'
+import { RedisServer } from '../support/redis'
+
+async function scriptCalls(server: RedisServer): Promise<number> {
+  const stats = await server.cli('INFO', 'commandstats')
+  const n = (name: string) => Number(new RegExp(`^cmdstat_${name}:calls=(\\d+)`, 'm').exec(stats)?.[1] ?? 0)
+  return n('evalsha') + n('eval')
+}
+
+describe('functional: the peer list cache (CLIENT TRACKING) on a real redis-server', function () {
+  this.timeout(20000)
+  let server: RedisServer
+  const keys = new Keys('mx6:')
+  const open: RedisListStore[] = []
+
+  function storeFor(extra: Partial<typeof REDIS_DEFAULTS> = {}): { store: RedisListStore; states: string[] } {
+    const states: string[] = []
+    const client = createRedis({ ...REDIS_DEFAULTS, port: server.port, timeoutMs: 500, ...extra })
+    client.on('error', () => undefined)
+    const store = new RedisListStore(client, keys, { timeoutMs: 500, statsDays: 30, peerCache: { entries: 100, maxAgeMs: 60000, onState: (on, why) => states.push(`${on ? 'on' : 'off'}: ${why}`) } })
+    open.push(store)
+    return { store, states }
+  }
+  const ask = (store: RedisListStore, ip: string) => store.lookup({ ipCandidates: candidatePrefixes(ip), ipGreenCandidates: candidatePrefixes(ip) })
+  const cacheOn = (store: RedisListStore, want = true) => poll(() => (store.peerCacheOn === want ? true : undefined), 5000, `peer cache ${want ? 'on' : 'off'}`)
+
+  before(async () => {
+    server = await RedisServer.start()
+  })
+  after(async () => {
+    for (const s of open) await s.close()
+    await server?.stop()
+  })
+
+  it('answers a repeat peer without Redis, and sees an entry added or removed with redis-cli on the very next lookup', async () => {
+    const { store, states } = storeFor()
+    await cacheOn(store)
+    assert.match(states.join('\n'), /^on: Redis reports changes of mx6:ip:allow, mx6:ip:green/m)
+    await server.cli('HSET', 'mx6:ip:allow', '2001:db8:c1::/48', 'partner')
+    await server.cli('CONFIG', 'RESETSTAT')
+    for (let i = 0; i < 5; i++) assert.deepEqual(await ask(store, '2001:db8:c1::9'), { ipAllow: { entry: '2001:db8:c1::/48', note: 'partner' } })
+    assert.equal(await scriptCalls(server), 1, 'one script call, then four answers from the cache')
+    await server.cli('HDEL', 'mx6:ip:allow', '2001:db8:c1::/48')
+    assert.deepEqual(await ask(store, '2001:db8:c1::9'), { ipAllow: null, ipGreen: null }, 'removal seen at once')
+    await server.cli('HSET', 'mx6:ip:green', '2001:db8:c1::9', 'green now')
+    assert.deepEqual(await ask(store, '2001:db8:c1::9'), { ipAllow: null, ipGreen: { entry: '2001:db8:c1::9', note: 'green now' } }, 'addition to ip:green seen at once')
+    assert.deepEqual(await ask(store, '2001:db8:c1::9'), { ipAllow: null, ipGreen: { entry: '2001:db8:c1::9', note: 'green now' } })
+    assert.equal(await scriptCalls(server), 3, 'after each change one script call, then the cache again')
+    // Another key under the prefix (another database, a FLUSHALL) also empties it.
+    await server.cli('FLUSHALL')
+    assert.deepEqual(await ask(store, '2001:db8:c1::9'), { ipAllow: null, ipGreen: null })
+  })
+
+  it('a killed invalidation connection switches the cache off at once; it comes back on with a new one, and changes are seen', async () => {
+    const { store, states } = storeFor()
+    await cacheOn(store)
+    await ask(store, '2001:db8:c2::1')
+    await server.cli('CLIENT', 'KILL', 'TYPE', 'pubsub')
+    await cacheOn(store, false)
+    assert.match(states.join('\n'), /off: the invalidation connection closed/)
+    await cacheOn(store)
+    await server.cli('HSET', 'mx6:ip:allow', '2001:db8:c2::/64', 'added after the reconnect')
+    assert.deepEqual(await ask(store, '2001:db8:c2::1'), { ipAllow: { entry: '2001:db8:c2::/64', note: 'added after the reconnect' } })
+  })
+
+  it('a restarted Redis: off while it is away, on again when it is back, and nothing stale is served', async () => {
+    const { store } = storeFor()
+    await cacheOn(store)
+    await server.cli('HSET', 'mx6:ip:allow', '2001:db8:c3::/64', 'before the restart')
+    await ask(store, '2001:db8:c3::1')
+    await server.stop()
+    await cacheOn(store, false)
+    await server.restart()
+    // The restarted Redis keeps nothing on disk: the entry is gone.
+    await cacheOn(store)
+    assert.deepEqual(await ask(store, '2001:db8:c3::1'), { ipAllow: null, ipGreen: null })
+  })
+
+  it('an ACL user without the tracking commands works as before, without the cache, and the log says why once', async () => {
+    await server.cli('ACL', 'SETUSER', 'plain', 'on', '>plain-pass', '~mx6:*', '+@read', '+@write', '+@scripting')
+    const { store, states } = storeFor({ username: 'plain', password: 'plain-pass' })
+    await poll(() => (states.length ? true : undefined), 5000, 'the reason')
+    await server.cli('HSET', 'mx6:ip:allow', '2001:db8:c4::/64', 'partner')
+    await server.cli('CONFIG', 'RESETSTAT')
+    assert.deepEqual(await ask(store, '2001:db8:c4::1'), { ipAllow: { entry: '2001:db8:c4::/64', note: 'partner' } })
+    assert.deepEqual(await ask(store, '2001:db8:c4::1'), { ipAllow: { entry: '2001:db8:c4::/64', note: 'partner' } })
+    assert.equal(await scriptCalls(server), 2, 'every lookup goes to Redis')
+    assert.equal(store.peerCacheOn, false)
+    assert.equal(states.length, 1, states.join('\n'))
+    assert.match(states[0], /^off: (cannot subscribe|CLIENT TRACKING refused).*NOPERM/)
+  })
+})
