@@ -71,6 +71,10 @@ export function register(this: Plugin): void {
   this.lintClient = null
   this.reported = new Set()
   this.load_config()
+  // Connect-time DNS lookups serve only undecided=defer (see mx6_connect); without it the
+  // connect hook would cost every connection, IPv4 included, a call for nothing. (Switched
+  // to undecided=defer by a config reload, RCPT starts the lookups itself.)
+  if (this.cfg.policy.undecided === 'defer') this.register_hook('connect', 'mx6_connect')
   this.register_hook('mail', 'mx6_mail')
   this.register_hook('rcpt', 'mx6_rcpt')
   this.register_hook('data_post', 'mx6_data_post')
@@ -207,24 +211,26 @@ async function lookup(plugin: Plugin, connection: Connection, req: LookupRequest
   }
 }
 
-/** Milliseconds since `start` (process.hrtime.bigint()), three decimals. */
-function since(start?: bigint): string {
-  return start === undefined ? '' : ` (${(Number(process.hrtime.bigint() - start) / 1e6).toFixed(3)} ms)`
+/** Milliseconds since `start` (performance.now()), three decimals. */
+function since(start?: number): string {
+  return start === undefined ? '' : ` (${(performance.now() - start).toFixed(3)} ms)`
 }
 
 interface RecordOptions {
   /** What the recipient is (rcpt phase), for the log line. */
   subject?: string
-  start?: bigint
+  start?: number
   /** More fields for the same results entry (one results.add per decision). */
   extra?: Record<string, string>
   /** The peer signals this decision consulted, for the log line. */
   signals?: PeerSignals
-  /**
-   * Log at debug level: not a decision yet (pending at rcpt), or a verdict
-   * already logged at rcpt, repeated after DATA.
-   */
+  /** Log at debug level: not a decision (pending at rcpt, or an IPv4 peer left alone). */
   quiet?: boolean
+  /**
+   * A verdict already recorded at rcpt, repeated after DATA: counted, logged at
+   * debug, not added to the results again.
+   */
+  repeat?: boolean
 }
 
 /** The peer signals in a few words, for a decision's log line. */
@@ -237,12 +243,12 @@ function record(plugin: Plugin, connection: Connection, phase: string, d: Decisi
   const tag = `${phase}:${d.rule}`
   // The decision time (hook entry to answer) ends the line: benchmarks read it from here.
   const line = `${phase}${o.subject ?? ''} verdict=${d.verdict} rule=${d.rule}: ${d.reason}${o.signals ? signalsText(o.signals) : ''}${since(o.start)}`
-  if (txn) {
+  if (txn && !o.repeat) {
     const field = d.verdict === 'trusted' || d.verdict === 'green' ? 'pass' : d.verdict === 'defer' || d.verdict === 'fallback' ? 'fail' : d.verdict === 'skip' ? 'skip' : 'msg'
     // The line is the results' human summary too (haraka-results would otherwise collate one on every add).
     txn.results.add(plugin, { [field]: tag, verdict: d.verdict, rule: d.rule, phase, reason: d.reason, ...o.extra, human: line })
   }
-  if (o.quiet) connection.logdebug(plugin, line)
+  if (o.quiet || o.repeat) connection.logdebug(plugin, line)
   else connection.loginfo(plugin, line)
   if (d.verdict !== 'skip') plugin.store?.count([`${phase}.${d.verdict}.${d.rule}`])
 }
@@ -305,7 +311,7 @@ function rcptNeedsSignals(plugin: Plugin, connection: Connection): boolean {
  * lookups run while the client says EHLO and MAIL FROM. Otherwise they start at
  * MAIL FROM, and only for a peer the lists neither trust nor greenlist (see mx6_mail).
  */
-export function hook_connect(this: Plugin, next: Next, connection: Connection): void {
+export function mx6_connect(this: Plugin, next: Next, connection: Connection): void {
   if (rcptNeedsSignals(this, connection)) {
     const screen = screenPeer(peerFacts(connection), this.cfg.policy)
     if (!('skip' in screen)) startPeerSignals(this, connection, screen.ipv6)
@@ -382,14 +388,14 @@ export function mx6_mail(this: Plugin, next: Next, connection: Connection): void
 }
 
 export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, params: unknown[]): void {
-  const start = process.hrtime.bigint()
+  const start = performance.now()
   const txn = connection.transaction
   if (!txn) return next()
   const screen = screenPeer(peerFacts(connection), this.cfg.policy)
   if ('skip' in screen) {
     if (!txn.notes[`${NOTE}_skip`]) {
       txn.notes[`${NOTE}_skip`] = true
-      record(this, connection, 'rcpt', screen.skip)
+      record(this, connection, 'rcpt', screen.skip, { quiet: true })
     }
     return next()
   }
@@ -433,9 +439,11 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
 }
 
 export function mx6_data_post(this: Plugin, next: Next, connection: Connection): void {
-  const start = process.hrtime.bigint()
+  const start = performance.now()
   const txn = connection.transaction
   if (!txn) return next()
+  // Read at entry: the data_post hooks still to run after this one.
+  const filtersAfter = laterHooks(connection)
   const screen = screenPeer(peerFacts(connection), this.cfg.policy)
   if ('skip' in screen) return next()
   const s = state(txn)
@@ -472,8 +480,8 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
         if (pg) facts.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
       }
       const { message } = decideData(facts, reply, this.cfg.policy)
-      // A message whose recipients were all decided at rcpt repeats that verdict: logged at debug.
-      record(this, connection, 'data_post', message, { start, signals, quiet: !open, extra: reply && signals ? { green_signals: greenSummary(s.known) } : {} })
+      // A message whose recipients were all decided at rcpt repeats that verdict.
+      record(this, connection, 'data_post', message, { start, signals, repeat: !open, extra: reply && signals ? { green_signals: greenSummary(s.known) } : {} })
       if ((message.verdict === 'defer' || message.verdict === 'fallback') && message.rule === 'none') {
         rememberAttempt(this, connection, screen.ipv6, 'data_post', message.verdict, message.reason, txn.rcpt_to, authDomain(facts, this.cfg.policy))
       }
@@ -483,14 +491,24 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
       }
       if (message.verdict === 'defer') return next(constants.denysoft, deferReply(this))
       // OK ends data_post here: content spam filters listed after mx6-receive do not
-      // run for trusted mail; a malware scanner listed before it already has.
-      if (message.verdict === 'trusted' && this.cfg.trustedSkipsFilters) return next(constants.ok)
+      // run for trusted mail; a malware scanner listed before it already has. With no
+      // data_post hook after this one, OK and CONT do the same (and CONT is not logged).
+      if (message.verdict === 'trusted' && this.cfg.trustedSkipsFilters && filtersAfter) return next(constants.ok)
       next()
     })
     .catch((err: Error) => {
       connection.logerror(this, `data_post decision failed: ${err.stack ?? err.message}`)
       next(constants.denysoft, deferReply(this))
     })
+}
+
+/**
+ * Whether plugins after this one still have the current hook to run (Haraka's
+ * connection.hooks_to_run); when Haraka does not say, assume they do.
+ */
+function laterHooks(connection: Connection): boolean {
+  const rest = (connection as Connection & { hooks_to_run?: unknown[] }).hooks_to_run
+  return !Array.isArray(rest) || rest.length > 0
 }
 
 /** Each greenlisting list lookup of this transaction: hit (with the entry), miss, or not asked. */

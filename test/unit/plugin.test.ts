@@ -19,6 +19,8 @@ function setup(ip: string, mailFrom: string, opts: { relaying?: boolean; auth?: 
   const conn: Any = fixtures.makeConnection({ ip, mailFrom, relaying: !!opts.relaying })
   if (opts.auth) conn.notes.auth_user = 'alice'
   conn.remote.is_private = !!opts.isPrivate
+  // As in a real setup: a content filter's data_post hook runs after mx6-receive's.
+  conn.hooks_to_run = [['spamassassin', 'hook_data_post']]
   return { plugin, store, conn }
 }
 
@@ -35,7 +37,12 @@ const replyText = (msg: Any) => (msg && typeof msg === 'object' ? `${msg.code} $
 describe('mx6-receive plugin glue', () => {
   it('registers rcpt and data_post hooks and loads the shipped defaults', () => {
     const { plugin } = setup('2001:db8:7::10', 'a@x.test')
-    assert.deepEqual(Object.keys(plugin.hooks).sort(), ['data_post', 'mail', 'rcpt'])
+    assert.deepEqual(Object.keys(plugin.hooks).sort(), ['data_post', 'mail', 'rcpt'], 'no connect hook: nothing to do at connect with undecided=wait')
+    const deferring: Any = fixtures.makePlugin('mx6-receive', { register: false })
+    const get = deferring.config.get.bind(deferring.config)
+    deferring.config.get = (name: string, ...rest: unknown[]) => (name === 'mx6-receive.ini' ? { main: { undecided: 'defer' } } : get(name, ...rest))
+    deferring.register()
+    assert.deepEqual(Object.keys(deferring.hooks).sort(), ['connect', 'data_post', 'mail', 'rcpt'], 'undecided=defer: the DNS lookups start at connect')
     assert.deepEqual({ ...plugin.cfg.policy, green: undefined }, { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: undefined })
     assert.equal(plugin.cfg.defer.code, 451)
   })
@@ -110,7 +117,7 @@ describe('mx6-receive plugin glue', () => {
       plugin.resolver = new CachingResolver({ query: async (name: string) => (asked.push(name), { rcode: 3, answers: [], authorities: [] }) }, { negativeTtl: 0, maxTtl: 0 })
       plugin.cfg.policy.undecided = c.undecided
       if (c.list) store[c.list].set('2001:db8:7::/64', 'listed')
-      await fixtures.callHook(plugin, 'hook_connect', conn)
+      await fixtures.callHook(plugin, 'mx6_connect', conn)
       assert.equal(asked.length, c.atConnect, `${c.name}: DNS lookups at connect`)
       await fixtures.callHook(plugin, 'mx6_mail', conn)
       await new Promise((r) => setImmediate(r))
@@ -252,5 +259,33 @@ describe('mx6-receive plugin glue', () => {
     await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
     conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
     assert.equal((await fixtures.callDataPost(plugin, conn)).rc, undefined)
+  })
+
+  it('trusted, and no data_post hook after this one (Haraka hooks_to_run empty): CONT, which does the same as OK there', async () => {
+    for (const [rest, want] of [[[], undefined], [[['spamassassin', 'hook_data_post']], OK]] as const) {
+      const { plugin, store, conn } = setup('2001:db8:7::10', 'a@neutral.test')
+      store.ipAllow.set('2001:db8:7::10', '')
+      await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
+      conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
+      conn.hooks_to_run = [...rest]
+      assert.equal((await fixtures.callDataPost(plugin, conn)).rc, want, `${rest.length} hooks after mx6-receive`)
+    }
+  })
+
+  it('a verdict given at rcpt is counted again after DATA but not added to the results twice; an IPv4 skip is not logged at info', async () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@neutral.test')
+    store.ipAllow.set('2001:db8:7::10', 'partner')
+    await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
+    conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
+    await fixtures.callDataPost(plugin, conn)
+    const res = conn.transaction.results.get('mx6-receive')
+    assert.deepEqual([res.phase, res.pass], ['rcpt', ['rcpt:ip:allow']])
+    assert.deepEqual(store.counted, ['rcpt.trusted.ip:allow', 'data_post.trusted.ip:allow'])
+    const v4 = setup('192.0.2.10', 'a@neutral.test')
+    const info: string[] = []
+    v4.conn.loginfo = (_p: unknown, line: string) => info.push(line)
+    await fixtures.callRcpt(v4.plugin, v4.conn, 'bob@rcpt.test')
+    assert.equal(v4.conn.transaction.results.get('mx6-receive').verdict, 'skip')
+    assert.deepEqual(info, [])
   })
 })
