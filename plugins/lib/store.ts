@@ -133,6 +133,23 @@ end
 return {}`
 const FIRST_FIELD = 'mx6FirstField'
 
+/**
+ * The follow-up record of a deferred attempt in one call (a single Redis; a Cluster
+ * gets the same commands one by one, the keys live in different slots). KEYS: the
+ * attempt hash, the attempts index, optionally the Message-ID key; ARGV: time, TTL,
+ * most entries, envelope hash, then the attempt's field/value pairs. A retry of the
+ * same envelope keeps the time of the first deferral.
+ */
+export const RECORD_ATTEMPT_LUA = `redis.call('HSETNX', KEYS[1], 'time', ARGV[1])
+if #ARGV >= 6 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[3]) - 1)
+if KEYS[3] then redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[2]) end
+return 1`
+const RECORD_ATTEMPT = 'mx6RecordAttempt'
+
 const joined = new WeakMap<readonly string[], string>()
 /**
  * The candidates as the script's one argument. candidatePrefixes() hands out one
@@ -190,6 +207,7 @@ export class RedisListStore implements ListStore {
     private readonly opts: RedisStoreOptions,
   ) {
     if (!(FIRST_FIELD in client.scriptsSet)) client.defineCommand(FIRST_FIELD, { lua: FIRST_FIELD_LUA })
+    if (!(RECORD_ATTEMPT in client.scriptsSet)) client.defineCommand(RECORD_ATTEMPT, { lua: RECORD_ATTEMPT_LUA })
     const pc = opts.peerCache
     if (pc && pc.entries > 0 && !isCluster(client)) {
       this.cache = new TrackedCache<unknown>(client, [keys.ipAllow, keys.ipGreen], { maxEntries: pc.entries, maxAgeMs: pc.maxAgeMs, onState: pc.onState }).start()
@@ -262,6 +280,15 @@ export class RedisListStore implements ListStore {
     const now = Number(fields.time)
     // A retry of the same deferred envelope keeps the time of the first deferral.
     const { time: _first, ...rest } = fields
+    if (!isCluster(this.client)) {
+      const keys = midHash ? [k.attempt(envelopeHash), k.attempts, k.attemptByMessageId(midHash)] : [k.attempt(envelopeHash), k.attempts]
+      batch(this.client, [[RECORD_ATTEMPT, keys.length, ...keys, fields.time, ttlSec, maxEntries, envelopeHash, ...Object.entries(rest).flat()]])
+        .then((r) => {
+          if (r[0]?.[0]) throw r[0][0]
+        })
+        .catch((err: Error) => this.opts.onCountError?.(err))
+      return
+    }
     const cmds: Array<[string, ...Array<string | number>]> = [
       ['hsetnx', k.attempt(envelopeHash), 'time', fields.time],
       ['hset', k.attempt(envelopeHash), ...Object.entries(rest).flat()],

@@ -106,6 +106,25 @@ describe('functional: RedisListStore on a real redis-server', function () {
     assert.match(p[0].problem, /not a hash/)
   })
 
+  it('records a deferred attempt in one script call: first time kept on a retry, TTLs set, the index bounded', async () => {
+    await server.cli('CONFIG', 'RESETSTAT')
+    const t = 1_800_000_000
+    const fields = (time: number, phase: string) => ({ time: String(time), phase, verdict: 'defer', mailFrom: 'a@x.test' })
+    store.recordAttempt('env1', 'mid1', fields(t, 'rcpt'), 3600, 2)
+    store.recordAttempt('env1', null, fields(t + 60, 'data_post'), 3600, 2)
+    store.recordAttempt('env2', null, fields(t + 1, 'rcpt'), 3600, 2)
+    store.recordAttempt('env3', null, fields(t + 2, 'rcpt'), 3600, 2)
+    await poll(async () => ((await server.cli('ZCARD', keys.attempts)).trim() === '2' ? true : undefined), 3000, 'index trimmed to 2')
+    const calls = await commandCalls(server)
+    assert.equal((calls.evalsha ?? 0) + (calls.eval ?? 0), 4, 'one script call per attempt')
+    assert.equal((await server.cli('HGET', keys.attempt('env1'), 'time')).trim(), String(t), 'the first deferral time is kept')
+    assert.equal((await server.cli('HGET', keys.attempt('env1'), 'phase')).trim(), 'data_post', 'the rest is the latest')
+    assert.ok(Number(await server.cli('TTL', keys.attempt('env1'))) > 3500)
+    assert.equal((await server.cli('GET', keys.attemptByMessageId('mid1'))).trim(), 'env1')
+    assert.ok(Number(await server.cli('TTL', keys.attemptByMessageId('mid1'))) > 3500)
+    assert.deepEqual((await server.cli('ZRANGE', keys.attempts, '0', '-1')).trim().split('\n'), ['env2', 'env3'], 'the oldest dropped first')
+  })
+
   it('keeps per-day counters with a TTL', async () => {
     store.count(['rcpt.defer.none', 'rcpt.defer.none', 'rcpt.trusted.ip:allow'])
     const key = keys.stats(today())
