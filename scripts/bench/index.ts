@@ -3,55 +3,101 @@
 // in one run on this machine, loopback and test-namespace addresses only.
 // Prints a table and PASS/FAIL per budget, and writes the figures as JSON.
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { Redis } from 'ioredis'
 import { HarakaServer } from '../../test/support/haraka'
 import { requireTestbed } from '../../test/support/net'
-import { cpuMs, rssMiB } from '../../test/support/proc'
+import { cpuMs, rssMiB, runOk } from '../../test/support/proc'
 import { RedisServer } from '../../test/support/redis'
 import { dkimSign } from '../../test/support/smtp'
 import { ourLoad, smtpSource, type LoadResult } from './load'
-import { decisionTimes, fmt, loopDelays, percentile } from './stats'
+import { decisionTimes, fmt, loopDelays, percentile, probeRtts } from './stats'
 
 const V6 = '2001:db8:25::25'
 const V4 = '198.51.100.25'
-/** Haraka alone listens on PORT, Haraka with the suite on PORT + 1; both run all the time. */
+/**
+ * Haraka alone listens on PORT, Haraka with the suite on PORT + 1, the same with the peer
+ * list cache off on PORT + 2; all three run all the time.
+ */
 const PORT = 2600
 const ROOT = path.resolve(__dirname, '..', '..', '..')
 
-const HELP = `Usage: npm run bench [-- --quick] [-- --out FILE]
+const HELP = `Usage: npm run bench [-- --quick] [-- --out FILE] [-- --no-pin] [-- --paths P,...]
 
 Runs Haraka with and without haraka-mx6 side by side (same run, same machine,
-both processes up all the time, load rounds alternating between them) inside
+all processes up all the time, load rounds alternating between them) inside
 the test namespace (needs root, like npm test) and reports throughput, CPU time
-per message of Haraka and of Redis, decision latency, Redis commands and reads
-per message, scaling with list size and memory, with PASS/FAIL per budget.
+per message of Haraka and of Redis, how busy Haraka was, decision latency,
+Redis commands and reads per message, scaling with list size and memory, with
+PASS/FAIL per budget.
 --quick: a few seconds, small counts, no timing budgets asserted (CI smoke
-mode). --out: JSON file (default bench-results.json).
+mode). --out: JSON file (default bench-results.json). --no-pin: do not pin
+Haraka to CPU 1 and the load generators and Redis to CPU 0 (pinning needs two
+CPUs and taskset). --paths: only these paths (default all: ipv4, ipv6-allowed,
+ipv6-allowed-uncached, ipv6-deferred, ipv6-dkim).
 `
 
 const QUEUE = "exports.hook_queue = (next) => next(OK)"
-// Haraka's event-loop delay, sampled by a plugin present in both configurations.
-const ELD = `const { monitorEventLoopDelay } = require('node:perf_hooks')
+/**
+ * A plugin present in every configuration: Haraka's event-loop delay, and one Redis
+ * round trip (a raw PING on its own connection every 10 ms) measured from inside
+ * Haraka, under the same load and on the same CPU as the plugin's decisions.
+ */
+function probe(redisPort: number): string {
+  return `const net = require('node:net')
+const { monitorEventLoopDelay } = require('node:perf_hooks')
 exports.register = function () {
   const h = monitorEventLoopDelay({ resolution: 5 })
   h.enable()
+  const rtts = []
+  let sent = 0n
+  const s = net.connect(${redisPort}, '127.0.0.1')
+  s.setNoDelay(true)
+  s.on('error', () => undefined)
+  s.on('data', () => {
+    if (sent) rtts.push((Number(process.hrtime.bigint() - sent) / 1e6).toFixed(3))
+    sent = 0n
+  })
+  setInterval(() => {
+    if (sent || s.readyState !== 'open') return
+    sent = process.hrtime.bigint()
+    s.write('PING\\r\\n')
+  }, 10).unref()
   setInterval(() => {
     if (h.count > 0) this.loginfo('eld p99=' + (h.percentile(99) / 1e6).toFixed(3) + ' ms')
     h.reset()
-  }, 1000).unref()
+    if (rtts.length) this.loginfo('redis rtt ms=' + rtts.splice(0).join(','))
+  }, 250).unref()
 }`
+}
+
+type Path = 'ipv4' | 'ipv6-allowed' | 'ipv6-allowed-uncached' | 'ipv6-deferred' | 'ipv6-dkim'
+/** ipv6-allowed-uncached: the allow-listed path against the suite with the peer list cache off. */
+const PATHS: Path[] = ['ipv4', 'ipv6-allowed', 'ipv6-allowed-uncached', 'ipv6-deferred', 'ipv6-dkim']
 
 interface Options {
   quick: boolean
   out: string
+  pin: boolean
+  paths: Path[]
 }
 
 function options(argv: string[]): Options {
-  const o: Options = { quick: false, out: 'bench-results.json' }
+  const o: Options = { quick: false, out: 'bench-results.json', pin: true, paths: [...PATHS] }
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--quick') o.quick = true
     else if (argv[i] === '--out') o.out = argv[++i] ?? o.out
+    else if (argv[i] === '--no-pin') o.pin = false
+    else if (argv[i] === '--paths') {
+      const want = (argv[++i] ?? '').split(',').filter(Boolean)
+      const bad = want.filter((p) => !(PATHS as string[]).includes(p))
+      if (bad.length || want.length === 0) {
+        process.stderr.write(`bench: unknown path ${bad.join(', ') || '(none given)'}; paths: ${PATHS.join(', ')}\n`)
+        process.exit(2)
+      }
+      o.paths = want as Path[]
+    }
     else if (argv[i] === '-h' || argv[i] === '--help') {
       process.stdout.write(HELP)
       process.exit(0)
@@ -83,8 +129,10 @@ async function redisRtt(port: number, n: number): Promise<{ p50: number; p99: nu
 async function redisCounters(r: RedisServer): Promise<{ commands: number; reads: number; followups: number }> {
   const stats = await r.cli('INFO', 'stats', 'commandstats')
   const num = (re: RegExp) => Number(re.exec(stats)?.[1] ?? 0)
-  // Our own INFO call counts as one command and one read; subtract it.
-  return { commands: num(/^total_commands_processed:(\d+)/m) - 1, reads: num(/^total_reads_processed:(\d+)/m) - 1, followups: num(/^cmdstat_zadd:calls=(\d+)/m) }
+  // Our own INFO call counts as one command and one read, and each probe PING (the bench's
+  // plugin, one at a time) as one of each; subtract them.
+  const pings = num(/^cmdstat_ping:calls=(\d+)/m)
+  return { commands: num(/^total_commands_processed:(\d+)/m) - 1 - pings, reads: num(/^total_reads_processed:(\d+)/m) - 1 - pings, followups: num(/^cmdstat_zadd:calls=(\d+)/m) }
 }
 
 /** Adds entries until the list holds `size`, in batches (HSET with many fields per command). */
@@ -110,9 +158,6 @@ async function fill(port: number, size: number): Promise<void> {
   c.disconnect()
 }
 
-type Path = 'ipv4' | 'ipv6-allowed' | 'ipv6-deferred' | 'ipv6-dkim'
-const PATHS: Path[] = ['ipv4', 'ipv6-allowed', 'ipv6-deferred', 'ipv6-dkim']
-
 interface Row {
   config: 'haraka' | 'haraka+mx6'
   path: Path
@@ -120,11 +165,15 @@ interface Row {
   load: LoadResult
   /** CPU milliseconds per message: Haraka, and Redis (serving this configuration). */
   cpu: { haraka: number; redis: number }
+  /** Haraka's CPU time over wall time during the rounds: 1.0 = one core fully busy. */
+  busy: number
   rcpt?: { p50: number; p99: number }
   dataPost?: { p50: number; p99: number }
   /** Redis commands, reads and decision reads (reads less follow-up write pipelines) per message. */
   perMessage?: { commands: number; reads: number; decisionReads: number }
   eldP99?: number
+  /** One Redis round trip measured from inside this Haraka during the same rounds. */
+  probeRtt?: { p50: number; p99: number }
 }
 
 async function drive(path: Path, port: number, sessions: number, messages: number, signed: Buffer): Promise<LoadResult> {
@@ -132,6 +181,7 @@ async function drive(path: Path, port: number, sessions: number, messages: numbe
     case 'ipv4':
       return smtpSource({ v6: false, host: V4, port, sessions, messages })
     case 'ipv6-allowed':
+    case 'ipv6-allowed-uncached':
       return smtpSource({ v6: true, host: V6, port, sessions, messages })
     case 'ipv6-deferred':
       return ourLoad({ host: V6, port, sessions, messages, peer: (w) => `2001:db8:7::1:${w.toString(16)}`, mailFrom: 'bench@neutral.test', data: 'Subject: bench\r\n\r\nbench\r\n' })
@@ -140,29 +190,49 @@ async function drive(path: Path, port: number, sessions: number, messages: numbe
   }
 }
 
-async function startHaraka(withSuite: boolean, redisPort: number): Promise<HarakaServer> {
-  const port = withSuite ? PORT + 1 : PORT
+type Config = 'haraka' | 'haraka+mx6' | 'haraka+mx6 uncached'
+
+function portOf(config: Config): number {
+  return config === 'haraka' ? PORT : config === 'haraka+mx6' ? PORT + 1 : PORT + 2
+}
+
+async function startHaraka(config: Config, redisPort: number, extraIni = '', port = portOf(config)): Promise<HarakaServer> {
+  const withSuite = config !== 'haraka'
+  const cache = config === 'haraka+mx6 uncached' ? '[cache]\nentries=0\n' : ''
   return HarakaServer.start({
     listen: [`[${V6}]:${port}`, `${V4}:${port}`],
     plugins: ['bench-eld', 'spf', 'dkim', ...(withSuite ? ['mx6-receive'] : []), 'rcpt_to.in_host_list', 'bench-queue'],
-    pluginFiles: { 'bench-queue': QUEUE, 'bench-eld': ELD },
+    pluginFiles: { 'bench-queue': QUEUE, 'bench-eld': probe(redisPort) },
     config: {
       // smtp-source's IPv6 peer is an address of this host: let the policy run for it too.
-      'mx6-receive.ini': `[main]\nskip_private=false\nlint_interval=0\n[redis]\nport=${redisPort}\n`,
+      'mx6-receive.ini': `[main]\nskip_private=false\nlint_interval=0\n${extraIni}[redis]\nport=${redisPort}\n${cache}`,
     },
   })
+}
+
+/**
+ * Haraka on CPU 1; this process, and so Redis and the load generators it starts, on CPU 0:
+ * Haraka's own capacity is measured, not its share of two cores fought over by everything.
+ */
+async function pin(pid: number, cpu: number): Promise<void> {
+  await runOk('taskset', ['-a', '-p', '-c', String(cpu), String(pid)])
 }
 
 async function main(): Promise<number> {
   const o = options(process.argv.slice(2))
   requireTestbed()
+  const pinned = o.pin && os.availableParallelism() >= 2
+  if (pinned) await pin(process.pid, 0)
   // Per path and configuration: `rounds` rounds of `one` (1 session) or `many` messages.
-  const counts = o.quick ? { one: 20, many: 60, rounds: 2, sessions: [1, 5], sizes: [10, 1000], scale: 30 } : { one: 150, many: 500, rounds: 6, sessions: [1, 50], sizes: [10, 10000, 1000000], scale: 300 }
+  const counts = o.quick ? { one: 20, many: 60, rounds: 2, sessions: [1, 5], sizes: [10, 1000], scale: 30 } : { one: 1500, many: 3000, rounds: 4, sessions: [1, 50], sizes: [10, 10000, 1000000], scale: 300 }
   const redis = await RedisServer.start()
   const rows: Row[] = []
-  const report: Record<string, unknown> = { quick: o.quick, date: new Date().toISOString(), counts }
+  const report: Record<string, unknown> = { quick: o.quick, date: new Date().toISOString(), counts, pinned }
   try {
+    // The idle reference: this client on the other CPU than Redis, nothing else running.
+    if (pinned) await pin(process.pid, 1)
     const rtt = await redisRtt(redis.port, o.quick ? 200 : 2000)
+    if (pinned) await pin(process.pid, 0)
     report.redisRoundTripMs = rtt
     await redis.cli('HSET', 'mx6:ip:allow', '2001:db8:25::/48', 'smtp-source peers (bench)')
     await redis.cli('HSET', 'mx6:domain:allow', 'allowed.test', 'DKIM-signed bench messages')
@@ -170,23 +240,31 @@ async function main(): Promise<number> {
     await fill(redis.port, 10)
 
     const memory: Record<string, number> = {}
-    // Both configurations run at once and the load alternates between them in
+    // All configurations run at once and the load alternates between them in
     // rounds (ABBA order), so drift in what else the machine does hits both alike.
-    const servers = { haraka: await startHaraka(false, redis.port), 'haraka+mx6': await startHaraka(true, redis.port) }
+    // The cache-off configuration runs only for its own path.
+    const configs: Config[] = ['haraka', 'haraka+mx6', ...(o.paths.includes('ipv6-allowed-uncached') ? ['haraka+mx6 uncached' as const] : [])]
+    const servers = {} as Record<Config, HarakaServer>
+    for (const c of configs) {
+      servers[c] = await startHaraka(c, redis.port)
+      if (pinned) await pin(servers[c].pid, 1)
+    }
     try {
-      const configs = ['haraka', 'haraka+mx6'] as const
       for (const sessions of counts.sessions) {
-        for (const p of PATHS) {
+        for (const p of o.paths) {
+          const pair: Config[] = ['haraka', p === 'ipv6-allowed-uncached' ? 'haraka+mx6 uncached' : 'haraka+mx6']
           const messages = sessions === 1 ? counts.one : counts.many
-          const acc = Object.fromEntries(configs.map((c) => [c, { seconds: 0, codes: {} as Record<string, number>, haraka: 0, redis: 0, cmds: 0, reads: 0, followups: 0, log: '' }]))
+          const acc = Object.fromEntries(pair.map((c) => [c, { seconds: 0, codes: {} as Record<string, number>, haraka: 0, redis: 0, cmds: 0, reads: 0, followups: 0, log: '' }]))
+          // One unmeasured round first: JIT, DNS and peer list caches warm in both.
+          for (const config of pair) await drive(p, portOf(config), sessions, Math.min(messages, 100), signed)
           for (let round = 0; round < counts.rounds; round++) {
-            for (const config of round % 2 === 0 ? configs : [...configs].reverse()) {
+            for (const config of round % 2 === 0 ? pair : [...pair].reverse()) {
               const h = servers[config]
               const before = h.log().length
               const c0 = await redisCounters(redis)
               const h0 = cpuMs(h.pid)
               const r0 = cpuMs(redis.pid)
-              const load = await drive(p, config === 'haraka' ? PORT : PORT + 1, sessions, messages, signed)
+              const load = await drive(p, portOf(config), sessions, messages, signed)
               const a = acc[config]
               a.haraka += cpuMs(h.pid) - h0
               a.redis += cpuMs(redis.pid) - r0
@@ -200,37 +278,43 @@ async function main(): Promise<number> {
             }
           }
           const total = messages * counts.rounds
-          for (const config of configs) {
+          for (const config of pair) {
             const a = acc[config]
-            const withSuite = config === 'haraka+mx6'
+            const withSuite = config !== 'haraka'
             const load: LoadResult = { messages: total, seconds: a.seconds, perSecond: total / a.seconds, codes: a.codes }
-            const row: Row = { config, path: p, sessions, load, cpu: { haraka: a.haraka / total, redis: a.redis / total }, eldP99: Math.max(...loopDelays(a.log), 0) }
+            const rtts = probeRtts(a.log)
+            const row: Row = { config: withSuite ? 'haraka+mx6' : 'haraka', path: p, sessions, load, cpu: { haraka: a.haraka / total, redis: a.redis / total }, busy: a.haraka / 1000 / a.seconds, eldP99: Math.max(...loopDelays(a.log), 0), probeRtt: { p50: percentile(rtts, 50), p99: percentile(rtts, 99) } }
             if (withSuite && p !== 'ipv4') {
+              // Each decision is logged at info with its time; a recipient left pending at RCPT
+              // and the after-DATA repetition of a RCPT verdict are not decisions (debug level).
               const r = decisionTimes(a.log, 'rcpt')
               const d = decisionTimes(a.log, 'data_post')
-              row.rcpt = { p50: percentile(r, 50), p99: percentile(r, 99) }
-              row.dataPost = { p50: percentile(d, 50), p99: percentile(d, 99) }
+              if (r.length) row.rcpt = { p50: percentile(r, 50), p99: percentile(r, 99) }
+              if (d.length) row.dataPost = { p50: percentile(d, 50), p99: percentile(d, 99) }
             }
             if (withSuite) row.perMessage = { commands: a.cmds / total, reads: a.reads / total, decisionReads: (a.reads - a.followups) / total }
             rows.push(row)
-            process.stdout.write(`  ${config.padEnd(10)} ${p.padEnd(13)} ${String(sessions).padStart(2)} sessions: ${fmt(load.perSecond, 1)} msg/s, CPU per message ${fmt(row.cpu.haraka, 3)} ms Haraka + ${fmt(row.cpu.redis, 3)} ms Redis ${JSON.stringify(load.codes)}\n`)
+            process.stdout.write(`  ${config.padEnd(19)} ${p.padEnd(21)} ${String(sessions).padStart(2)} sessions: ${fmt(load.perSecond, 1)} msg/s, CPU per message ${fmt(row.cpu.haraka, 3)} ms Haraka (busy ${fmt(row.busy * 100, 0)} %) + ${fmt(row.cpu.redis, 3)} ms Redis ${JSON.stringify(load.codes)}\n`)
           }
         }
       }
-      for (const config of configs) memory[config] = rssMiB(servers[config].pid)
+      for (const config of ['haraka', 'haraka+mx6'] as const) memory[config] = rssMiB(servers[config].pid)
     } finally {
       for (const h of Object.values(servers)) await h.stop()
     }
     report.memoryMiB = memory
 
-    // Scaling: the same decision path with the lists at each size, a fresh Haraka each time.
+    // Scaling: a decision Redis must answer (cache off, undecided=defer: every unknown
+    // peer's 129 prefixes are looked up in ip:allow and ip:green and miss, then the 4xx at
+    // RCPT) with the lists at each size, a fresh Haraka each time.
     const scaling: Array<{ entries: number; rcpt: { p50: number; p99: number }; rssMiB: number }> = []
     for (const size of counts.sizes) {
       await fill(redis.port, size)
-      const haraka = await startHaraka(true, redis.port)
+      const haraka = await startHaraka('haraka+mx6 uncached', redis.port, 'undecided=defer\n', PORT + 3)
+      if (pinned) await pin(haraka.pid, 1)
       try {
         const before = haraka.log().length
-        await drive('ipv6-deferred', PORT + 1, 1, counts.scale, signed)
+        await drive('ipv6-deferred', PORT + 3, 1, counts.scale, signed)
         const r = decisionTimes(haraka.log().slice(before), 'rcpt')
         scaling.push({ entries: Number(await redis.cli('HLEN', 'mx6:ip:allow')), rcpt: { p50: percentile(r, 50), p99: percentile(r, 99) }, rssMiB: rssMiB(haraka.pid) })
         process.stdout.write(`  scaling: ${scaling.at(-1)!.entries} entries: rcpt p50 ${fmt(scaling.at(-1)!.rcpt.p50, 3)} ms, RSS ${fmt(scaling.at(-1)!.rssMiB, 1)} MiB\n`)
@@ -242,7 +326,7 @@ async function main(): Promise<number> {
     report.rows = rows
     const verdicts = budgets(rows, rtt, scaling, memory, o.quick)
     report.budgets = verdicts
-    printTable(rows, rtt, scaling, memory, verdicts)
+    printTable(rows, rtt, scaling, memory, verdicts, pinned)
     fs.writeFileSync(o.out, `${JSON.stringify(report, null, 2)}\n`)
     process.stdout.write(`\nfigures written to ${o.out}\n`)
     return o.quick || verdicts.every((v) => v.pass) ? 0 : 1
@@ -276,9 +360,15 @@ function budgets(rows: Row[], rtt: { p50: number; p99: number }, scaling: Array<
     const m = r.perMessage!
     out.push({ name: `Redis decision reads per message on ${r.path} <= 2 (one round trip per phase)`, measured: `${fmt(m.decisionReads, 2)} (${fmt(m.reads, 2)} reads in all, ${fmt(m.commands, 2)} commands)`, pass: m.decisionReads <= 2.05 })
   }
-  const one = rows.filter((r) => r.config === 'haraka+mx6' && r.sessions === 1 && r.rcpt)
-  const p99 = Math.max(...one.map((r) => Math.max(r.rcpt!.p99, Number.isFinite(r.dataPost!.p99) ? r.dataPost!.p99 : 0)))
-  out.push({ name: 'decision latency p99 (1 session) <= 3 x Redis round trip p99', measured: `${fmt(p99, 3)} ms vs 3 x ${fmt(rtt.p99, 3)} ms`, pass: p99 <= 3 * rtt.p99 })
+  // One Redis round trip: measured from inside the same Haraka during the same rounds
+  // (the probe plugin), and, for reference, from an idle client before the runs.
+  for (const r of rows.filter((x) => x.config === 'haraka+mx6' && x.sessions === 1 && (x.rcpt || x.dataPost))) {
+    const floor = r.probeRtt?.p99 ?? NaN
+    for (const [phase, t] of [['rcpt', r.rcpt], ['data_post', r.dataPost]] as const) {
+      if (!t) continue
+      out.push({ name: `decision latency p99, ${r.path} ${phase} (1 session) <= 3 x Redis round trip p99 in Haraka`, measured: `${fmt(t.p99, 3)} ms vs 3 x ${fmt(floor, 3)} ms (idle client: ${fmt(rtt.p99, 3)} ms)`, pass: t.p99 <= 3 * floor })
+    }
+  }
   if (scaling.length >= 2) {
     const small = scaling[0]
     const big = scaling.at(-1)!
@@ -292,13 +382,14 @@ function budgets(rows: Row[], rtt: { p50: number; p99: number }, scaling: Array<
   return out
 }
 
-function printTable(rows: Row[], rtt: { p50: number; p99: number }, scaling: Array<{ entries: number; rcpt: { p50: number; p99: number }; rssMiB: number }>, memory: Record<string, number>, verdicts: Budget[]): void {
+function printTable(rows: Row[], rtt: { p50: number; p99: number }, scaling: Array<{ entries: number; rcpt: { p50: number; p99: number }; rssMiB: number }>, memory: Record<string, number>, verdicts: Budget[], pinned: boolean): void {
   const w = (s: string, n: number) => s.padEnd(n)
   const lines = [
     '',
-    `Redis round trip (ioredis PING): p50 ${fmt(rtt.p50, 3)} ms, p99 ${fmt(rtt.p99, 3)} ms`,
+    pinned ? 'Haraka pinned to CPU 1; Redis and the load generators on CPU 0.' : 'Not pinned: Haraka, Redis and the load generators share the CPUs.',
+    `Redis round trip (ioredis PING from an idle client${pinned ? ' on the other CPU' : ''} before the runs): p50 ${fmt(rtt.p50, 3)} ms, p99 ${fmt(rtt.p99, 3)} ms`,
     '',
-    `${w('path', 14)}${w('sessions', 9)}${w('haraka msg/s', 14)}${w('+mx6 msg/s', 12)}${w('ratio', 7)}${w('CPU ms/msg haraka / +mx6 (+redis)', 35)}${w('rcpt p50/p99 ms', 18)}${w('data_post p50/p99', 19)}${w('cmds/reads/decision reads', 27)}eld p99 ms (haraka / +mx6)`,
+    `${w('path', 22)}${w('sessions', 9)}${w('haraka msg/s', 14)}${w('+mx6 msg/s', 12)}${w('ratio', 7)}${w('CPU ms/msg haraka / +mx6 (+redis)', 35)}${w('busy %', 11)}${w('rcpt p50/p99 ms', 18)}${w('data_post p50/p99', 19)}${w('cmds/reads/decision reads', 27)}${w('eld p99 ms', 12)}redis rtt in Haraka p50/p99 ms (haraka / +mx6)`,
   ]
   for (const s of [...new Set(rows.map((r) => r.sessions))]) {
     for (const p of PATHS) {
@@ -306,14 +397,14 @@ function printTable(rows: Row[], rtt: { p50: number; p99: number }, scaling: Arr
       const b = rows.find((r) => r.config === 'haraka+mx6' && r.path === p && r.sessions === s)
       if (!a || !b) continue
       lines.push(
-        `${w(p, 14)}${w(String(s), 9)}${w(fmt(a.load.perSecond, 1), 14)}${w(fmt(b.load.perSecond, 1), 12)}${w(fmt(b.load.perSecond / a.load.perSecond, 3), 7)}` +
-          `${w(`${fmt(a.cpu.haraka, 3)} / ${fmt(b.cpu.haraka, 3)} (+${fmt(b.cpu.redis, 3)})`, 35)}` +
+        `${w(p, 22)}${w(String(s), 9)}${w(fmt(a.load.perSecond, 1), 14)}${w(fmt(b.load.perSecond, 1), 12)}${w(fmt(b.load.perSecond / a.load.perSecond, 3), 7)}` +
+          `${w(`${fmt(a.cpu.haraka, 3)} / ${fmt(b.cpu.haraka, 3)} (+${fmt(b.cpu.redis, 3)})`, 35)}${w(`${fmt(a.busy * 100, 0)} / ${fmt(b.busy * 100, 0)}`, 11)}` +
           `${w(b.rcpt ? `${fmt(b.rcpt.p50, 3)}/${fmt(b.rcpt.p99, 3)}` : '-', 18)}${w(b.dataPost && Number.isFinite(b.dataPost.p50) ? `${fmt(b.dataPost.p50, 3)}/${fmt(b.dataPost.p99, 3)}` : '-', 19)}` +
-          `${w(b.perMessage ? `${fmt(b.perMessage.commands, 2)}/${fmt(b.perMessage.reads, 2)}/${fmt(b.perMessage.decisionReads, 2)}` : '-', 27)}${fmt(a.eldP99 ?? NaN, 1)} / ${fmt(b.eldP99 ?? NaN, 1)}`,
+          `${w(b.perMessage ? `${fmt(b.perMessage.commands, 2)}/${fmt(b.perMessage.reads, 2)}/${fmt(b.perMessage.decisionReads, 2)}` : '-', 27)}${w(`${fmt(a.eldP99 ?? NaN, 1)} / ${fmt(b.eldP99 ?? NaN, 1)}`, 12)}${fmt(a.probeRtt?.p50 ?? NaN, 3)}/${fmt(a.probeRtt?.p99 ?? NaN, 3)} / ${fmt(b.probeRtt?.p50 ?? NaN, 3)}/${fmt(b.probeRtt?.p99 ?? NaN, 3)}`,
       )
     }
   }
-  lines.push('', 'scaling (ipv6-deferred, 1 session):')
+  lines.push('', 'scaling (unknown IPv6 peers deferred at RCPT, peer list cache off, 1 session):')
   for (const s of scaling) lines.push(`  ${String(s.entries).padStart(8)} ip:allow entries (+ as many book members): rcpt p50 ${fmt(s.rcpt.p50, 3)} ms, p99 ${fmt(s.rcpt.p99, 3)} ms, Haraka RSS ${fmt(s.rssMiB, 1)} MiB`)
   lines.push('', `memory: Haraka RSS ${fmt(memory.haraka, 1)} MiB without the suite, ${fmt(memory['haraka+mx6'], 1)} MiB with it`, '', 'budgets:')
   for (const v of verdicts) lines.push(`  ${v.pass ? 'PASS' : 'FAIL'}  ${v.name}: ${v.measured}`)

@@ -17,6 +17,11 @@ export function loopDelays(log: string): number[] {
   return [...log.matchAll(/\[bench-eld\] eld p99=(\d+\.\d+)/g)].map((m) => Number(m[1]))
 }
 
+/** Redis round trips (ms) measured from inside Haraka by the bench's probe plugin. */
+export function probeRtts(log: string): number[] {
+  return [...log.matchAll(/\[bench-eld\] redis rtt ms=([\d.,]+)/g)].flatMap((m) => m[1].split(',').map(Number))
+}
+
 export function fmt(n: number, digits = 2): string {
   return Number.isFinite(n) ? n.toFixed(digits) : 'n/a'
 }
