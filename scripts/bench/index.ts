@@ -158,6 +158,14 @@ async function fill(port: number, size: number): Promise<void> {
   c.disconnect()
 }
 
+/** One list size: the decision's latency, Redis's CPU per message, Haraka's RSS. */
+interface Scale {
+  entries: number
+  rcpt: { p50: number; p99: number }
+  redisMs: number
+  rssMiB: number
+}
+
 interface Row {
   config: 'haraka' | 'haraka+mx6'
   path: Path
@@ -224,7 +232,7 @@ async function main(): Promise<number> {
   const pinned = o.pin && os.availableParallelism() >= 2
   if (pinned) await pin(process.pid, 0)
   // Per path and configuration: `rounds` rounds of `one` (1 session) or `many` messages.
-  const counts = o.quick ? { one: 20, many: 60, rounds: 2, sessions: [1, 5], sizes: [10, 1000], scale: 30 } : { one: 1500, many: 3000, rounds: 4, sessions: [1, 50], sizes: [10, 10000, 1000000], scale: 300 }
+  const counts = o.quick ? { one: 20, many: 60, rounds: 2, sessions: [1, 5], sizes: [10, 1000], scale: 30 } : { one: 1500, many: 3000, rounds: 4, sessions: [1, 50], sizes: [10, 10000, 1000000], scale: 1500 }
   const redis = await RedisServer.start()
   const rows: Row[] = []
   const report: Record<string, unknown> = { quick: o.quick, date: new Date().toISOString(), counts, pinned }
@@ -307,17 +315,20 @@ async function main(): Promise<number> {
     // Scaling: a decision Redis must answer (cache off, undecided=defer: every unknown
     // peer's 129 prefixes are looked up in ip:allow and ip:green and miss, then the 4xx at
     // RCPT) with the lists at each size, a fresh Haraka each time.
-    const scaling: Array<{ entries: number; rcpt: { p50: number; p99: number }; rssMiB: number }> = []
+    const scaling: Scale[] = []
     for (const size of counts.sizes) {
       await fill(redis.port, size)
       const haraka = await startHaraka('haraka+mx6 uncached', redis.port, 'undecided=defer\n', PORT + 3)
       if (pinned) await pin(haraka.pid, 1)
       try {
+        await drive('ipv6-deferred', PORT + 3, 1, Math.min(counts.scale, 100), signed)
         const before = haraka.log().length
+        const r0 = cpuMs(redis.pid)
         await drive('ipv6-deferred', PORT + 3, 1, counts.scale, signed)
+        const redisMs = (cpuMs(redis.pid) - r0) / counts.scale
         const r = decisionTimes(haraka.log().slice(before), 'rcpt')
-        scaling.push({ entries: Number(await redis.cli('HLEN', 'mx6:ip:allow')), rcpt: { p50: percentile(r, 50), p99: percentile(r, 99) }, rssMiB: rssMiB(haraka.pid) })
-        process.stdout.write(`  scaling: ${scaling.at(-1)!.entries} entries: rcpt p50 ${fmt(scaling.at(-1)!.rcpt.p50, 3)} ms, RSS ${fmt(scaling.at(-1)!.rssMiB, 1)} MiB\n`)
+        scaling.push({ entries: Number(await redis.cli('HLEN', 'mx6:ip:allow')), rcpt: { p50: percentile(r, 50), p99: percentile(r, 99) }, redisMs, rssMiB: rssMiB(haraka.pid) })
+        process.stdout.write(`  scaling: ${scaling.at(-1)!.entries} entries: rcpt p50 ${fmt(scaling.at(-1)!.rcpt.p50, 3)} ms, Redis CPU ${fmt(redisMs, 3)} ms/msg, RSS ${fmt(scaling.at(-1)!.rssMiB, 1)} MiB\n`)
       } finally {
         await haraka.stop()
       }
@@ -341,7 +352,7 @@ interface Budget {
   pass: boolean
 }
 
-function budgets(rows: Row[], rtt: { p50: number; p99: number }, scaling: Array<{ entries: number; rcpt: { p50: number; p99: number }; rssMiB: number }>, memory: Record<string, number>, quick: boolean): Budget[] {
+function budgets(rows: Row[], rtt: { p50: number; p99: number }, scaling: Scale[], memory: Record<string, number>, quick: boolean): Budget[] {
   const out: Budget[] = []
   const find = (config: Row['config'], p: Path, s: number) => rows.find((r) => r.config === config && r.path === p && r.sessions === s)
   for (const s of [...new Set(rows.map((r) => r.sessions))]) {
@@ -374,6 +385,7 @@ function budgets(rows: Row[], rtt: { p50: number; p99: number }, scaling: Array<
     const big = scaling.at(-1)!
     const ratio = big.rcpt.p50 / small.rcpt.p50
     out.push({ name: `decision latency ${big.entries} vs ${small.entries} entries <= 1.2`, measured: fmt(ratio, 3), pass: ratio <= 1.2 })
+    out.push({ name: `Redis CPU per decision, ${big.entries} vs ${small.entries} entries (reported)`, measured: `${fmt(big.redisMs, 3)} / ${fmt(small.redisMs, 3)} ms`, pass: true })
     const grow = big.rssMiB / small.rssMiB
     out.push({ name: `Haraka RSS ${big.entries} vs ${small.entries} entries unchanged (<= 1.1)`, measured: `${fmt(big.rssMiB, 1)} / ${fmt(small.rssMiB, 1)} MiB`, pass: grow <= 1.1 })
   }
@@ -382,7 +394,7 @@ function budgets(rows: Row[], rtt: { p50: number; p99: number }, scaling: Array<
   return out
 }
 
-function printTable(rows: Row[], rtt: { p50: number; p99: number }, scaling: Array<{ entries: number; rcpt: { p50: number; p99: number }; rssMiB: number }>, memory: Record<string, number>, verdicts: Budget[], pinned: boolean): void {
+function printTable(rows: Row[], rtt: { p50: number; p99: number }, scaling: Scale[], memory: Record<string, number>, verdicts: Budget[], pinned: boolean): void {
   const w = (s: string, n: number) => s.padEnd(n)
   const lines = [
     '',
@@ -405,7 +417,7 @@ function printTable(rows: Row[], rtt: { p50: number; p99: number }, scaling: Arr
     }
   }
   lines.push('', 'scaling (unknown IPv6 peers deferred at RCPT, peer list cache off, 1 session):')
-  for (const s of scaling) lines.push(`  ${String(s.entries).padStart(8)} ip:allow entries (+ as many book members): rcpt p50 ${fmt(s.rcpt.p50, 3)} ms, p99 ${fmt(s.rcpt.p99, 3)} ms, Haraka RSS ${fmt(s.rssMiB, 1)} MiB`)
+  for (const s of scaling) lines.push(`  ${String(s.entries).padStart(8)} ip:allow entries (+ as many book members): rcpt p50 ${fmt(s.rcpt.p50, 3)} ms, p99 ${fmt(s.rcpt.p99, 3)} ms, Redis CPU ${fmt(s.redisMs, 3)} ms/msg, Haraka RSS ${fmt(s.rssMiB, 1)} MiB`)
   lines.push('', `memory: Haraka RSS ${fmt(memory.haraka, 1)} MiB without the suite, ${fmt(memory['haraka+mx6'], 1)} MiB with it`, '', 'budgets:')
   for (const v of verdicts) lines.push(`  ${v.pass ? 'PASS' : 'FAIL'}  ${v.name}: ${v.measured}`)
   process.stdout.write(`${lines.join('\n')}\n`)
