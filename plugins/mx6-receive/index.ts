@@ -467,8 +467,38 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
     from: open ? fromFact(txn) : { problem: 'not needed: every recipient was decided at rcpt' },
     recipients,
   }
+  const fail = (err: Error): void => {
+    connection.logerror(this, `data_post decision failed: ${err.stack ?? err.message}`)
+    next(constants.denysoft, deferReply(this))
+  }
+  const finish = (message: Decision, signals?: PeerSignals, extra: Record<string, string> = {}): void => {
+    // A message whose recipients were all decided at rcpt repeats that verdict.
+    record(this, connection, 'data_post', message, { start, signals, repeat: !open, extra })
+    if ((message.verdict === 'defer' || message.verdict === 'fallback') && message.rule === 'none') {
+      rememberAttempt(this, connection, screen.ipv6, 'data_post', message.verdict, message.reason, txn.rcpt_to, authDomain(facts, this.cfg.policy))
+    }
+    if (message.verdict === 'fallback') {
+      const r = fallbackReply(this, connection)
+      return next(r.code, r.dsn)
+    }
+    if (message.verdict === 'defer') return next(constants.denysoft, deferReply(this))
+    // OK ends data_post here: content spam filters listed after mx6-receive do not
+    // run for trusted mail; a malware scanner listed before it already has. With no
+    // data_post hook after this one, OK and CONT do the same (and CONT is not logged).
+    if (message.verdict === 'trusted' && this.cfg.trustedSkipsFilters && filtersAfter) return next(constants.ok)
+    next()
+  }
+  if (!open) {
+    // Every recipient was decided at rcpt: nothing to look up, the verdict stands (at once).
+    try {
+      finish(decideData(facts, {}, this.cfg.policy).message)
+    } catch (err) {
+      fail(err as Error)
+    }
+    return
+  }
   const green = this.cfg.policy.green
-  ;(open && !s.peerGreen ? peerSignals(this, connection, screen.ipv6) : Promise.resolve(undefined))
+  ;(s.peerGreen ? Promise.resolve(undefined) : peerSignals(this, connection, screen.ipv6))
     .then(async (signals) => {
       // One pipeline: the message's lookups and, for a peer not yet green, the DNS-based green lists.
       const req = planData(facts, this.cfg.policy)
@@ -479,27 +509,9 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
         const pg = peerGreen(screen.ipv6, signals, s.known, green)
         if (pg) facts.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
       }
-      const { message } = decideData(facts, reply, this.cfg.policy)
-      // A message whose recipients were all decided at rcpt repeats that verdict.
-      record(this, connection, 'data_post', message, { start, signals, repeat: !open, extra: reply && signals ? { green_signals: greenSummary(s.known) } : {} })
-      if ((message.verdict === 'defer' || message.verdict === 'fallback') && message.rule === 'none') {
-        rememberAttempt(this, connection, screen.ipv6, 'data_post', message.verdict, message.reason, txn.rcpt_to, authDomain(facts, this.cfg.policy))
-      }
-      if (message.verdict === 'fallback') {
-        const r = fallbackReply(this, connection)
-        return next(r.code, r.dsn)
-      }
-      if (message.verdict === 'defer') return next(constants.denysoft, deferReply(this))
-      // OK ends data_post here: content spam filters listed after mx6-receive do not
-      // run for trusted mail; a malware scanner listed before it already has. With no
-      // data_post hook after this one, OK and CONT do the same (and CONT is not logged).
-      if (message.verdict === 'trusted' && this.cfg.trustedSkipsFilters && filtersAfter) return next(constants.ok)
-      next()
+      finish(decideData(facts, reply, this.cfg.policy).message, signals, reply && signals ? { green_signals: greenSummary(s.known) } : {})
     })
-    .catch((err: Error) => {
-      connection.logerror(this, `data_post decision failed: ${err.stack ?? err.message}`)
-      next(constants.denysoft, deferReply(this))
-    })
+    .catch(fail)
 }
 
 /**
