@@ -5,6 +5,7 @@
 // built-in public resolver).
 import { promises, Resolver } from 'node:dns'
 import DNS from 'dns2'
+import { setBounded } from './memo'
 
 export type RrType = 'SRV' | 'MX' | 'A' | 'AAAA' | 'PTR' | 'TXT'
 
@@ -210,8 +211,7 @@ export class CachingResolver {
     const { value, ttl } = this.classify(type, reply)
     if (!('error' in value) && ttl > 0) {
       // Each new peer brings new names: the cache stays bounded however many there are.
-      if (this.cache.size >= (this.opts.maxEntries ?? 10000)) this.cache.delete(this.cache.keys().next().value as string)
-      this.cache.set(key, { value, expires: this.now() + Math.min(ttl, this.opts.maxTtl) * 1000 })
+      setBounded(this.cache, key, { value, expires: this.now() + Math.min(ttl, this.opts.maxTtl) * 1000 }, this.opts.maxEntries ?? 10000)
     }
     return value
   }

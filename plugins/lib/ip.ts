@@ -83,21 +83,17 @@ function networkText(bytes: number[], len: number): string {
   return len === 128 ? text : `${text}/${len}`
 }
 
-const allCandidates = memo(4096, (canonicalV6: string): readonly string[] => {
-  const bytes = ipaddr.IPv6.parse(canonicalV6).toByteArray()
-  const out: string[] = []
-  for (let len = 128; len >= 0; len--) out.push(networkText(bytes, len))
-  return out
-})
-
 /**
  * Every canonical CIDR entry that would cover `canonicalV6`, longest first
  * (/128 ... /0): 129 hash fields, looked up in one script call whatever the list size.
- * Recently used peers are remembered (their lists are the same every time).
+ * Recently used peers are remembered: the same array for the same address.
  */
-export function candidatePrefixes(canonicalV6: string): readonly string[] {
-  return allCandidates(canonicalV6)
-}
+export const candidatePrefixes = memo(4096, (canonicalV6: string): readonly string[] => {
+  const bytes = ipaddr.IPv6.parse(canonicalV6).toByteArray()
+  const out: string[] = []
+  for (let len = 128; len >= 0; len--) out.push(networkText(bytes, len))
+  return Object.freeze(out)
+})
 
 export type CidrCheck =
   | { ok: true; canonical: string }

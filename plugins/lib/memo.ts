@@ -1,4 +1,14 @@
-// A small bounded memo for pure functions of a string.
+// Bounded maps: a memo for pure functions of a string, and the insertion they share
+// with the DNS and peer list caches.
+
+/**
+ * Sets `key` in a map that holds at most `max` entries: when a new key would
+ * exceed it, the oldest entry (first inserted) goes.
+ */
+export function setBounded<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
+  if (map.size >= max && !map.has(key)) map.delete(map.keys().next().value as K)
+  map.set(key, value)
+}
 
 /**
  * Every hook of every session asks about the same few addresses and names: the
@@ -10,8 +20,7 @@ export function memo<T>(size: number, make: (key: string) => T): (key: string) =
   return (key) => {
     if (cache.has(key)) return cache.get(key) as T
     const value = make(key)
-    if (cache.size >= size) cache.delete(cache.keys().next().value as string)
-    cache.set(key, value)
+    setBounded(cache, key, value, size)
     return value
   }
 }

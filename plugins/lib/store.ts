@@ -209,8 +209,10 @@ export class RedisListStore implements ListStore {
     if (!(FIRST_FIELD in client.scriptsSet)) client.defineCommand(FIRST_FIELD, { lua: FIRST_FIELD_LUA })
     if (!(RECORD_ATTEMPT in client.scriptsSet)) client.defineCommand(RECORD_ATTEMPT, { lua: RECORD_ATTEMPT_LUA })
     const pc = opts.peerCache
-    if (pc && pc.entries > 0 && !isCluster(client)) {
-      this.cache = new TrackedCache<unknown>(client, [keys.ipAllow, keys.ipGreen], { maxEntries: pc.entries, maxAgeMs: pc.maxAgeMs, onState: pc.onState }).start()
+    if (pc && pc.entries > 0) {
+      // Tracking is per node, and the two hashes live on different nodes of a Cluster.
+      if (isCluster(client)) pc.onState?.(false, 'not used on a Redis Cluster')
+      else this.cache = new TrackedCache<unknown>(client, [keys.ipAllow, keys.ipGreen], { maxEntries: pc.entries, maxAgeMs: pc.maxAgeMs, onState: pc.onState }).start()
     }
   }
 
@@ -233,9 +235,10 @@ export class RedisListStore implements ListStore {
     const together = ipKeys.length === 2 && !isCluster(this.client) && sameList(ipKeys[0][2], ipKeys[1][2])
     const ipCalls = together ? [ipKeys] : ipKeys.map((x) => [x])
     // Answers of earlier script calls for the same peer, while Redis vouches that the hashes did not change.
-    const cacheKeys = ipCalls.map((call) => `${call.map((x) => x[1]).join(' ')}|${call[0][2].length}|${call[0][2][0]}`)
-    const cached = cacheKeys.map((key) => this.cache?.get(key))
-    const token = this.cache?.token() ?? null
+    const cache = this.cache
+    const cacheKeys = cache ? ipCalls.map((call) => `${call.map((x) => x[1]).join(' ')}|${call[0][2].length}|${call[0][2][0]}`) : []
+    const cached = ipCalls.map((_, j) => (cache ? cache.get(cacheKeys[j]) : undefined))
+    const token = cache?.token() ?? null
     ipCalls.forEach((call, j) => {
       if (cached[j] === undefined) cmds.push([FIRST_FIELD, call.length, ...call.map((x) => x[1]), joinedCandidates(call[0][2])])
     })
@@ -262,7 +265,7 @@ export class RedisListStore implements ListStore {
     for (const [n, call] of ipCalls.entries()) {
       const value = cached[n] ?? next()
       const hits = scriptHits(value, call.length)
-      if (cached[n] === undefined) this.cache?.set(token, cacheKeys[n], value)
+      if (cache && cached[n] === undefined) cache.set(token, cacheKeys[n], value)
       hits.forEach((hit, j) => {
         if (hit !== undefined) reply[call[j][0]] = hit
       })

@@ -5,6 +5,7 @@
 // empties the cache. An entry added or removed with redis-cli is therefore seen
 // by the very next lookup, as without the cache.
 import type { Redis } from 'ioredis'
+import { setBounded } from './memo'
 
 /** Where Redis publishes invalidations for a client whose tracking is redirected (RESP2). */
 export const INVALIDATE_CHANNEL = '__redis__:invalidate'
@@ -99,8 +100,7 @@ export class TrackedCache<V> {
 
   set(token: number | null, key: string, value: V): void {
     if (token === null || !this.on || token !== this.generation) return
-    if (this.entries.size >= this.opts.maxEntries && !this.entries.has(key)) this.entries.delete(this.entries.keys().next().value as string)
-    this.entries.set(key, { value, at: this.now() })
+    setBounded(this.entries, key, { value, at: this.now() }, this.opts.maxEntries)
   }
 
   close(): void {

@@ -302,8 +302,8 @@ function startPeerSignals(plugin: Plugin, connection: Connection, ipv6: string):
  * Whether RCPT waits for the peer's DNS signals: only with undecided=defer on a
  * plain listener. Otherwise the DNS-based green rules are applied after DATA.
  */
-function rcptNeedsSignals(plugin: Plugin, connection: Connection): boolean {
-  return plugin.cfg.policy.undecided === 'defer' && !isMx6Session(plugin, connection)
+function rcptNeedsSignals(plugin: Plugin, mx6: boolean): boolean {
+  return plugin.cfg.policy.undecided === 'defer' && !mx6
 }
 
 /**
@@ -312,7 +312,7 @@ function rcptNeedsSignals(plugin: Plugin, connection: Connection): boolean {
  * MAIL FROM, and only for a peer the lists neither trust nor greenlist (see mx6_mail).
  */
 export function mx6_connect(this: Plugin, next: Next, connection: Connection): void {
-  if (rcptNeedsSignals(this, connection)) {
+  if (rcptNeedsSignals(this, isMx6Session(this, connection))) {
     const screen = screenPeer(peerFacts(connection), this.cfg.policy)
     if (!('skip' in screen)) startPeerSignals(this, connection, screen.ipv6)
   }
@@ -405,7 +405,7 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
   // DNS lookups: the DNS-based green rules are applied after DATA, by which time
   // the lookups started at MAIL FROM have long finished.
   const mx6 = isMx6Session(this, connection)
-  ;(rcptNeedsSignals(this, connection) ? peerSignals(this, connection, screen.ipv6) : Promise.resolve(undefined))
+  ;(rcptNeedsSignals(this, mx6) ? peerSignals(this, connection, screen.ipv6) : Promise.resolve(undefined))
     .then(async (signals) => {
       const facts: RcptFacts = {
         ipv6: screen.ipv6,
@@ -461,9 +461,9 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
     mx6: isMx6Session(this, connection),
     peerGreen: s.peerGreen ?? null,
     now: Math.floor(Date.now() / 1000),
-    spf: txnSpf(txn),
-    dkimPass: dkimPassDomains(txn),
-    // The From header matters only for recipients still open after RCPT.
+    // SPF, DKIM and the From header matter only for recipients still open after RCPT.
+    spf: open ? txnSpf(txn) : null,
+    dkimPass: open ? dkimPassDomains(txn) : [],
     from: open ? fromFact(txn) : { problem: 'not needed: every recipient was decided at rcpt' },
     recipients,
   }

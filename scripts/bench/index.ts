@@ -268,7 +268,7 @@ async function main(): Promise<number> {
           for (let round = 0; round < counts.rounds; round++) {
             for (const config of round % 2 === 0 ? pair : [...pair].reverse()) {
               const h = servers[config]
-              const before = h.log().length
+              const before = h.logSize()
               const c0 = await redisCounters(redis)
               const h0 = cpuMs(h.pid)
               const r0 = cpuMs(redis.pid)
@@ -282,7 +282,7 @@ async function main(): Promise<number> {
               a.followups += c1.followups - c0.followups
               a.seconds += load.seconds
               for (const [code, n] of Object.entries(load.codes)) a.codes[code] = (a.codes[code] ?? 0) + n
-              a.log += h.log().slice(before)
+              a.log += h.logSince(before)
             }
           }
           const total = messages * counts.rounds
@@ -322,11 +322,11 @@ async function main(): Promise<number> {
       if (pinned) await pin(haraka.pid, 1)
       try {
         await drive('ipv6-deferred', PORT + 3, 1, Math.min(counts.scale, 100), signed)
-        const before = haraka.log().length
+        const before = haraka.logSize()
         const r0 = cpuMs(redis.pid)
         await drive('ipv6-deferred', PORT + 3, 1, counts.scale, signed)
         const redisMs = (cpuMs(redis.pid) - r0) / counts.scale
-        const r = decisionTimes(haraka.log().slice(before), 'rcpt')
+        const r = decisionTimes(haraka.logSince(before), 'rcpt')
         scaling.push({ entries: Number(await redis.cli('HLEN', 'mx6:ip:allow')), rcpt: { p50: percentile(r, 50), p99: percentile(r, 99) }, redisMs, rssMiB: rssMiB(haraka.pid) })
         process.stdout.write(`  scaling: ${scaling.at(-1)!.entries} entries: rcpt p50 ${fmt(scaling.at(-1)!.rcpt.p50, 3)} ms, Redis CPU ${fmt(redisMs, 3)} ms/msg, RSS ${fmt(scaling.at(-1)!.rssMiB, 1)} MiB\n`)
       } finally {

@@ -51,6 +51,7 @@ describe('e2e: mx6-receive and mx6-learn on a Redis Cluster', function () {
     await cluster.cli('SADD', 'mx6:book:bob@rcpt.test', 'friend@other.test')
     assert.equal((await send('2001:db8:7::802', 'friend@other.test', 'book')).dataEnd?.code, 250)
     assert.doesNotMatch(haraka.log(), /CROSSSLOT|list lookup failed/)
+    assert.match(haraka.log(), /peer list cache off: not used on a Redis Cluster; every peer lookup goes to Redis/)
   })
 
   it('counters, follow-up fingerprints and the lint scan work across slots', async () => {

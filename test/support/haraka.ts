@@ -169,6 +169,23 @@ export class HarakaServer {
     return fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : ''
   }
 
+  /** Bytes written to the log so far: a mark for logSince(). */
+  logSize(): number {
+    return fs.statSync(path.join(this.dir, 'haraka.log'), { throwIfNoEntry: false })?.size ?? 0
+  }
+
+  /** The log from byte `mark` (a logSize()) on, without reading what came before. */
+  logSince(mark: number): string {
+    const fd = fs.openSync(path.join(this.dir, 'haraka.log'), 'r')
+    try {
+      const buf = Buffer.alloc(Math.max(0, fs.fstatSync(fd).size - mark))
+      fs.readSync(fd, buf, 0, buf.length, mark)
+      return buf.toString('utf8')
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+
   /** SIGINT (Haraka ignores SIGTERM unless it is PID 1), SIGKILL after 5 s. */
   async stop(): Promise<void> {
     await stopChild(this.child, 'SIGINT', 5000)
