@@ -53,6 +53,11 @@ export interface ListStore {
   /** Answers a whole request in one round trip, or rejects with a StoreError. */
   lookup(req: LookupRequest): Promise<LookupReply>
   /**
+   * The answer to a request for ip:allow / ip:green alone, when the peer list cache
+   * holds it (no round trip); undefined otherwise.
+   */
+  cached?(req: LookupRequest): LookupReply | undefined
+  /**
    * Records a deferred IPv6 attempt (fingerprints with a TTL, a bounded index),
    * off the decision path; never delays or fails the caller.
    */
@@ -65,11 +70,14 @@ export interface ListStore {
 }
 
 export function isEmptyRequest(req: LookupRequest): boolean {
+  return !(req.ipCandidates?.length || req.ipGreenCandidates?.length) && onlyPeerLists(req)
+}
+
+/** Whether the request asks nothing but ip:allow / ip:green (or nothing at all). */
+function onlyPeerLists(req: LookupRequest): boolean {
   return !(
-    req.ipCandidates?.length ||
     req.domainCandidates?.length ||
     req.books?.length ||
-    req.ipGreenCandidates?.length ||
     req.hostGreenCandidates?.length ||
     req.asnGreenCandidates?.length ||
     req.domainGreenCandidates?.length ||
@@ -165,11 +173,35 @@ export function joinedCandidates(candidates: readonly string[]): string {
 }
 
 /** Per key of the script call: its hit, null (looked, no hit) or undefined (not looked at: an earlier key hit). */
-function scriptHits(value: unknown, keys: number): Array<Hit | null | undefined> {
+type ScriptHits = Array<Hit | null | undefined>
+/** One script call: which reply field each of its hashes answers, the hash, the candidates. */
+type PeerCall = Array<['ipAllow' | 'ipGreen', string, readonly string[]]>
+
+function takeHits(reply: LookupReply, call: PeerCall, hits: ScriptHits): void {
+  for (let j = 0; j < call.length; j++) if (hits[j] !== undefined) reply[call[j][0]] = hits[j]
+}
+
+function scriptHits(value: unknown, keys: number): ScriptHits {
   if (!Array.isArray(value) || (value.length !== 0 && value.length !== 3)) throw new StoreReplyError('unexpected script reply')
   if (value.length === 0) return new Array<null>(keys).fill(null)
   const at = Number(value[0]) - 1
   return Array.from({ length: keys }, (_, i) => (i < at ? null : i === at ? { entry: String(value[1]), note: String(value[2]) } : undefined))
+}
+
+const cacheKeyMemo = new WeakMap<readonly string[], string[]>()
+/**
+ * The peer list cache's key for a script call: which hashes it asks (0: ip:allow and
+ * ip:green, 1: ip:allow, 2: ip:green) and the peer's candidates, built once per
+ * (memoised) candidate array rather than per lookup.
+ */
+function peerCacheKey(shape: 0 | 1 | 2, candidates: readonly string[]): string {
+  let keys = cacheKeyMemo.get(candidates)
+  if (keys === undefined) {
+    const c = `${candidates.length}|${candidates[0]}`
+    keys = [`allow+green|${c}`, `allow|${c}`, `green|${c}`]
+    cacheKeyMemo.set(candidates, keys)
+  }
+  return keys[shape]
 }
 
 export interface RedisStoreOptions {
@@ -199,7 +231,7 @@ export function today(now = new Date()): string {
 export class RedisListStore implements ListStore {
   private pending = new Map<string, number>()
   private flushTimer: NodeJS.Timeout | null = null
-  private readonly cache: TrackedCache<unknown> | null = null
+  private readonly cache: TrackedCache<ScriptHits> | null = null
 
   constructor(
     private readonly client: RedisClient,
@@ -212,7 +244,7 @@ export class RedisListStore implements ListStore {
     if (pc && pc.entries > 0) {
       // Tracking is per node, and the two hashes live on different nodes of a Cluster.
       if (isCluster(client)) pc.onState?.(false, 'not used on a Redis Cluster')
-      else this.cache = new TrackedCache<unknown>(client, [keys.ipAllow, keys.ipGreen], { maxEntries: pc.entries, maxAgeMs: pc.maxAgeMs, onState: pc.onState }).start()
+      else this.cache = new TrackedCache<ScriptHits>(client, [keys.ipAllow, keys.ipGreen], { maxEntries: pc.entries, maxAgeMs: pc.maxAgeMs, onState: pc.onState }).start()
     }
   }
 
@@ -221,23 +253,45 @@ export class RedisListStore implements ListStore {
     return this.cache?.enabled ?? false
   }
 
-  async lookup(req: LookupRequest): Promise<LookupReply> {
-    if (this.client.status !== 'ready') throw new StoreUnavailableError(`redis not connected (${this.client.status})`)
-    // One pipeline = one round trip, however many entries the lists hold.
-    const cmds: Array<[string, ...Array<string | number>]> = []
+  cached(req: LookupRequest): LookupReply | undefined {
+    if (!this.cache?.enabled || !onlyPeerLists(req)) return undefined
+    const { ipCalls, cached } = this.peerCalls(req)
+    if (!cached.every((c) => c !== undefined)) return undefined
+    const reply: LookupReply = {}
+    ipCalls.forEach((call, j) => takeHits(reply, call, cached[j]!))
+    return reply
+  }
+
+  /**
+   * The script calls for the peer's CIDR lists, with their peer list cache keys and the
+   * answers the cache holds. ip:allow and ip:green share the peer's candidates: one call
+   * for both on a single Redis (ip:green is skipped when ip:allow hits); one per hash on
+   * a Cluster (the two keys live in different slots).
+   */
+  private peerCalls(req: LookupRequest): { ipCalls: PeerCall[]; cacheKeys: string[]; cached: Array<ScriptHits | undefined> } {
     const k = this.keys
-    // ip:allow and ip:green share the peer's candidates: one script call for both on a
-    // single Redis (ip:green is skipped when ip:allow hits); one per hash on a Cluster
-    // (the two keys live in different slots).
-    const ipKeys: Array<['ipAllow' | 'ipGreen', string, readonly string[]]> = []
+    const ipKeys: PeerCall = []
     if (req.ipCandidates?.length) ipKeys.push(['ipAllow', k.ipAllow, req.ipCandidates])
     if (req.ipGreenCandidates?.length) ipKeys.push(['ipGreen', k.ipGreen, req.ipGreenCandidates])
     const together = ipKeys.length === 2 && !isCluster(this.client) && sameList(ipKeys[0][2], ipKeys[1][2])
     const ipCalls = together ? [ipKeys] : ipKeys.map((x) => [x])
     // Answers of earlier script calls for the same peer, while Redis vouches that the hashes did not change.
     const cache = this.cache
-    const cacheKeys = cache ? ipCalls.map((call) => `${call.map((x) => x[1]).join(' ')}|${call[0][2].length}|${call[0][2][0]}`) : []
-    const cached = ipCalls.map((_, j) => (cache ? cache.get(cacheKeys[j]) : undefined))
+    const cacheKeys = cache ? ipCalls.map((call) => peerCacheKey(call.length === 2 ? 0 : call[0][0] === 'ipAllow' ? 1 : 2, call[0][2])) : []
+    return { ipCalls, cacheKeys, cached: ipCalls.map((_, j) => (cache ? cache.get(cacheKeys[j]) : undefined)) }
+  }
+
+  async lookup(req: LookupRequest): Promise<LookupReply> {
+    if (this.client.status !== 'ready') throw new StoreUnavailableError(`redis not connected (${this.client.status})`)
+    // A repeat peer with nothing else to ask: answered from the cache, no command built.
+    const hit = this.cached(req)
+    if (hit) return hit
+    // One pipeline = one round trip, however many entries the lists hold.
+    const cmds: Array<[string, ...Array<string | number>]> = []
+    const k = this.keys
+    const cache = this.cache
+    const { ipCalls, cacheKeys, cached } = this.peerCalls(req)
+    const reply: LookupReply = {}
     const token = cache?.token() ?? null
     ipCalls.forEach((call, j) => {
       if (cached[j] === undefined) cmds.push([FIRST_FIELD, call.length, ...call.map((x) => x[1]), joinedCandidates(call[0][2])])
@@ -261,14 +315,13 @@ export class RedisListStore implements ListStore {
       if (err) throw /timed out/i.test(err.message) ? new StoreTimeoutError(err.message) : err instanceof ReplyError ? new StoreReplyError(err.message) : new StoreUnavailableError(err.message)
       return value
     }
-    const reply: LookupReply = {}
     for (const [n, call] of ipCalls.entries()) {
-      const value = cached[n] ?? next()
-      const hits = scriptHits(value, call.length)
-      if (cache && cached[n] === undefined) cache.set(token, cacheKeys[n], value)
-      hits.forEach((hit, j) => {
-        if (hit !== undefined) reply[call[j][0]] = hit
-      })
+      let hits = cached[n]
+      if (hits === undefined) {
+        hits = scriptHits(next(), call.length)
+        cache?.set(token, cacheKeys[n], hits)
+      }
+      takeHits(reply, call, hits)
     }
     if (req.domainCandidates?.length) reply.domainAllow = firstHit(req.domainCandidates, next())
     if (req.books?.length) reply.books = req.books.map((b) => firstMember(b.members, next()))
