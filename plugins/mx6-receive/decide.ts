@@ -110,8 +110,8 @@ function bookMembers(sender: Mailbox): string[] {
 }
 
 /**
- * The lookups that depend on the peer address alone (ip:allow, ip:green): the
- * glue starts them at MAIL FROM, so RCPT usually finds them answered.
+ * The lookups that depend on the peer address alone (ip:allow, ip:green): what the
+ * glue asks the peer list cache before planning RCPT's round trip.
  */
 export function planPeer(ipv6: string, cfg: PolicyConfig): LookupRequest {
   return { ipCandidates: candidatePrefixes(ipv6), ...planPeerGreen(ipv6, undefined, {}, cfg.green) }

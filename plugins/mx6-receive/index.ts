@@ -57,8 +57,8 @@ interface TxnState {
   recipients: Map<string, RecipientState>
   /** Peer-level greenlisting found at rcpt: a basis for every recipient after DATA. */
   peerGreen?: Decision
-  /** ip:allow / ip:green, asked at MAIL (null: that lookup failed, rcpt asks again). */
-  peerLists?: Promise<LookupReply | null>
+  /** The last-resort SPF evaluation, started by the first RCPT (null: not needed). */
+  spfGuess?: Promise<void> | null
 }
 
 const NOTE = 'mx6_receive'
@@ -75,7 +75,8 @@ export function register(this: Plugin): void {
   // connect hook would cost every connection, IPv4 included, a call for nothing. (Switched
   // to undecided=defer by a config reload, RCPT starts the lookups itself.)
   if (this.cfg.policy.undecided === 'defer') this.register_hook('connect', 'mx6_connect')
-  this.register_hook('mail', 'mx6_mail')
+  // No MAIL hook: everything MAIL FROM tells is asked at the first RCPT, in the same
+  // round trip as the peer's lists (one hook less for every message, IPv4 included).
   this.register_hook('rcpt', 'mx6_rcpt')
   this.register_hook('data_post', 'mx6_data_post')
 }
@@ -309,7 +310,7 @@ function rcptNeedsSignals(plugin: Plugin, mx6: boolean): boolean {
 /**
  * When RCPT waits for the DNS signals, they start as the peer connects, so the
  * lookups run while the client says EHLO and MAIL FROM. Otherwise they start at
- * MAIL FROM, and only for a peer the lists neither trust nor greenlist (see mx6_mail).
+ * the first RCPT, and only for a peer the lists neither trust nor greenlist (see mx6_rcpt).
  */
 export function mx6_connect(this: Plugin, next: Next, connection: Connection): void {
   if (rcptNeedsSignals(this, isMx6Session(this, connection))) {
@@ -317,15 +318,6 @@ export function mx6_connect(this: Plugin, next: Next, connection: Connection): v
     if (!('skip' in screen)) startPeerSignals(this, connection, screen.ipv6)
   }
   next()
-}
-
-/** The answers of the lookups started at MAIL, merged into what this transaction knows. */
-async function takePeerLists(s: TxnState): Promise<void> {
-  const pending = s.peerLists
-  if (!pending) return
-  s.peerLists = undefined
-  const reply = await pending
-  if (reply) rememberAnswers(s.known, reply)
 }
 
 /** The peer signals with this transaction's HELO applied, recorded in the connection results once. */
@@ -343,48 +335,27 @@ async function peerSignals(plugin: Plugin, connection: Connection, ipv6: string)
 }
 
 /**
- * MAIL FROM: starts the peer's list lookups, and evaluates last-resort SPF for
- * a domain that publishes no SPF record (after haraka-plugin-spf has said
- * "None"). The guessed result stands in for SPF in every later rule, and the
- * results say it was a guess.
+ * Last-resort SPF for a MAIL FROM domain that publishes no SPF record (after
+ * haraka-plugin-spf has said "None"); null when it does not apply. The guessed
+ * result stands in for SPF in every later rule, and the results say it was a guess.
+ * Never fails: a guess that cannot be evaluated is logged and left out.
  */
-export function mx6_mail(this: Plugin, next: Next, connection: Connection): void {
-  const txn = connection.transaction
-  if (!txn) return next()
-  const screen = screenPeer(peerFacts(connection), this.cfg.policy)
-  if ('skip' in screen) return next()
-  // The peer's ip:allow / ip:green lookups run while the client sends RCPT: the
-  // transaction has begun, so an entry added before MAIL counts.
-  const lists = connect(this)
-    .lookup(planPeer(screen.ipv6, this.cfg.policy))
-    .catch((err: Error) => {
-      connection.logdebug(this, `peer list lookup at MAIL failed (${err.message}); rcpt asks again`)
-      return null
-    })
-  state(txn).peerLists = lists
-  // The DNS signals serve only a peer that is neither allow-listed nor on ip:green:
-  // they start when the lists have answered, and are done long before DATA ends.
-  if (!connection.notes[`${NOTE}_signals`]) {
-    void lists.then((reply) => {
-      if (!reply?.ipAllow && !reply?.ipGreen) startPeerSignals(this, connection, screen.ipv6)
-    })
-  }
-  const spf = spfFact(txn)
+function lastResortSpf(plugin: Plugin, connection: Connection, txn: Transaction, ipv6: string): Promise<void> | null {
+  if (!plugin.cfg.spfGuess.enabled || spfFact(txn)?.result !== 'none') return null
   const from = mailbox(txn.mail_from)
-  if (!this.cfg.spfGuess.enabled || !from || spf?.result !== 'none') return next()
-  connect(this)
+  if (!from) return null
+  return connect(plugin)
     .spfGuess(from.domain)
     .then(async (stored) => {
-      const record = stored ?? this.cfg.spfGuess.defaultRecord
+      const record = stored ?? plugin.cfg.spfGuess.defaultRecord
       if (!record) return
-      const result = await evaluateGuess(screen.ipv6, from.domain, from.address, connection.hello?.host ?? '', record, this.cfg.signals.dnsTimeoutMs)
+      const result = await evaluateGuess(ipv6, from.domain, from.address, connection.hello?.host ?? '', record, plugin.cfg.signals.dnsTimeoutMs)
       const guess: GuessResult = { result, domain: from.domain, record, source: stored ? 'redis' : 'default' }
       txn.notes[`${NOTE}_spf_guess`] = guess
-      txn.results.add(this, { spf_guess: `${result} ${from.domain} (${guess.source}: ${printable(record)})` })
-      connection.loginfo(this, `last-resort SPF for ${from.domain} (${guess.source} record "${printable(record)}"): ${result}`)
+      txn.results.add(plugin, { spf_guess: `${result} ${from.domain} (${guess.source}: ${printable(record)})` })
+      connection.loginfo(plugin, `last-resort SPF for ${from.domain} (${guess.source} record "${printable(record)}"): ${result}`)
     })
-    .catch((err: Error) => connection.logwarn(this, `last-resort SPF for ${from.domain} not evaluated: ${err.message}`))
-    .finally(() => next())
+    .catch((err: Error) => connection.logwarn(plugin, `last-resort SPF for ${from.domain} not evaluated: ${err.message}`))
 }
 
 export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, params: unknown[]): void {
@@ -401,12 +372,20 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
   }
   const rcptAddr = params[0] as Transaction['rcpt_to'][number]
   const s = state(txn)
+  if (s.spfGuess === undefined) s.spfGuess = lastResortSpf(this, connection, txn, screen.ipv6)
   // When undecided mail waits for DATA anyway, RCPT does not wait for the peer's
   // DNS lookups: the DNS-based green rules are applied after DATA, by which time
-  // the lookups started at MAIL FROM have long finished.
+  // the lookups started at the first RCPT have long finished.
   const mx6 = isMx6Session(this, connection)
   ;(rcptNeedsSignals(this, mx6) ? peerSignals(this, connection, screen.ipv6) : Promise.resolve(undefined))
     .then(async (signals) => {
+      if (s.spfGuess) await s.spfGuess
+      // A repeat peer's ip:allow / ip:green answers from the peer list cache: Redis is
+      // then asked only what is left (nothing, for an allow-listed peer).
+      if (s.known.ipAllow === undefined) {
+        const peer = connect(this).cached?.(planPeer(screen.ipv6, this.cfg.policy))
+        if (peer) rememberAnswers(s.known, peer)
+      }
       const facts: RcptFacts = {
         ipv6: screen.ipv6,
         mx6,
@@ -416,9 +395,11 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
         peerSignals: signals,
         now: Math.floor(Date.now() / 1000),
       }
-      await takePeerLists(s)
       const reply = await lookup(this, connection, planRcpt(facts, s.known, this.cfg.policy))
       if (reply) rememberAnswers(s.known, reply)
+      // The DNS signals serve only a peer on neither ip:allow nor ip:green: they start
+      // once the lists have answered, and are done long before DATA ends.
+      if (!signals && !s.known.ipAllow && !s.known.ipGreen) startPeerSignals(this, connection, screen.ipv6)
       const d = decideRcpt(facts, reply && { ...s.known, ...reply }, this.cfg.policy)
       if (reply && !s.peerGreen) {
         const pg = peerGreen(facts.ipv6, signals, { ...s.known, ...reply }, this.cfg.policy.green)

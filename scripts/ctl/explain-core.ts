@@ -213,7 +213,7 @@ async function prepare(f: ExplainFacts, deps: ExplainDeps): Promise<Session> {
   session.ipv6 = ipv6
   // isMx6Session: the local address and port the peer connected to.
   session.mx6 = !!f.listener && matchesListener(f.listener.ip, f.listener.port, cfg.mx6.listeners)
-  // mx6_mail: last-resort SPF when the domain publishes none.
+  // As at the first RCPT: last-resort SPF when the domain publishes none.
   if (cfg.spfGuess.enabled && mailFrom && spf?.result === 'none') {
     try {
       const stored = await deps.store.spfGuess(mailFrom.domain)

@@ -13,6 +13,15 @@ export class FakeStore implements ListStore {
   requests: LookupRequest[] = []
   counted: string[] = []
   failWith: Error | null = null
+  /** What the peer list cache holds for the peer (answers requests for ip:allow / ip:green alone). */
+  peerCache: LookupReply | null = null
+  cachedAsked = 0
+
+  cached(req: LookupRequest): LookupReply | undefined {
+    this.cachedAsked++
+    const onlyPeer = !(req.domainCandidates?.length || req.books?.length || req.hostGreenCandidates?.length || req.asnGreenCandidates?.length || req.domainGreenCandidates?.length || req.historyDomains?.length)
+    return onlyPeer && this.peerCache ? { ...this.peerCache } : undefined
+  }
 
   async lookup(req: LookupRequest): Promise<LookupReply> {
     this.requests.push(req)

@@ -37,12 +37,12 @@ const replyText = (msg: Any) => (msg && typeof msg === 'object' ? `${msg.code} $
 describe('mx6-receive plugin glue', () => {
   it('registers rcpt and data_post hooks and loads the shipped defaults', () => {
     const { plugin } = setup('2001:db8:7::10', 'a@x.test')
-    assert.deepEqual(Object.keys(plugin.hooks).sort(), ['data_post', 'mail', 'rcpt'], 'no connect hook: nothing to do at connect with undecided=wait')
+    assert.deepEqual(Object.keys(plugin.hooks).sort(), ['data_post', 'rcpt'], 'no connect or MAIL hook: nothing to do there with undecided=wait')
     const deferring: Any = fixtures.makePlugin('mx6-receive', { register: false })
     const get = deferring.config.get.bind(deferring.config)
     deferring.config.get = (name: string, ...rest: unknown[]) => (name === 'mx6-receive.ini' ? { main: { undecided: 'defer' } } : get(name, ...rest))
     deferring.register()
-    assert.deepEqual(Object.keys(deferring.hooks).sort(), ['connect', 'data_post', 'mail', 'rcpt'], 'undecided=defer: the DNS lookups start at connect')
+    assert.deepEqual(Object.keys(deferring.hooks).sort(), ['connect', 'data_post', 'rcpt'], 'undecided=defer: the DNS lookups start at connect')
     assert.deepEqual({ ...plugin.cfg.policy, green: undefined }, { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: undefined })
     assert.equal(plugin.cfg.defer.code, 451)
   })
@@ -92,24 +92,54 @@ describe('mx6-receive plugin glue', () => {
     assert.match(conn.transaction.results.get('mx6-receive').reason, /2001:db8:7::\/64 \("partner"\)/)
   })
 
-  it('the peer lists are asked at MAIL, once, and RCPT uses that answer', async () => {
+  it('the first RCPT asks the peer lists and the rest in one request; later recipients reuse the answers', async () => {
     const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
-    store.ipAllow.set('2001:db8:7::/64', 'partner')
-    assert.equal((await fixtures.callHook(plugin, 'mx6_mail', conn)).rc, undefined)
-    assert.equal(store.requests.length, 1)
-    assert.equal(store.requests[0].ipCandidates?.length, 129)
-    assert.equal(store.requests[0].ipGreenCandidates?.length, 129)
+    setSpf(conn, 'Pass', 'other.test')
     assert.equal((await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')).rc, undefined)
-    assert.equal(store.requests.length, 1, 'nothing more to ask at rcpt')
-    assert.equal(conn.transaction.results.get('mx6-receive').rule, 'ip:allow')
+    assert.equal(store.requests.length, 1, 'one round trip at the first RCPT')
+    const first = store.requests[0]
+    assert.equal(first.ipCandidates?.length, 129)
+    assert.equal(first.ipGreenCandidates?.length, 129)
+    assert.deepEqual(first.books?.[0].owner, 'bob@rcpt.test', 'the book of the recipient in the same request')
+    assert.ok(first.domainCandidates?.includes('other.test'))
+    await fixtures.callRcpt(plugin, conn, 'eve@rcpt.test')
+    assert.equal(store.requests.length, 2)
+    assert.equal(store.requests[1].ipCandidates, undefined, 'the peer lists are not asked again in the transaction')
+    assert.equal(store.requests[1].books?.[0].owner, 'eve@rcpt.test')
+    const { plugin: p2, store: s2, conn: c2 } = setup('2001:db8:7::10', 'a@other.test')
+    setSpf(c2, 'Pass', 'other.test')
+    s2.ipAllow.set('2001:db8:7::/64', 'partner')
+    await fixtures.callRcpt(p2, c2, 'bob@rcpt.test')
+    await fixtures.callRcpt(p2, c2, 'eve@rcpt.test')
+    assert.equal(s2.requests.length, 1, 'an allow-listed peer: nothing more to ask for the second recipient')
+    assert.equal(c2.transaction.results.get('mx6-receive').rule, 'ip:allow')
   })
 
-  it("the peer's DNS signals are asked only when they can matter: at MAIL for a peer not on ip:allow or ip:green, at connect when RCPT waits for them", async () => {
+  it('a repeat peer answered by the peer list cache: Redis is asked nothing (allow-listed) or only the rest', async () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
+    setSpf(conn, 'Pass', 'other.test')
+    store.peerCache = { ipAllow: { entry: '2001:db8:7::/64', note: 'cached partner' } }
+    assert.equal((await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')).rc, undefined)
+    assert.equal(store.requests.length, 0, 'no round trip for an allow-listed repeat peer')
+    assert.equal(store.cachedAsked, 1)
+    assert.match(conn.transaction.results.get('mx6-receive').reason, /cached partner/)
+    const { plugin: p2, store: s2, conn: c2 } = setup('2001:db8:7::10', 'a@other.test')
+    setSpf(c2, 'Pass', 'other.test')
+    s2.peerCache = { ipAllow: null, ipGreen: null }
+    s2.books.set('bob@rcpt.test', new Set(['a@other.test']))
+    assert.equal((await fixtures.callRcpt(p2, c2, 'bob@rcpt.test')).rc, undefined)
+    assert.equal(s2.requests.length, 1)
+    assert.equal(s2.requests[0].ipCandidates, undefined, 'the cached peer lists are not asked again')
+    assert.equal(s2.requests[0].books?.[0].owner, 'bob@rcpt.test')
+    assert.equal(c2.transaction.results.get('mx6-receive').rule, 'book')
+  })
+
+  it("the peer's DNS signals are asked only when they can matter: at the first RCPT for a peer not on ip:allow or ip:green, at connect when RCPT waits for them", async () => {
     const cases = [
-      { name: 'allow-listed', list: 'ipAllow', undecided: 'wait', atConnect: 0, afterMail: 0 },
-      { name: 'on ip:green', list: 'ipGreen', undecided: 'wait', atConnect: 0, afterMail: 0 },
-      { name: 'unknown', list: '', undecided: 'wait', atConnect: 0, afterMail: 1 },
-      { name: 'unknown, undecided=defer', list: '', undecided: 'defer', atConnect: 1, afterMail: 1 },
+      { name: 'allow-listed', list: 'ipAllow', undecided: 'wait', atConnect: 0, afterRcpt: 0 },
+      { name: 'on ip:green', list: 'ipGreen', undecided: 'wait', atConnect: 0, afterRcpt: 0 },
+      { name: 'unknown', list: '', undecided: 'wait', atConnect: 0, afterRcpt: 1 },
+      { name: 'unknown, undecided=defer', list: '', undecided: 'defer', atConnect: 1, afterRcpt: 1 },
     ] as const
     for (const c of cases) {
       const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
@@ -119,23 +149,25 @@ describe('mx6-receive plugin glue', () => {
       if (c.list) store[c.list].set('2001:db8:7::/64', 'listed')
       await fixtures.callHook(plugin, 'mx6_connect', conn)
       assert.equal(asked.length, c.atConnect, `${c.name}: DNS lookups at connect`)
-      await fixtures.callHook(plugin, 'mx6_mail', conn)
+      await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
       await new Promise((r) => setImmediate(r))
-      assert.equal(asked.length, c.afterMail, `${c.name}: DNS lookups after MAIL (${asked.join(', ')})`)
-      if (c.afterMail) assert.match(asked[0], /^0\.1\.0\.0\.(0\.){16}7\.0\.0\.0\.8\.b\.d\.0\.1\.0\.0\.2\.ip6\.arpa$/, `the PTR lookup of the peer: ${asked[0]}`)
+      assert.equal(asked.length, c.afterRcpt, `${c.name}: DNS lookups after RCPT (${asked.join(', ')})`)
+      if (c.afterRcpt) assert.match(asked[0], /^0\.1\.0\.0\.(0\.){16}7\.0\.0\.0\.8\.b\.d\.0\.1\.0\.0\.2\.ip6\.arpa$/, `the PTR lookup of the peer: ${asked[0]}`)
     }
   })
 
-  it('a failed lookup at MAIL is asked again at RCPT, and an entry added meanwhile counts', async () => {
+  it('a failed lookup defers the recipient; the next RCPT asks again, and an entry added meanwhile counts', async () => {
     const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
     store.failWith = new Error('redis not connected')
-    assert.equal((await fixtures.callHook(plugin, 'mx6_mail', conn)).rc, undefined, 'MAIL itself never fails on the store')
+    const r1 = await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
+    assert.equal(r1.rc, DENYSOFT)
+    assert.equal(conn.transaction.results.get('mx6-receive').rule, 'store-error')
     store.failWith = null
-    store.ipAllow.set('2001:db8:7::10', 'added after MAIL')
-    assert.equal((await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')).rc, undefined)
+    store.ipAllow.set('2001:db8:7::10', 'added after the failure')
+    assert.equal((await fixtures.callRcpt(plugin, conn, 'eve@rcpt.test')).rc, undefined)
     assert.equal(store.requests.length, 2)
     assert.equal(store.requests[1].ipCandidates?.length, 129)
-    assert.match(conn.transaction.results.get('mx6-receive').reason, /added after MAIL/)
+    assert.match(conn.transaction.results.get('mx6-receive').reason, /added after the failure/)
   })
 
   it('pending at rcpt, DKIM-authenticated allowed domain accepted after DATA', async () => {
