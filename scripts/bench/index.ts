@@ -23,7 +23,7 @@ const V4 = '198.51.100.25'
 const PORT = 2600
 const ROOT = path.resolve(__dirname, '..', '..', '..')
 
-const HELP = `Usage: npm run bench [-- --quick] [-- --out FILE] [-- --no-pin] [-- --paths P,...]
+const HELP = `Usage: npm run bench [-- --quick] [-- --out FILE] [-- --no-pin] [-- --paths P,...] [-- --rounds N]
 
 Runs Haraka with and without haraka-mx6 side by side (same run, same machine,
 all processes up all the time, load rounds alternating between them) inside
@@ -35,7 +35,10 @@ PASS/FAIL per budget.
 mode). --out: JSON file (default bench-results.json). --no-pin: do not pin
 Haraka to CPU 1 and the load generators and Redis to CPU 0 (pinning needs two
 CPUs and taskset). --paths: only these paths (default all: ipv4, ipv6-allowed,
-ipv6-allowed-uncached, ipv6-deferred, ipv6-dkim).
+ipv6-allowed-uncached, ipv6-deferred, ipv6-dkim). --rounds: measured rounds
+per path and configuration (default 4; more rounds average out more of the
+machine's drift). The "rounds" column gives the lowest and highest ratio of
+single round pairs: how far the machine drifted while the ratio was measured.
 `
 
 const QUEUE = "exports.hook_queue = (next) => next(OK)"
@@ -81,14 +84,23 @@ interface Options {
   out: string
   pin: boolean
   paths: Path[]
+  rounds: number
 }
 
 function options(argv: string[]): Options {
-  const o: Options = { quick: false, out: 'bench-results.json', pin: true, paths: [...PATHS] }
+  const o: Options = { quick: false, out: 'bench-results.json', pin: true, paths: [...PATHS], rounds: 4 }
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--quick') o.quick = true
     else if (argv[i] === '--out') o.out = argv[++i] ?? o.out
     else if (argv[i] === '--no-pin') o.pin = false
+    else if (argv[i] === '--rounds') {
+      const n = Number(argv[++i])
+      if (!Number.isInteger(n) || n < 1 || n > 100) {
+        process.stderr.write(`bench: --rounds wants a whole number from 1 to 100, not ${argv[i] ?? '(nothing)'}\n`)
+        process.exit(2)
+      }
+      o.rounds = n
+    }
     else if (argv[i] === '--paths') {
       const want = (argv[++i] ?? '').split(',').filter(Boolean)
       const bad = want.filter((p) => !(PATHS as string[]).includes(p))
@@ -182,6 +194,8 @@ interface Row {
   eldP99?: number
   /** One Redis round trip measured from inside this Haraka during the same rounds. */
   probeRtt?: { p50: number; p99: number }
+  /** With the suite: the throughput ratio of each round pair (how much the machine drifted). */
+  roundRatios?: number[]
 }
 
 async function drive(path: Path, port: number, sessions: number, messages: number, signed: Buffer): Promise<LoadResult> {
@@ -232,7 +246,7 @@ async function main(): Promise<number> {
   const pinned = o.pin && os.availableParallelism() >= 2
   if (pinned) await pin(process.pid, 0)
   // Per path and configuration: `rounds` rounds of `one` (1 session) or `many` messages.
-  const counts = o.quick ? { one: 20, many: 60, rounds: 2, sessions: [1, 5], sizes: [10, 1000], scale: 30 } : { one: 1500, many: 3000, rounds: 4, sessions: [1, 50], sizes: [10, 10000, 1000000], scale: 1500 }
+  const counts = o.quick ? { one: 20, many: 60, rounds: 2, sessions: [1, 5], sizes: [10, 1000], scale: 30 } : { one: 1500, many: 3000, rounds: o.rounds, sessions: [1, 50], sizes: [10, 10000, 1000000], scale: 1500 }
   const redis = await RedisServer.start()
   const rows: Row[] = []
   const report: Record<string, unknown> = { quick: o.quick, date: new Date().toISOString(), counts, pinned }
@@ -265,7 +279,9 @@ async function main(): Promise<number> {
           const acc = Object.fromEntries(pair.map((c) => [c, { seconds: 0, codes: {} as Record<string, number>, haraka: 0, redis: 0, cmds: 0, reads: 0, followups: 0, log: '' }]))
           // One unmeasured round first: JIT, DNS and peer list caches warm in both.
           for (const config of pair) await drive(p, portOf(config), sessions, Math.min(messages, 100), signed)
+          const roundRatios: number[] = []
           for (let round = 0; round < counts.rounds; round++) {
+            const seconds: Record<string, number> = {}
             for (const config of round % 2 === 0 ? pair : [...pair].reverse()) {
               const h = servers[config]
               const before = h.logSize()
@@ -281,9 +297,11 @@ async function main(): Promise<number> {
               a.reads += c1.reads - c0.reads
               a.followups += c1.followups - c0.followups
               a.seconds += load.seconds
+              seconds[config] = load.seconds
               for (const [code, n] of Object.entries(load.codes)) a.codes[code] = (a.codes[code] ?? 0) + n
               a.log += h.logSince(before)
             }
+            roundRatios.push(seconds[pair[0]] / seconds[pair[1]])
           }
           const total = messages * counts.rounds
           for (const config of pair) {
@@ -300,7 +318,10 @@ async function main(): Promise<number> {
               if (r.length) row.rcpt = { p50: percentile(r, 50), p99: percentile(r, 99) }
               if (d.length) row.dataPost = { p50: percentile(d, 50), p99: percentile(d, 99) }
             }
-            if (withSuite) row.perMessage = { commands: a.cmds / total, reads: a.reads / total, decisionReads: (a.reads - a.followups) / total }
+            if (withSuite) {
+              row.perMessage = { commands: a.cmds / total, reads: a.reads / total, decisionReads: (a.reads - a.followups) / total }
+              row.roundRatios = roundRatios
+            }
             rows.push(row)
             process.stdout.write(`  ${config.padEnd(19)} ${p.padEnd(21)} ${String(sessions).padStart(2)} sessions: ${fmt(load.perSecond, 1)} msg/s, CPU per message ${fmt(row.cpu.haraka, 3)} ms Haraka (busy ${fmt(row.busy * 100, 0)} %) + ${fmt(row.cpu.redis, 3)} ms Redis ${JSON.stringify(load.codes)}\n`)
           }
@@ -401,7 +422,7 @@ function printTable(rows: Row[], rtt: { p50: number; p99: number }, scaling: Sca
     pinned ? 'Haraka pinned to CPU 1; Redis and the load generators on CPU 0.' : 'Not pinned: Haraka, Redis and the load generators share the CPUs.',
     `Redis round trip (ioredis PING from an idle client${pinned ? ' on the other CPU' : ''} before the runs): p50 ${fmt(rtt.p50, 3)} ms, p99 ${fmt(rtt.p99, 3)} ms`,
     '',
-    `${w('path', 22)}${w('sessions', 9)}${w('haraka msg/s', 14)}${w('+mx6 msg/s', 12)}${w('ratio', 7)}${w('CPU ms/msg haraka / +mx6 (+redis)', 35)}${w('busy %', 11)}${w('rcpt p50/p99 ms', 18)}${w('data_post p50/p99', 19)}${w('cmds/reads/decision reads', 27)}${w('eld p99 ms', 12)}redis rtt in Haraka p50/p99 ms (haraka / +mx6)`,
+    `${w('path', 22)}${w('sessions', 9)}${w('haraka msg/s', 14)}${w('+mx6 msg/s', 12)}${w('ratio', 7)}${w('rounds', 13)}${w('CPU ms/msg haraka / +mx6 (+redis)', 35)}${w('busy %', 11)}${w('rcpt p50/p99 ms', 18)}${w('data_post p50/p99', 19)}${w('cmds/reads/decision reads', 27)}${w('eld p99 ms', 12)}redis rtt in Haraka p50/p99 ms (haraka / +mx6)`,
   ]
   for (const s of [...new Set(rows.map((r) => r.sessions))]) {
     for (const p of PATHS) {
@@ -409,7 +430,7 @@ function printTable(rows: Row[], rtt: { p50: number; p99: number }, scaling: Sca
       const b = rows.find((r) => r.config === 'haraka+mx6' && r.path === p && r.sessions === s)
       if (!a || !b) continue
       lines.push(
-        `${w(p, 22)}${w(String(s), 9)}${w(fmt(a.load.perSecond, 1), 14)}${w(fmt(b.load.perSecond, 1), 12)}${w(fmt(b.load.perSecond / a.load.perSecond, 3), 7)}` +
+        `${w(p, 22)}${w(String(s), 9)}${w(fmt(a.load.perSecond, 1), 14)}${w(fmt(b.load.perSecond, 1), 12)}${w(fmt(b.load.perSecond / a.load.perSecond, 3), 7)}${w(b.roundRatios?.length ? `${fmt(Math.min(...b.roundRatios), 2)}-${fmt(Math.max(...b.roundRatios), 2)}` : '-', 13)}` +
           `${w(`${fmt(a.cpu.haraka, 3)} / ${fmt(b.cpu.haraka, 3)} (+${fmt(b.cpu.redis, 3)})`, 35)}${w(`${fmt(a.busy * 100, 0)} / ${fmt(b.busy * 100, 0)}`, 11)}` +
           `${w(b.rcpt ? `${fmt(b.rcpt.p50, 3)}/${fmt(b.rcpt.p99, 3)}` : '-', 18)}${w(b.dataPost && Number.isFinite(b.dataPost.p50) ? `${fmt(b.dataPost.p50, 3)}/${fmt(b.dataPost.p99, 3)}` : '-', 19)}` +
           `${w(b.perMessage ? `${fmt(b.perMessage.commands, 2)}/${fmt(b.perMessage.reads, 2)}/${fmt(b.perMessage.decisionReads, 2)}` : '-', 27)}${w(`${fmt(a.eldP99 ?? NaN, 1)} / ${fmt(b.eldP99 ?? NaN, 1)}`, 12)}${fmt(a.probeRtt?.p50 ?? NaN, 3)}/${fmt(a.probeRtt?.p99 ?? NaN, 3)} / ${fmt(b.probeRtt?.p50 ?? NaN, 3)}/${fmt(b.probeRtt?.p99 ?? NaN, 3)}`,
