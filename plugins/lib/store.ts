@@ -283,13 +283,11 @@ export class RedisListStore implements ListStore {
 
   async lookup(req: LookupRequest): Promise<LookupReply> {
     if (this.client.status !== 'ready') throw new StoreUnavailableError(`redis not connected (${this.client.status})`)
-    // A repeat peer with nothing else to ask: answered from the cache, no command built.
-    const hit = this.cached(req)
-    if (hit) return hit
     // One pipeline = one round trip, however many entries the lists hold.
     const cmds: Array<[string, ...Array<string | number>]> = []
     const k = this.keys
     const cache = this.cache
+    // Script calls the cache answers are not sent: a repeat peer with nothing else to ask costs no round trip.
     const { ipCalls, cacheKeys, cached } = this.peerCalls(req)
     const reply: LookupReply = {}
     const token = cache?.token() ?? null

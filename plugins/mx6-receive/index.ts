@@ -400,9 +400,11 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
       // The DNS signals serve only a peer on neither ip:allow nor ip:green: they start
       // once the lists have answered, and are done long before DATA ends.
       if (!signals && !s.known.ipAllow && !s.known.ipGreen) startPeerSignals(this, connection, screen.ipv6)
-      const d = decideRcpt(facts, reply && { ...s.known, ...reply }, this.cfg.policy)
-      if (reply && !s.peerGreen) {
-        const pg = peerGreen(facts.ipv6, signals, { ...s.known, ...reply }, this.cfg.policy.green)
+      const answers = reply && { ...s.known, ...reply }
+      const d = decideRcpt(facts, answers, this.cfg.policy)
+      // Peer-level greenlisting serves recipients left open after RCPT; an allow-listed peer leaves none.
+      if (answers && !s.peerGreen && !answers.ipAllow) {
+        const pg = peerGreen(facts.ipv6, signals, answers, this.cfg.policy.green)
         if (pg) s.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
       }
       s.recipients.set(rcptId(rcptAddr), { rcpt: facts.rcpt, prior: d })
