@@ -31,9 +31,16 @@ const canonicalMemo = memo(4096, canonicalText)
 
 /** The domain and each parent, most specific first: a.b.c -> [a.b.c, b.c, c]. */
 export function domainCandidates(domain: string): string[] {
-  const labels = domain.split('.')
+  // Every decision asks this for several names: suffixes of the text, not labels split and joined again.
+  const out = [domain]
+  for (let i = domain.indexOf('.'); i >= 0; i = domain.indexOf('.', i + 1)) out.push(domain.slice(i + 1))
+  return out
+}
+
+/** The candidates of several names, each once, in order (the lookups of a decision phase). */
+export function allCandidates(domains: readonly string[]): string[] {
   const out: string[] = []
-  for (let i = 0; i < labels.length; i++) out.push(labels.slice(i).join('.'))
+  for (const d of domains) for (const c of domainCandidates(d)) if (!out.includes(c)) out.push(c)
   return out
 }
 

@@ -53,8 +53,8 @@ export interface ListStore {
   /** Answers a whole request in one round trip, or rejects with a StoreError. */
   lookup(req: LookupRequest): Promise<LookupReply>
   /**
-   * The answer to a request for ip:allow / ip:green alone, when the peer list cache
-   * holds it (no round trip); undefined otherwise.
+   * The answer to a request for ip:allow / ip:green / domain:allow alone, when the
+   * list cache holds all of it (no round trip); undefined otherwise.
    */
   cached?(req: LookupRequest): LookupReply | undefined
   /**
@@ -70,13 +70,12 @@ export interface ListStore {
 }
 
 export function isEmptyRequest(req: LookupRequest): boolean {
-  return !(req.ipCandidates?.length || req.ipGreenCandidates?.length) && onlyPeerLists(req)
+  return !(req.ipCandidates?.length || req.ipGreenCandidates?.length || req.domainCandidates?.length) && onlyCachedLists(req)
 }
 
-/** Whether the request asks nothing but ip:allow / ip:green (or nothing at all). */
-function onlyPeerLists(req: LookupRequest): boolean {
+/** Whether the request asks nothing but the cached lists, ip:allow / ip:green / domain:allow (or nothing at all). */
+function onlyCachedLists(req: LookupRequest): boolean {
   return !(
-    req.domainCandidates?.length ||
     req.books?.length ||
     req.hostGreenCandidates?.length ||
     req.asnGreenCandidates?.length ||
@@ -188,6 +187,11 @@ function scriptHits(value: unknown, keys: number): ScriptHits {
   return Array.from({ length: keys }, (_, i) => (i < at ? null : i === at ? { entry: String(value[1]), note: String(value[2]) } : undefined))
 }
 
+/** The list cache's key for a domain:allow lookup of these candidates (its value: [hit or null]). */
+function domainCacheKey(candidates: readonly string[]): string {
+  return `domain|${candidates.join(' ')}`
+}
+
 const cacheKeyMemo = new WeakMap<readonly string[], string[]>()
 /**
  * The peer list cache's key for a script call: which hashes it asks (0: ip:allow and
@@ -244,7 +248,7 @@ export class RedisListStore implements ListStore {
     if (pc && pc.entries > 0) {
       // Tracking is per node, and the two hashes live on different nodes of a Cluster.
       if (isCluster(client)) pc.onState?.(false, 'not used on a Redis Cluster')
-      else this.cache = new TrackedCache<ScriptHits>(client, [keys.ipAllow, keys.ipGreen], { maxEntries: pc.entries, maxAgeMs: pc.maxAgeMs, onState: pc.onState }).start()
+      else this.cache = new TrackedCache<ScriptHits>(client, [keys.ipAllow, keys.ipGreen, keys.domainAllow], { maxEntries: pc.entries, maxAgeMs: pc.maxAgeMs, onState: pc.onState }).start()
     }
   }
 
@@ -254,11 +258,17 @@ export class RedisListStore implements ListStore {
   }
 
   cached(req: LookupRequest): LookupReply | undefined {
-    if (!this.cache?.enabled || !onlyPeerLists(req)) return undefined
+    const cache = this.cache
+    if (!cache?.enabled || !onlyCachedLists(req)) return undefined
     const { ipCalls, cached } = this.peerCalls(req)
     if (!cached.every((c) => c !== undefined)) return undefined
     const reply: LookupReply = {}
     ipCalls.forEach((call, j) => takeHits(reply, call, cached[j]!))
+    if (req.domainCandidates?.length) {
+      const d = cache.get(domainCacheKey(req.domainCandidates))
+      if (d === undefined) return undefined
+      reply.domainAllow = d[0] ?? null
+    }
     return reply
   }
 
@@ -294,7 +304,10 @@ export class RedisListStore implements ListStore {
     ipCalls.forEach((call, j) => {
       if (cached[j] === undefined) cmds.push([FIRST_FIELD, call.length, ...call.map((x) => x[1]), joinedCandidates(call[0][2])])
     })
-    if (req.domainCandidates?.length) cmds.push(['hmget', k.domainAllow, ...req.domainCandidates])
+    // domain:allow is cached like the peer lists (it changes as seldom): asked only when not known.
+    const domainKey = cache && req.domainCandidates?.length ? domainCacheKey(req.domainCandidates) : ''
+    const domainCached = domainKey ? cache?.get(domainKey) : undefined
+    if (req.domainCandidates?.length && !domainCached) cmds.push(['hmget', k.domainAllow, ...req.domainCandidates])
     for (const b of req.books ?? []) cmds.push(['smismember', k.book(b.owner), ...b.members])
     const greens: Array<[keyof LookupReply, string, string[] | undefined]> = [
       ['hostGreen', k.hostGreen, req.hostGreenCandidates],
@@ -321,7 +334,11 @@ export class RedisListStore implements ListStore {
       }
       takeHits(reply, call, hits)
     }
-    if (req.domainCandidates?.length) reply.domainAllow = firstHit(req.domainCandidates, next())
+    if (domainCached) reply.domainAllow = domainCached[0] ?? null
+    else if (req.domainCandidates?.length) {
+      reply.domainAllow = firstHit(req.domainCandidates, next())
+      if (domainKey) cache?.set(token, domainKey, [reply.domainAllow])
+    }
     if (req.books?.length) reply.books = req.books.map((b) => firstMember(b.members, next()))
     for (const [name, , fields] of greens) if (fields?.length) (reply as Record<string, unknown>)[name] = firstHit(fields, next())
     if (req.historyDomains?.length) reply.history = req.historyDomains.map((d) => toHistory(d, next()))

@@ -3,7 +3,7 @@
 // The glue gathers facts, asks plan*() what to look up, does that in one Redis
 // round trip, and hands the answers to decide*(). Every decision carries the
 // rule that made it and a human-readable reason, so logs and results explain it.
-import { aligned, canonicalDomain, domainCandidates, type Alignment } from '../lib/domain'
+import { aligned, allCandidates, canonicalDomain, domainCandidates, type Alignment } from '../lib/domain'
 import { candidatePrefixes, classifyPeer } from '../lib/ip'
 import type { Mailbox } from '../lib/mailbox'
 import type { Hit, LookupReply, LookupRequest } from '../lib/store'
@@ -137,12 +137,15 @@ function hitText(h: Hit): string {
   return h.note ? `${h.entry} ("${printable(h.note)}")` : h.entry
 }
 
+/** An ip:allow hit decides every recipient of the peer, whatever else is known. */
+function trustedPeer(ipv6: string, hit: Hit): Decision {
+  return { verdict: 'trusted', rule: 'ip:allow', final: true, reason: `${ipv6} in ip:allow ${hitText(hit)}` }
+}
+
 /** `answers` is null when the store failed: an IPv6 peer then gets a 4xx, never an accept. */
 export function decideRcpt(f: RcptFacts, answers: (Known & LookupReply) | null, cfg: PolicyConfig): Decision {
   if (!answers) return { verdict: 'defer', rule: 'store-error', final: true, reason: 'list store unavailable' }
-  if (answers.ipAllow) {
-    return { verdict: 'trusted', rule: 'ip:allow', final: true, reason: `${f.ipv6} in ip:allow ${hitText(answers.ipAllow)}` }
-  }
+  if (answers.ipAllow) return trustedPeer(f.ipv6, answers.ipAllow)
   const member = answers.books?.[0]
   if (member && f.rcpt && f.mailFrom) {
     return {
@@ -210,11 +213,16 @@ export function planData(f: DataFacts, cfg: PolicyConfig): LookupRequest {
   const from = f.from.mailbox
   // The From domain is authenticated through an aligned identifier (DMARC), so
   // it and the aligned identifiers themselves may match domain:allow entries.
-  req.domainCandidates = [...new Set([from.domain, ...authd].flatMap(domainCandidates))]
+  req.domainCandidates = allCandidates([from.domain, ...authd])
   Object.assign(req, planDomainGreen([from.domain, ...authd], cfg.green))
-  const owners = [...new Set(open.map((r) => r.rcpt?.address).filter((a): a is string => !!a))]
+  const owners = bookOwners(open)
   if (owners.length > 0) req.books = owners.map((owner) => ({ owner, members: bookMembers(from) }))
   return req
+}
+
+/** The books asked after DATA, in request order: those of the open recipients. */
+function bookOwners(open: RecipientState[]): string[] {
+  return [...new Set(open.map((r) => r.rcpt?.address).filter((a): a is string => !!a))]
 }
 
 export interface DataDecision {
@@ -235,8 +243,8 @@ export function decideData(f: DataFacts, answers: LookupReply | null, cfg: Polic
     'mailbox' in f.from && authd.length === 0
       ? `From ${fromText} not ${cfg.alignment}-aligned with a passing SPF/DKIM domain (spf=${f.spf?.result ?? 'none'}${f.spf?.domain ? ` ${printable(f.spf.domain)}` : ''}, dkim pass=${f.dkimPass.map((d) => printable(d)).join(',') || 'none'})`
       : fromText
-  const owners = answers.books ?? []
-  const bookOwners = new Map((planData(f, cfg).books ?? []).map((b, i) => [b.owner, owners[i] ?? null]))
+  const members = answers.books ?? []
+  const bookMember = new Map(bookOwners(open).map((owner, i) => [owner, members[i] ?? null]))
   const dg = authd.length ? domainGreen(answers, f.now, cfg.green) : null
   const recipients = f.recipients.map((r): Decision => {
     if (!needsCheck(r)) return r.prior
@@ -245,7 +253,7 @@ export function decideData(f: DataFacts, answers: LookupReply | null, cfg: Polic
       if (answers.domainAllow) {
         return { verdict: 'trusted', rule: 'domain:allow', final: true, reason: `From ${fromText} authenticated via ${authd.join(',')}, domain:allow ${hitText(answers.domainAllow)}` }
       }
-      const member = r.rcpt ? bookOwners.get(r.rcpt.address) : null
+      const member = r.rcpt ? bookMember.get(r.rcpt.address) : null
       if (member && r.rcpt) {
         return { verdict: 'trusted', rule: 'book', final: true, reason: `authenticated From ${fromText} matches ${member} in the book of ${r.rcpt.address}` }
       }

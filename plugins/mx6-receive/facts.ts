@@ -3,6 +3,7 @@ import { parseHeader } from '@haraka/email-address'
 import { canonicalDomain } from '../lib/domain'
 import type { Connection, HarakaAddress, Transaction } from '../lib/haraka'
 import { normaliseMailbox, type Mailbox } from '../lib/mailbox'
+import { memo } from '../lib/memo'
 import type { FromFact, PeerFacts, SpfFact } from './decide'
 
 export function peerFacts(c: Connection): PeerFacts {
@@ -42,9 +43,14 @@ export function fromFact(txn: Transaction): FromFact {
   const fields = txn.header.get_all('From')
   if (fields.length === 0) return { problem: 'no From header' }
   if (fields.length > 1) return { problem: 'several From headers' }
+  // Most mail comes from a few senders: the same From field is parsed once while remembered.
+  return fields[0].length <= 1000 ? fromMemo(fields[0]) : parseFrom(fields[0])
+}
+
+function parseFrom(field: string): FromFact {
   let parsed: unknown[]
   try {
-    parsed = parseHeader(fields[0].trim(), { startAt: 'mailbox-list' }) as unknown[]
+    parsed = parseHeader(field.trim(), { startAt: 'mailbox-list' }) as unknown[]
   } catch {
     return { problem: 'unparseable From header' }
   }
@@ -52,6 +58,7 @@ export function fromFact(txn: Transaction): FromFact {
   const box = mailbox(parsed[0] as HarakaAddress)
   return box ? { mailbox: box } : { problem: 'unusable From address' }
 }
+const fromMemo = memo(1024, (field) => Object.freeze(parseFrom(field)))
 
 /** Matches a recipient seen at rcpt with the same one in txn.rcpt_to after DATA. */
 export function rcptId(addr: HarakaAddress): string {

@@ -2,7 +2,7 @@
 // Pure, like decide.ts. Each rule is a small function over facts and store
 // answers; a further signal (e.g. registrar strictness) is one more entry in
 // PEER_RULES or DOMAIN_RULES plus the lookup it needs, without touching the others.
-import { domainCandidates } from '../lib/domain'
+import { allCandidates } from '../lib/domain'
 import { candidatePrefixes } from '../lib/ip'
 import type { Hit, History, LookupReply, LookupRequest } from '../lib/store'
 import type { PeerSignals } from './peer-signals'
@@ -39,7 +39,7 @@ export function planPeerGreen(ipv6: string, signals: PeerSignals | undefined, kn
   const req: LookupRequest = {}
   if (cfg.ipGreen && known.ipGreen === undefined) req.ipGreenCandidates = candidatePrefixes(ipv6)
   if (cfg.hostGreen && known.hostGreen === undefined && signals?.fcrdns.confirmed.length) {
-    req.hostGreenCandidates = [...new Set(signals.fcrdns.confirmed.flatMap(domainCandidates))]
+    req.hostGreenCandidates = allCandidates(signals.fcrdns.confirmed)
   }
   if (cfg.asn && known.asnGreen === undefined && signals?.asn.asns.length) req.asnGreenCandidates = signals.asn.asns
   return req
@@ -67,7 +67,7 @@ export function peerGreen(ipv6: string, signals: PeerSignals | undefined, answer
 export function planDomainGreen(domains: string[], cfg: GreenConfig): LookupRequest {
   const req: LookupRequest = {}
   if (domains.length === 0) return req
-  if (cfg.domainGreen) req.domainGreenCandidates = [...new Set(domains.flatMap(domainCandidates))]
+  if (cfg.domainGreen) req.domainGreenCandidates = allCandidates(domains)
   if (cfg.history.enabled) req.historyDomains = [...new Set(domains)]
   return req
 }

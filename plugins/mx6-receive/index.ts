@@ -62,6 +62,8 @@ interface TxnState {
 }
 
 const NOTE = 'mx6_receive'
+/** Set at rcpt when the peer is not ours to judge (IPv4, relaying, authenticated, private). */
+const SKIPPED = `${NOTE}_skip`
 
 export function register(this: Plugin): void {
   this.store = null
@@ -199,6 +201,15 @@ function state(txn: Transaction): TxnState {
     txn.notes[NOTE] = s
   }
   return s
+}
+
+/**
+ * A repeat peer's ip:allow / ip:green answers from the peer list cache, remembered for
+ * the transaction: Redis is then asked only what is left (nothing, for an allow-listed peer).
+ */
+function probePeerCache(plugin: Plugin, known: Known, ipv6: string): void {
+  const peer = connect(plugin).cached?.(planPeer(ipv6, plugin.cfg.policy))
+  if (peer) rememberAnswers(known, peer)
 }
 
 async function lookup(plugin: Plugin, connection: Connection, req: LookupRequest): Promise<LookupReply | null> {
@@ -364,8 +375,8 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
   if (!txn) return next()
   const screen = screenPeer(peerFacts(connection), this.cfg.policy)
   if ('skip' in screen) {
-    if (!txn.notes[`${NOTE}_skip`]) {
-      txn.notes[`${NOTE}_skip`] = true
+    if (!txn.notes[SKIPPED]) {
+      txn.notes[SKIPPED] = true
       record(this, connection, 'rcpt', screen.skip, { quiet: true })
     }
     return next()
@@ -373,58 +384,74 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
   const rcptAddr = params[0] as Transaction['rcpt_to'][number]
   const s = state(txn)
   if (s.spfGuess === undefined) s.spfGuess = lastResortSpf(this, connection, txn, screen.ipv6)
+  const mx6 = isMx6Session(this, connection)
+  const fail = (err: Error): void => {
+    connection.logerror(this, `rcpt decision failed: ${err.stack ?? err.message}`)
+    next(constants.denysoft, deferReply(this))
+  }
+  const conclude = (facts: RcptFacts, reply: LookupReply | null): void => {
+    if (reply) rememberAnswers(s.known, reply)
+    // The DNS signals serve only a peer on neither ip:allow nor ip:green: they start
+    // once the lists have answered, and are done long before DATA ends.
+    if (!facts.peerSignals && !s.known.ipAllow && !s.known.ipGreen) startPeerSignals(this, connection, screen.ipv6)
+    const answers = reply && { ...s.known, ...reply }
+    const d = decideRcpt(facts, answers, this.cfg.policy)
+    // Peer-level greenlisting serves recipients left open after RCPT; an allow-listed peer leaves none.
+    if (answers && !s.peerGreen && !answers.ipAllow) {
+      const pg = peerGreen(facts.ipv6, facts.peerSignals, answers, this.cfg.policy.green)
+      if (pg) s.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
+    }
+    s.recipients.set(rcptId(rcptAddr), { rcpt: facts.rcpt, prior: d })
+    // An ip:allow hit consults no green list: nothing to summarise then.
+    const extra: Record<string, string> = answers && !answers.ipAllow ? { green_signals: greenSummary(s.known) } : {}
+    record(this, connection, 'rcpt', d, { subject: ` <${facts.rcpt?.address ?? '?'}>`, start, signals: facts.peerSignals, quiet: d.verdict === 'pending', extra })
+    if (d.verdict === 'defer') {
+      if (d.rule === 'none') rememberAttempt(this, connection, screen.ipv6, 'rcpt', 'defer', d.reason, [rcptAddr])
+      return next(constants.denysoft, deferReply(this))
+    }
+    next()
+  }
+  const ask = (signals: PeerSignals | undefined): Promise<void> | undefined => {
+    if (s.known.ipAllow === undefined) probePeerCache(this, s.known, screen.ipv6)
+    const facts: RcptFacts = {
+      ipv6: screen.ipv6,
+      mx6,
+      spf: txnSpf(txn),
+      mailFrom: mailbox(txn.mail_from),
+      rcpt: mailbox(rcptAddr, this.cfg.recipientDelimiter),
+      peerSignals: signals,
+      now: Math.floor(Date.now() / 1000),
+    }
+    const req = planRcpt(facts, s.known, this.cfg.policy)
+    // Everything this recipient needs is known already (an allow-listed peer; a repeat
+    // peer the list cache answers, with nothing else to ask): decided at once, no promise.
+    if (isEmptyRequest(req)) return void conclude(facts, {})
+    return lookup(this, connection, req).then((reply) => conclude(facts, reply))
+  }
   // When undecided mail waits for DATA anyway, RCPT does not wait for the peer's
   // DNS lookups: the DNS-based green rules are applied after DATA, by which time
   // the lookups started at the first RCPT have long finished.
-  const mx6 = isMx6Session(this, connection)
+  if (!rcptNeedsSignals(this, mx6) && !s.spfGuess) {
+    try {
+      ask(undefined)?.catch(fail)
+    } catch (err) {
+      fail(err as Error)
+    }
+    return
+  }
   ;(rcptNeedsSignals(this, mx6) ? peerSignals(this, connection, screen.ipv6) : Promise.resolve(undefined))
     .then(async (signals) => {
       if (s.spfGuess) await s.spfGuess
-      // A repeat peer's ip:allow / ip:green answers from the peer list cache: Redis is
-      // then asked only what is left (nothing, for an allow-listed peer).
-      if (s.known.ipAllow === undefined) {
-        const peer = connect(this).cached?.(planPeer(screen.ipv6, this.cfg.policy))
-        if (peer) rememberAnswers(s.known, peer)
-      }
-      const facts: RcptFacts = {
-        ipv6: screen.ipv6,
-        mx6,
-        spf: txnSpf(txn),
-        mailFrom: mailbox(txn.mail_from),
-        rcpt: mailbox(rcptAddr, this.cfg.recipientDelimiter),
-        peerSignals: signals,
-        now: Math.floor(Date.now() / 1000),
-      }
-      const reply = await lookup(this, connection, planRcpt(facts, s.known, this.cfg.policy))
-      if (reply) rememberAnswers(s.known, reply)
-      // The DNS signals serve only a peer on neither ip:allow nor ip:green: they start
-      // once the lists have answered, and are done long before DATA ends.
-      if (!signals && !s.known.ipAllow && !s.known.ipGreen) startPeerSignals(this, connection, screen.ipv6)
-      const answers = reply && { ...s.known, ...reply }
-      const d = decideRcpt(facts, answers, this.cfg.policy)
-      // Peer-level greenlisting serves recipients left open after RCPT; an allow-listed peer leaves none.
-      if (answers && !s.peerGreen && !answers.ipAllow) {
-        const pg = peerGreen(facts.ipv6, signals, answers, this.cfg.policy.green)
-        if (pg) s.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
-      }
-      s.recipients.set(rcptId(rcptAddr), { rcpt: facts.rcpt, prior: d })
-      record(this, connection, 'rcpt', d, { subject: ` <${facts.rcpt?.address ?? '?'}>`, start, signals, quiet: d.verdict === 'pending', extra: reply ? { green_signals: greenSummary(s.known) } : {} })
-      if (d.verdict === 'defer') {
-        if (d.rule === 'none') rememberAttempt(this, connection, screen.ipv6, 'rcpt', 'defer', d.reason, [rcptAddr])
-        return next(constants.denysoft, deferReply(this))
-      }
-      next()
+      await ask(signals)
     })
-    .catch((err: Error) => {
-      connection.logerror(this, `rcpt decision failed: ${err.stack ?? err.message}`)
-      next(constants.denysoft, deferReply(this))
-    })
+    .catch(fail)
 }
 
 export function mx6_data_post(this: Plugin, next: Next, connection: Connection): void {
-  const start = performance.now()
   const txn = connection.transaction
-  if (!txn) return next()
+  // A peer screened out at rcpt (IPv4, relaying, authenticated, private) stays out.
+  if (!txn || txn.notes[SKIPPED]) return next()
+  const start = performance.now()
   // Read at entry: the data_post hooks still to run after this one.
   const filtersAfter = laterHooks(connection)
   const screen = screenPeer(peerFacts(connection), this.cfg.policy)
@@ -486,7 +513,10 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
       // One pipeline: the message's lookups and, for a peer not yet green, the DNS-based green lists.
       const req = planData(facts, this.cfg.policy)
       if (signals) Object.assign(req, planPeerGreen(screen.ipv6, signals, s.known, green))
-      const reply = await lookup(this, connection, req)
+      // An authenticated domain in domain:allow decides every open recipient, whatever
+      // the books and green lists say: when the list cache knows it is listed, that is all.
+      const listed = req.domainCandidates && connect(this).cached?.({ domainCandidates: req.domainCandidates })
+      const reply = listed?.domainAllow ? listed : await lookup(this, connection, req)
       if (reply && signals) {
         rememberAnswers(s.known, reply)
         const pg = peerGreen(screen.ipv6, signals, s.known, green)

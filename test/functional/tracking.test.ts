@@ -51,7 +51,8 @@ describe('functional: the peer list cache (CLIENT TRACKING) on a real redis-serv
     for (let i = 0; i < 5; i++) assert.deepEqual(await ask(store, '2001:db8:c1::9'), { ipAllow: { entry: '2001:db8:c1::/48', note: 'partner' } })
     assert.equal(await scriptCalls(server), 1, 'one script call, then four answers from the cache')
     assert.deepEqual(store.cached(peerOnly), { ipAllow: { entry: '2001:db8:c1::/48', note: 'partner' } }, 'the cached answer, without a round trip')
-    assert.equal(store.cached({ ...peerOnly, domainCandidates: ['other.test'] }), undefined, 'a request asking more than the peer lists is not answered from the cache')
+    assert.equal(store.cached({ ...peerOnly, domainCandidates: ['other.test'] }), undefined, 'a request asking more than the cache holds is not answered from it')
+    assert.equal(store.cached({ ...peerOnly, books: [{ owner: 'bob@rcpt.test', members: ['a@other.test'] }] }), undefined, 'address books are never cached')
     await server.cli('HDEL', 'mx6:ip:allow', '2001:db8:c1::/48')
     assert.equal(store.cached(peerOnly), undefined, 'emptied by the invalidation')
     assert.deepEqual(await ask(store, '2001:db8:c1::9'), { ipAllow: null, ipGreen: null }, 'removal seen at once')
@@ -62,6 +63,31 @@ describe('functional: the peer list cache (CLIENT TRACKING) on a real redis-serv
     // Another key under the prefix (another database, a FLUSHALL) also empties it.
     await server.cli('FLUSHALL')
     assert.deepEqual(await ask(store, '2001:db8:c1::9'), { ipAllow: null, ipGreen: null })
+  })
+
+  it('domain:allow answers are cached the same way: a listed domain costs no command, a change with redis-cli is seen at once', async () => {
+    const { store, states } = storeFor()
+    await cacheOn(store)
+    assert.match(states.join('\n'), /mx6:domain:allow/)
+    await server.cli('HSET', 'mx6:domain:allow', 'partner.test', 'a partner')
+    await server.cli('CONFIG', 'RESETSTAT')
+    const hmgets = async () => Number(/^cmdstat_hmget:calls=(\d+)/m.exec(await server.cli('INFO', 'commandstats'))?.[1] ?? 0)
+    const domain = { domainCandidates: ['mail.partner.test', 'partner.test', 'test'] }
+    assert.equal(store.cached(domain), undefined, 'nothing cached before the first lookup')
+    for (let i = 0; i < 3; i++) assert.deepEqual(await store.lookup(domain), { domainAllow: { entry: 'partner.test', note: 'a partner' } })
+    assert.equal(await hmgets(), 1, 'one HMGET, then the cache')
+    assert.deepEqual(store.cached(domain), { domainAllow: { entry: 'partner.test', note: 'a partner' } })
+    // With a book in the same request, only the book is asked.
+    const withBook = await store.lookup({ ...domain, books: [{ owner: 'bob@rcpt.test', members: ['ann@mail.partner.test'] }] })
+    assert.deepEqual(withBook, { domainAllow: { entry: 'partner.test', note: 'a partner' }, books: [null] })
+    assert.equal(await hmgets(), 1, 'domain:allow not asked again')
+    await server.cli('HDEL', 'mx6:domain:allow', 'partner.test')
+    assert.equal(store.cached(domain), undefined, 'emptied by the invalidation')
+    assert.deepEqual(await store.lookup(domain), { domainAllow: null }, 'removal seen at once')
+    assert.deepEqual(store.cached(domain), { domainAllow: null }, 'a miss is cached too')
+    await server.cli('HSET', 'mx6:domain:allow', 'test', 'the whole TLD')
+    assert.deepEqual(await store.lookup(domain), { domainAllow: { entry: 'test', note: 'the whole TLD' } }, 'addition seen at once')
+    assert.equal(await hmgets(), 3)
   })
 
   it('a killed invalidation connection switches the cache off at once; it comes back on with a new one, and changes are seen', async () => {

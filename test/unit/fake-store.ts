@@ -1,5 +1,5 @@
 // A table-driven ListStore for unit tests of the plugin glue.
-import { StoreReplyError, type History, type ListStore, type LookupReply, type LookupRequest } from '../../plugins/lib/store'
+import { StoreReplyError, type Hit, type History, type ListStore, type LookupReply, type LookupRequest } from '../../plugins/lib/store'
 
 export class FakeStore implements ListStore {
   ipAllow = new Map<string, string>()
@@ -17,10 +17,24 @@ export class FakeStore implements ListStore {
   peerCache: LookupReply | null = null
   cachedAsked = 0
 
+  /** What the list cache holds for domain:allow lookups, by their candidates joined with spaces. */
+  domainCache = new Map<string, Hit | null>()
+
   cached(req: LookupRequest): LookupReply | undefined {
     this.cachedAsked++
-    const onlyPeer = !(req.domainCandidates?.length || req.books?.length || req.hostGreenCandidates?.length || req.asnGreenCandidates?.length || req.domainGreenCandidates?.length || req.historyDomains?.length)
-    return onlyPeer && this.peerCache ? { ...this.peerCache } : undefined
+    const cacheable = !(req.books?.length || req.hostGreenCandidates?.length || req.asnGreenCandidates?.length || req.domainGreenCandidates?.length || req.historyDomains?.length)
+    if (!cacheable) return undefined
+    const reply: LookupReply = {}
+    if (req.ipCandidates?.length || req.ipGreenCandidates?.length) {
+      if (!this.peerCache) return undefined
+      Object.assign(reply, this.peerCache)
+    }
+    if (req.domainCandidates?.length) {
+      const d = this.domainCache.get(req.domainCandidates.join(' '))
+      if (d === undefined) return undefined
+      reply.domainAllow = d
+    }
+    return reply
   }
 
   async lookup(req: LookupRequest): Promise<LookupReply> {

@@ -134,6 +134,39 @@ describe('mx6-receive plugin glue', () => {
     assert.equal(c2.transaction.results.get('mx6-receive').rule, 'book')
   })
 
+  it('an allow-listed peer with nothing to wait for is decided before the hook returns (no promise, no round trip)', () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
+    store.peerCache = { ipAllow: { entry: '2001:db8:7::/64', note: 'cached partner' } }
+    const calls: unknown[][] = []
+    plugin.mx6_rcpt((...args: unknown[]) => calls.push(args), conn, [new Address('<bob@rcpt.test>')])
+    assert.deepEqual(calls, [[]] as unknown[][], 'next() called once, synchronously, with no code (CONT)')
+    const res = conn.transaction.results.get('mx6-receive')
+    assert.equal(res.rule, 'ip:allow')
+    assert.equal(res.green_signals, undefined, 'an ip:allow hit consults no green list')
+    assert.match(res.human, /^rcpt <bob@rcpt\.test> verdict=trusted rule=ip:allow: 2001:db8:7::10 in ip:allow 2001:db8:7::\/64 \("cached partner"\) \(\d+\.\d{3} ms\)$/)
+    // The second recipient of the transaction: answered from what the first one learned.
+    plugin.mx6_rcpt((...args: unknown[]) => calls.push(args), conn, [new Address('<eve@rcpt.test>')])
+    assert.equal(calls.length, 2, 'the second recipient too, synchronously')
+    assert.equal(store.cachedAsked, 1, 'the cache is probed once per transaction')
+    assert.equal(store.requests.length, 0)
+    // A repeat peer on neither list, nothing else to ask (no SPF pass): pending at once, synchronously.
+    const { plugin: p3, store: s3, conn: c3 } = setup('2001:db8:7::10', 'a@other.test')
+    setSpf(c3, 'Neutral', 'other.test')
+    s3.peerCache = { ipAllow: null, ipGreen: null }
+    const pending: unknown[][] = []
+    p3.mx6_rcpt((...args: unknown[]) => pending.push(args), c3, [new Address('<bob@rcpt.test>')])
+    assert.deepEqual(pending, [[]] as unknown[][])
+    assert.equal(s3.requests.length, 0)
+    assert.equal(c3.transaction.results.get('mx6-receive').verdict, 'pending')
+    // A last-resort SPF guess to wait for takes the ordinary path (every RCPT waits for it).
+    const { plugin: p2, store: s2, conn: c2 } = setup('2001:db8:7::10', 'a@other.test')
+    setSpf(c2, 'None', 'other.test')
+    s2.peerCache = { ipAllow: { entry: '2001:db8:7::/64', note: 'cached partner' } }
+    const later: unknown[][] = []
+    p2.mx6_rcpt((...args: unknown[]) => later.push(args), c2, [new Address('<bob@rcpt.test>')])
+    assert.equal(later.length, 0, 'waits for the SPF guess')
+  })
+
   it("the peer's DNS signals are asked only when they can matter: at the first RCPT for a peer not on ip:allow or ip:green, at connect when RCPT waits for them", async () => {
     const cases = [
       { name: 'allow-listed', list: 'ipAllow', undecided: 'wait', atConnect: 0, afterRcpt: 0 },
@@ -180,6 +213,36 @@ describe('mx6-receive plugin glue', () => {
     const d = await fixtures.callDataPost(plugin, conn)
     assert.equal(d.rc, OK)
     assert.equal(conn.transaction.results.get('mx6-receive').rule, 'domain:allow')
+  })
+
+  it('after DATA, a domain the list cache knows in domain:allow decides without a round trip; an unlisted one asks the rest', async () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@allowed.test')
+    store.peerCache = { ipAllow: null, ipGreen: null }
+    store.domainCache.set('allowed.test test', { entry: 'allowed.test', note: 'cached partner' })
+    assert.equal((await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')).rc, undefined)
+    const before = store.requests.length
+    conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
+    conn.transaction.results.add({ name: 'dkim' }, { pass: 'allowed.test' })
+    setHeaderFrom(conn, 'Ann <ann@allowed.test>')
+    assert.equal((await fixtures.callDataPost(plugin, conn)).rc, OK)
+    assert.equal(store.requests.length, before, 'no round trip after DATA')
+    const res = conn.transaction.results.get('mx6-receive')
+    assert.equal(res.rule, 'domain:allow')
+    assert.match(res.reason, /cached partner/)
+    // Cached as not listed: the books and green lists are asked, in one request.
+    const { plugin: p2, store: s2, conn: c2 } = setup('2001:db8:7::10', 'a@allowed.test')
+    s2.peerCache = { ipAllow: null, ipGreen: null }
+    s2.domainCache.set('allowed.test test', null)
+    s2.books.set('bob@rcpt.test', new Set(['ann@allowed.test']))
+    await fixtures.callRcpt(p2, c2, 'bob@rcpt.test')
+    const n = s2.requests.length
+    c2.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
+    c2.transaction.results.add({ name: 'dkim' }, { pass: 'allowed.test' })
+    setHeaderFrom(c2, 'Ann <ann@allowed.test>')
+    assert.equal((await fixtures.callDataPost(p2, c2)).rc, OK)
+    assert.equal(s2.requests.length, n + 1)
+    assert.equal(s2.requests[n].books?.[0].owner, 'bob@rcpt.test')
+    assert.equal(c2.transaction.results.get('mx6-receive').rule, 'book')
   })
 
   it('spoofed From of an allowed domain (no DKIM, SPF for another domain): deferred after DATA', async () => {
