@@ -197,6 +197,12 @@ export class CachingResolver {
     return this.cache.size
   }
 
+  /** The answer the cache holds for this name and type, if any and not expired (no query). */
+  cached(name: string, type: 'AAAA' | 'PTR' | 'TXT'): Lookup<string> | undefined {
+    const hit = this.cache.get(`${type} ${name.toLowerCase()}`)
+    return hit && hit.expires > this.now() ? (hit.value as Lookup<string>) : undefined
+  }
+
   private async lookup(name: string, type: RrType): Promise<Lookup<Parsed>> {
     const key = `${type} ${name.toLowerCase()}`
     const hit = this.cache.get(key)

@@ -144,11 +144,14 @@ const FIRST_FIELD = 'mx6FirstField'
  * The follow-up record of a deferred attempt in one call (a single Redis; a Cluster
  * gets the same commands one by one, the keys live in different slots). KEYS: the
  * attempt hash, the attempts index, optionally the Message-ID key; ARGV: time, TTL,
- * most entries, envelope hash, then the attempt's field/value pairs. A retry of the
- * same envelope keeps the time of the first deferral.
+ * most entries, envelope hash, then the attempt's other fields as one JSON object
+ * (one argument costs the client less than twenty). A retry of the same envelope
+ * keeps the time of the first deferral.
  */
 export const RECORD_ATTEMPT_LUA = `redis.call('HSETNX', KEYS[1], 'time', ARGV[1])
-if #ARGV >= 6 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end
+local f = {}
+for k, v in pairs(cjson.decode(ARGV[5])) do f[#f + 1] = k; f[#f + 1] = v end
+if #f > 0 then redis.call('HSET', KEYS[1], unpack(f)) end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
@@ -234,6 +237,8 @@ export function today(now = new Date()): string {
 
 export class RedisListStore implements ListStore {
   private pending = new Map<string, number>()
+  /** Follow-up records waiting for the end of this turn of the event loop (see recordAttempt). */
+  private attempts: Array<[string, ...Array<string | number>]> = []
   private flushTimer: NodeJS.Timeout | null = null
   private readonly cache: TrackedCache<ScriptHits> | null = null
 
@@ -353,11 +358,11 @@ export class RedisListStore implements ListStore {
     const { time: _first, ...rest } = fields
     if (!isCluster(this.client)) {
       const keys = midHash ? [k.attempt(envelopeHash), k.attempts, k.attemptByMessageId(midHash)] : [k.attempt(envelopeHash), k.attempts]
-      batch(this.client, [[RECORD_ATTEMPT, keys.length, ...keys, fields.time, ttlSec, maxEntries, envelopeHash, ...Object.entries(rest).flat()]])
-        .then((r) => {
-          if (r[0]?.[0]) throw r[0][0]
-        })
-        .catch((err: Error) => this.opts.onCountError?.(err))
+      // Attempts recorded in the same turn of the event loop (many sessions deferred at
+      // once) go out together at its end, in order, in one write: the deferral reply is
+      // already on its way then, and the sender's retry over IPv4 comes long after.
+      this.attempts.push([RECORD_ATTEMPT, keys.length, ...keys, fields.time, ttlSec, maxEntries, envelopeHash, JSON.stringify(rest)])
+      if (this.attempts.length === 1) setImmediate(() => void this.writeAttempts())
       return
     }
     const cmds: Array<[string, ...Array<string | number>]> = [
@@ -370,6 +375,18 @@ export class RedisListStore implements ListStore {
     ]
     if (midHash) cmds.push(['set', k.attemptByMessageId(midHash), envelopeHash, 'EX', ttlSec])
     batch(this.client, cmds).catch((err: Error) => this.opts.onCountError?.(err))
+  }
+
+  /** Sends the attempts recorded since the last call, in one pipeline (one command alone as it is). */
+  private async writeAttempts(): Promise<void> {
+    const cmds = this.attempts
+    this.attempts = []
+    if (cmds.length === 0) return
+    await batch(this.client, cmds)
+      .then((results) => {
+        for (const [err] of results) if (err) throw err
+      })
+      .catch((err: Error) => this.opts.onCountError?.(err))
   }
 
   async spfGuess(domain: string): Promise<string | null> {
@@ -407,6 +424,7 @@ export class RedisListStore implements ListStore {
   }
 
   async close(): Promise<void> {
+    await this.writeAttempts()
     await this.flush()
     this.cache?.close()
     this.client.disconnect()

@@ -35,7 +35,7 @@ import {
   type SpfFact,
 } from './decide'
 import { peerGreen, planPeerGreen } from './green'
-import { gatherPeerSignals, matchHelo, type PeerSignals } from './peer-signals'
+import { cachedPeerSignals, gatherPeerSignals, matchHelo, type PeerSignals } from './peer-signals'
 import { evaluateGuess, type GuessResult } from './spf-guess'
 import { dkimPassDomains, fromFact, mailbox, peerFacts, rcptId, spfFact } from './facts'
 
@@ -256,13 +256,21 @@ function record(plugin: Plugin, connection: Connection, phase: string, d: Decisi
   // The decision time (hook entry to answer) ends the line: benchmarks read it from here.
   const line = `${phase}${o.subject ?? ''} verdict=${d.verdict} rule=${d.rule}: ${d.reason}${o.signals ? signalsText(o.signals) : ''}${since(o.start)}`
   if (txn && !o.repeat) {
-    const field = d.verdict === 'trusted' || d.verdict === 'green' ? 'pass' : d.verdict === 'defer' || d.verdict === 'fallback' ? 'fail' : d.verdict === 'skip' ? 'skip' : 'msg'
-    // The line is the results' human summary too (haraka-results would otherwise collate one on every add).
-    txn.results.add(plugin, { [field]: tag, verdict: d.verdict, rule: d.rule, phase, reason: d.reason, ...o.extra, human: line })
+    // The line is the results' human summary too (haraka-results would otherwise collate
+    // one on every add). One object shape: haraka-results walks every key of it.
+    const entry: Record<string, string> = { verdict: d.verdict, rule: d.rule, phase, reason: d.reason, human: line }
+    entry[resultList(d.verdict)] = tag
+    if (o.extra) Object.assign(entry, o.extra)
+    txn.results.add(plugin, entry)
   }
   if (o.quiet || o.repeat) connection.logdebug(plugin, line)
   else connection.loginfo(plugin, line)
   if (d.verdict !== 'skip') plugin.store?.count([`${phase}.${d.verdict}.${d.rule}`])
+}
+
+/** The haraka-results list a verdict goes to. */
+function resultList(v: Decision['verdict']): 'pass' | 'fail' | 'skip' | 'msg' {
+  return v === 'trusted' || v === 'green' ? 'pass' : v === 'defer' || v === 'fallback' ? 'fail' : v === 'skip' ? 'skip' : 'msg'
 }
 
 function isMx6Session(plugin: Plugin, connection: Connection): boolean {
@@ -302,8 +310,10 @@ function startPeerSignals(plugin: Plugin, connection: Connection, ipv6: string):
   const key = `${NOTE}_signals`
   let p = connection.notes[key] as Promise<PeerSignals> | undefined
   if (!p) {
-    const sig = plugin.cfg.signals
-    p = gatherPeerSignals(ipv6, plugin.resolver, { fcrdns: g.fcrdns || g.hostGreen, asn: g.asn, asnZone: sig.asnZone })
+    const opts = { fcrdns: g.fcrdns || g.hostGreen, asn: g.asn, asnZone: plugin.cfg.signals.asnZone }
+    // A peer seen within the TTLs of its answers: computed from the resolver's cache at once.
+    const known = cachedPeerSignals(ipv6, plugin.resolver, opts)
+    p = known ? Promise.resolve(known) : gatherPeerSignals(ipv6, plugin.resolver, opts)
     p.catch(() => undefined)
     connection.notes[key] = p
   }

@@ -2,7 +2,7 @@
 // reverse DNS (with the HELO name) and the origin AS. Each returns a classified
 // outcome; a DNS failure means "signal absent", never a reason to accept.
 import { orgDomain } from '../lib/domain'
-import type { CachingResolver } from '../lib/dns'
+import type { CachingResolver, Lookup } from '../lib/dns'
 import { classifyPeer, reverseNibbles } from '../lib/ip'
 
 export type Outcome = 'pass' | 'fail' | 'skip' | 'err'
@@ -37,13 +37,38 @@ function heloMatches(helo: string, name: string, mode: HeloMatch): boolean {
   return mode === 'domain' && helo.includes('.') && orgDomain(helo) === orgDomain(name)
 }
 
-/** PTR names of the peer that resolve back (AAAA) to it; the HELO comparison comes later. */
-export async function confirmedNames(ip: string, dns: CachingResolver): Promise<FcrdnsResult> {
-  const ptr = await dns.ptr(`${reverseNibbles(ip)}.ip6.arpa`)
+const ptrName = (ip: string): string => `${reverseNibbles(ip)}.ip6.arpa`
+
+/** After the PTR answer: the outcome already, or the names whose AAAA answers decide it. */
+function fromPtr(ptr: Lookup<string>): FcrdnsResult | string[] {
   if ('error' in ptr) return { outcome: 'err', confirmed: [], detail: `PTR lookup: ${ptr.error}` }
   if ('none' in ptr) return { outcome: 'fail', confirmed: [], detail: `no PTR (${ptr.none})` }
-  const names = [...new Set(ptr.ok)].slice(0, MAX_PTR)
-  const forward = await Promise.all(names.map(async (n) => [n, await dns.aaaa(n)] as const))
+  return [...new Set(ptr.ok)].slice(0, MAX_PTR)
+}
+
+/** PTR names of the peer that resolve back (AAAA) to it; the HELO comparison comes later. */
+export async function confirmedNames(ip: string, dns: CachingResolver): Promise<FcrdnsResult> {
+  const names = fromPtr(await dns.ptr(ptrName(ip)))
+  if (!Array.isArray(names)) return names
+  return fromForward(ip, names, await Promise.all(names.map(async (n) => [n, await dns.aaaa(n)] as const)))
+}
+
+/** The same from the resolver's cache alone (no promise); undefined when an answer is not cached. */
+function confirmedNamesCached(ip: string, dns: CachingResolver): FcrdnsResult | undefined {
+  const ptr = dns.cached(ptrName(ip), 'PTR')
+  if (!ptr) return undefined
+  const names = fromPtr(ptr)
+  if (!Array.isArray(names)) return names
+  const forward: Array<readonly [string, Lookup<string>]> = []
+  for (const n of names) {
+    const a = dns.cached(n, 'AAAA')
+    if (!a) return undefined
+    forward.push([n, a])
+  }
+  return fromForward(ip, names, forward)
+}
+
+function fromForward(ip: string, names: string[], forward: ReadonlyArray<readonly [string, Lookup<string>]>): FcrdnsResult {
   const confirmed = forward.filter(([, a]) => 'ok' in a && a.ok.some((addr) => classifyPeer(addr)?.canonical === ip)).map(([n]) => n)
   if (confirmed.length === 0) {
     const errs = forward.filter(([, a]) => 'error' in a)
@@ -72,7 +97,10 @@ export async function fcrdns(ip: string, helo: string | undefined, dns: CachingR
  * share the first field).
  */
 export async function originAsn(ip: string, dns: CachingResolver, zone: string): Promise<AsnResult> {
-  const txt = await dns.txt(`${reverseNibbles(ip)}.${zone}`)
+  return fromTxt(await dns.txt(`${reverseNibbles(ip)}.${zone}`))
+}
+
+function fromTxt(txt: Lookup<string>): AsnResult {
   if ('error' in txt) return { outcome: 'err', asns: [], detail: `origin AS lookup: ${txt.error}` }
   if ('none' in txt) return { outcome: 'fail', asns: [], detail: `no origin AS (${txt.none})` }
   const asns = [...new Set(txt.ok.flatMap((t) => (t.split('|')[0] ?? '').trim().split(/\s+/)).filter((a) => /^\d{1,10}$/.test(a)))]
@@ -85,11 +113,27 @@ export async function originAsn(ip: string, dns: CachingResolver, zone: string):
  * lookups run while the client says EHLO and MAIL FROM; the HELO comparison is
  * applied at RCPT with matchHelo().
  */
-export async function gatherPeerSignals(ip: string, dns: CachingResolver, cfg: { fcrdns: boolean; asn: boolean; asnZone: string }): Promise<PeerSignals> {
-  const skip = (what: string) => ({ outcome: 'skip' as const, detail: `${what} disabled` })
-  const [f, a] = await Promise.all([
-    cfg.fcrdns ? confirmedNames(ip, dns) : Promise.resolve({ ...skip('fcrdns'), confirmed: [] }),
-    cfg.asn ? originAsn(ip, dns, cfg.asnZone) : Promise.resolve({ ...skip('asn'), asns: [] }),
-  ])
+export async function gatherPeerSignals(ip: string, dns: CachingResolver, cfg: SignalsConfig): Promise<PeerSignals> {
+  const [f, a] = await Promise.all([cfg.fcrdns ? confirmedNames(ip, dns) : SKIP_FCRDNS, cfg.asn ? originAsn(ip, dns, cfg.asnZone) : SKIP_ASN])
   return { fcrdns: f, asn: a }
 }
+
+/**
+ * The same from the resolver's cache alone, for a peer seen within the answers' TTLs:
+ * no promise, no query. undefined when any answer needed is not cached.
+ */
+export function cachedPeerSignals(ip: string, dns: CachingResolver, cfg: SignalsConfig): PeerSignals | undefined {
+  const f = cfg.fcrdns ? confirmedNamesCached(ip, dns) : SKIP_FCRDNS
+  if (!f) return undefined
+  const txt = cfg.asn ? dns.cached(`${reverseNibbles(ip)}.${cfg.asnZone}`, 'TXT') : undefined
+  if (cfg.asn && !txt) return undefined
+  return { fcrdns: f, asn: txt ? fromTxt(txt) : SKIP_ASN }
+}
+
+export interface SignalsConfig {
+  fcrdns: boolean
+  asn: boolean
+  asnZone: string
+}
+const SKIP_FCRDNS: FcrdnsResult = Object.freeze({ outcome: 'skip', detail: 'fcrdns disabled', confirmed: [] })
+const SKIP_ASN: AsnResult = Object.freeze({ outcome: 'skip', detail: 'asn disabled', asns: [] })

@@ -107,16 +107,32 @@ describe('functional: RedisListStore on a real redis-server', function () {
   })
 
   it('records a deferred attempt in one script call: first time kept on a retry, TTLs set, the index bounded', async () => {
-    await server.cli('CONFIG', 'RESETSTAT')
     const t = 1_800_000_000
     const fields = (time: number, phase: string) => ({ time: String(time), phase, verdict: 'defer', mailFrom: 'a@x.test' })
+    // ioredis checks once per connection that the script is loaded: done before counting.
+    store.recordAttempt('env0', null, fields(t - 1000, 'rcpt'), 3600, 2)
+    await poll(async () => ((await server.cli('EXISTS', keys.attempt('env0'))).trim() === '1' ? true : undefined), 3000, 'warm-up record')
+    await server.cli('CONFIG', 'RESETSTAT')
+    // Count what the client writes to its socket: the four records of one turn go out together.
+    const stream = (client as unknown as { stream: { write: (...a: unknown[]) => boolean } }).stream
+    const write = stream.write
+    let writes = 0
+    stream.write = function (this: unknown, ...a: unknown[]) {
+      writes++
+      return write.apply(this, a)
+    }
     store.recordAttempt('env1', 'mid1', fields(t, 'rcpt'), 3600, 2)
     store.recordAttempt('env1', null, fields(t + 60, 'data_post'), 3600, 2)
     store.recordAttempt('env2', null, fields(t + 1, 'rcpt'), 3600, 2)
     store.recordAttempt('env3', null, fields(t + 2, 'rcpt'), 3600, 2)
+    assert.equal(writes, 0, 'nothing sent before the end of the turn')
+    await new Promise((r) => setImmediate(r))
+    await new Promise((r) => setImmediate(r))
+    stream.write = write
+    assert.equal(writes, 1, 'one write for the four records of one turn')
     await poll(async () => ((await server.cli('ZCARD', keys.attempts)).trim() === '2' ? true : undefined), 3000, 'index trimmed to 2')
     const calls = await commandCalls(server)
-    assert.equal((calls.evalsha ?? 0) + (calls.eval ?? 0), 4, 'one script call per attempt')
+    assert.equal((calls.evalsha ?? 0) + (calls.eval ?? 0), 4, 'one script call per attempt, in order (the first time of env1 kept)')
     assert.equal((await server.cli('HGET', keys.attempt('env1'), 'time')).trim(), String(t), 'the first deferral time is kept')
     assert.equal((await server.cli('HGET', keys.attempt('env1'), 'phase')).trim(), 'data_post', 'the rest is the latest')
     assert.ok(Number(await server.cli('TTL', keys.attempt('env1'))) > 3500)

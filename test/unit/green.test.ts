@@ -6,7 +6,7 @@ import { reverseNibbles } from '../../plugins/lib/ip'
 import { normaliseMailbox } from '../../plugins/lib/mailbox'
 import { decideData, decideRcpt, planRcpt, type DataFacts, type PolicyConfig, type RcptFacts } from '../../plugins/mx6-receive/decide'
 import { GREEN_DEFAULTS, historyPasses, peerGreen } from '../../plugins/mx6-receive/green'
-import { fcrdns, originAsn, type PeerSignals } from '../../plugins/mx6-receive/peer-signals'
+import { cachedPeerSignals, fcrdns, gatherPeerSignals, originAsn, type PeerSignals } from '../../plugins/mx6-receive/peer-signals'
 import { evaluateGuess } from '../../plugins/mx6-receive/spf-guess'
 
 const IP = '2001:db8:7::10'
@@ -52,6 +52,46 @@ describe('green: forward-confirmed reverse DNS', () => {
       if (want === 'pass') assert.deepEqual(r.confirmed, ['client.other.test'])
     })
   }
+})
+
+describe('green: peer signals from the resolver cache', () => {
+  const zone = 'origin6.asn.test'
+  const z: Zone = {
+    [`PTR ${PTR}`]: ans(12, { domain: 'client.other.test.' }),
+    'AAAA client.other.test': ans(28, { address: IP }),
+    [`TXT ${reverseNibbles(IP)}.${zone}`]: ans(16, { data: ['64500 | 2001:db8::/32 | ZZ | test | 2020-01-01'] }),
+  }
+  for (const opts of [
+    { fcrdns: true, asn: true, asnZone: zone },
+    { fcrdns: true, asn: false, asnZone: zone },
+    { fcrdns: false, asn: true, asnZone: zone },
+  ]) {
+    it(`once the answers are cached, the same signals without a query (fcrdns ${opts.fcrdns}, asn ${opts.asn})`, async () => {
+      let t = 1_000_000
+      const queries: string[] = []
+      const table = new TableDns(z)
+      const r = new CachingResolver({ query: (n, ty) => (queries.push(`${ty} ${n}`), table.query(n, ty)) }, { negativeTtl: 0, maxTtl: 3600, now: () => t })
+      assert.equal(cachedPeerSignals(IP, r, opts), undefined, 'nothing cached yet')
+      const live = await gatherPeerSignals(IP, r, opts)
+      const asked = queries.length
+      assert.ok(asked > 0)
+      assert.deepEqual(cachedPeerSignals(IP, r, opts), live)
+      assert.equal(queries.length, asked, 'no query')
+      t += 61_000
+      assert.equal(cachedPeerSignals(IP, r, opts), undefined, 'an answer past its TTL (60 s) is not used')
+    })
+  }
+  it('a cached NXDOMAIN for the PTR is an answer too; an uncached AAAA of a PTR name is not', async () => {
+    let t = 1_000_000
+    const soa = { type: 6, ttl: 300, minimum: 300 }
+    const nx: Zone = { [`PTR ${PTR}`]: { rcode: 3, answers: [], authorities: [soa] } }
+    const r = new CachingResolver(new TableDns(nx), { negativeTtl: 0, maxTtl: 3600, now: () => t })
+    await gatherPeerSignals(IP, r, { fcrdns: true, asn: false, asnZone: zone })
+    assert.equal(cachedPeerSignals(IP, r, { fcrdns: true, asn: false, asnZone: zone })?.fcrdns.outcome, 'fail')
+    const partial = new CachingResolver(new TableDns(z), { negativeTtl: 0, maxTtl: 3600, now: () => t })
+    await partial.ptr(PTR)
+    assert.equal(cachedPeerSignals(IP, partial, { fcrdns: true, asn: false, asnZone: zone }), undefined)
+  })
 })
 
 describe('green: origin AS (Team Cymru style zone)', () => {
