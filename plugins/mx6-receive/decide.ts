@@ -5,6 +5,7 @@
 // rule that made it and a human-readable reason, so logs and results explain it.
 import { aligned, allCandidates, canonicalDomain, domainCandidates, type Alignment } from '../lib/domain'
 import { candidatePrefixes, classifyPeer } from '../lib/ip'
+import { memo } from '../lib/memo'
 import type { Mailbox } from '../lib/mailbox'
 import type { Hit, LookupReply, LookupRequest } from '../lib/store'
 import { domainGreen, peerGreen, planDomainGreen, planPeerGreen, type GreenConfig, type GreenRule } from './green'
@@ -57,6 +58,9 @@ export interface PeerFacts {
 
 export type Screen = { skip: Decision } | { ipv6: string }
 
+/** The same few IPv4 peers come again and again: their (immutable) screen is made once. */
+const ipv4Skip = memo(4096, (canonical: string): Screen => Object.freeze({ skip: Object.freeze({ verdict: 'skip', rule: 'ipv4', final: true, reason: `IPv4 peer ${canonical}` }) }))
+
 /** IPv4 and our own users are never touched; only public IPv6 peers get the policy. */
 export function screenPeer(p: PeerFacts, cfg: PolicyConfig): Screen {
   const skip = (rule: Rule, reason: string): Screen => ({ skip: { verdict: 'skip', rule, final: true, reason } })
@@ -64,7 +68,7 @@ export function screenPeer(p: PeerFacts, cfg: PolicyConfig): Screen {
   if (p.authenticated) return skip('auth', 'authenticated client')
   const peer = classifyPeer(p.ip)
   if (!peer) return skip('bad-peer', `peer address "${printable(p.ip)}" not parseable`)
-  if (peer.family === 'ipv4') return skip('ipv4', `IPv4 peer ${peer.canonical}`)
+  if (peer.family === 'ipv4') return ipv4Skip(peer.canonical)
   if (p.private && cfg.skipPrivate) return skip('private', `private IPv6 peer ${peer.canonical} (skip_private)`)
   return { ipv6: peer.canonical }
 }

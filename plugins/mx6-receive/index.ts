@@ -53,6 +53,8 @@ interface Plugin extends PluginBase {
 
 /** Per-transaction state, kept in txn.notes. */
 interface TxnState {
+  /** The peer, as screened at rcpt: a peer this plugin judges. */
+  ipv6: string
   known: Known
   recipients: Map<string, RecipientState>
   /** Peer-level greenlisting found at rcpt: a basis for every recipient after DATA. */
@@ -194,10 +196,10 @@ export function shutdown(this: Plugin): void {
   this.store = null
 }
 
-function state(txn: Transaction): TxnState {
+function state(txn: Transaction, ipv6: string): TxnState {
   let s = txn.notes[NOTE] as TxnState | undefined
   if (!s) {
-    s = { known: {}, recipients: new Map() }
+    s = { ipv6, known: {}, recipients: new Map() }
     txn.notes[NOTE] = s
   }
   return s
@@ -392,7 +394,7 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
     return next()
   }
   const rcptAddr = params[0] as Transaction['rcpt_to'][number]
-  const s = state(txn)
+  const s = state(txn, screen.ipv6)
   if (s.spfGuess === undefined) s.spfGuess = lastResortSpf(this, connection, txn, screen.ipv6)
   const mx6 = isMx6Session(this, connection)
   const fail = (err: Error): void => {
@@ -464,9 +466,15 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
   const start = performance.now()
   // Read at entry: the data_post hooks still to run after this one.
   const filtersAfter = laterHooks(connection)
-  const screen = screenPeer(peerFacts(connection), this.cfg.policy)
-  if ('skip' in screen) return next()
-  const s = state(txn)
+  // The peer as rcpt screened it; screened again only when rcpt did not run for this
+  // transaction (e.g. the plugin was reloaded in between).
+  let s = txn.notes[NOTE] as TxnState | undefined
+  if (!s) {
+    const screen = screenPeer(peerFacts(connection), this.cfg.policy)
+    if ('skip' in screen) return next()
+    s = state(txn, screen.ipv6)
+  }
+  const ipv6 = s.ipv6
   // A recipient this plugin did not see at rcpt (e.g. the plugin was reloaded)
   // is undecided, never trusted.
   const recipients = txn.rcpt_to.map(
@@ -495,7 +503,7 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
     // A message whose recipients were all decided at rcpt repeats that verdict.
     record(this, connection, 'data_post', message, { start, signals, repeat: !open, extra })
     if ((message.verdict === 'defer' || message.verdict === 'fallback') && message.rule === 'none') {
-      rememberAttempt(this, connection, screen.ipv6, 'data_post', message.verdict, message.reason, txn.rcpt_to, authDomain(facts, this.cfg.policy))
+      rememberAttempt(this, connection, ipv6, 'data_post', message.verdict, message.reason, txn.rcpt_to, authDomain(facts, this.cfg.policy))
     }
     if (message.verdict === 'fallback') {
       const r = fallbackReply(this, connection)
@@ -518,18 +526,18 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
     return
   }
   const green = this.cfg.policy.green
-  ;(s.peerGreen ? Promise.resolve(undefined) : peerSignals(this, connection, screen.ipv6))
+  ;(s.peerGreen ? Promise.resolve(undefined) : peerSignals(this, connection, ipv6))
     .then(async (signals) => {
       // One pipeline: the message's lookups and, for a peer not yet green, the DNS-based green lists.
       const req = planData(facts, this.cfg.policy)
-      if (signals) Object.assign(req, planPeerGreen(screen.ipv6, signals, s.known, green))
+      if (signals) Object.assign(req, planPeerGreen(ipv6, signals, s.known, green))
       // An authenticated domain in domain:allow decides every open recipient, whatever
       // the books and green lists say: when the list cache knows it is listed, that is all.
       const listed = req.domainCandidates && connect(this).cached?.({ domainCandidates: req.domainCandidates })
       const reply = listed?.domainAllow ? listed : await lookup(this, connection, req)
       if (reply && signals) {
         rememberAnswers(s.known, reply)
-        const pg = peerGreen(screen.ipv6, signals, s.known, green)
+        const pg = peerGreen(ipv6, signals, s.known, green)
         if (pg) facts.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
       }
       finish(decideData(facts, reply, this.cfg.policy).message, signals, reply && signals ? { green_signals: greenSummary(s.known) } : {})
