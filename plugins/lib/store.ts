@@ -141,24 +141,40 @@ return {}`
 const FIRST_FIELD = 'mx6FirstField'
 
 /**
- * The follow-up record of a deferred attempt in one call (a single Redis; a Cluster
- * gets the same commands one by one, the keys live in different slots). KEYS: the
- * attempt hash, the attempts index, optionally the Message-ID key; ARGV: time, TTL,
- * most entries, envelope hash, then the attempt's other fields as one JSON object
- * (one argument costs the client less than twenty). A retry of the same envelope
- * keeps the time of the first deferral.
+ * The follow-up records of deferred attempts in one call (a single Redis; a Cluster
+ * gets the same commands one by one, the keys live in different slots). KEYS[1] is
+ * the attempts index, then each record's attempt hash and, if it has one, its
+ * Message-ID key. ARGV: TTL, most entries, and the records as one JSON array of
+ * {t: time, e: envelope hash, a: index in KEYS of its attempt hash, m: of its
+ * Message-ID key or 0, f: its other fields}: one argument per batch costs the
+ * client a fraction of twenty per record. Records are applied in order; a retry
+ * of the same envelope keeps the time of the first deferral.
  */
-export const RECORD_ATTEMPT_LUA = `redis.call('HSETNX', KEYS[1], 'time', ARGV[1])
-local f = {}
-for k, v in pairs(cjson.decode(ARGV[5])) do f[#f + 1] = k; f[#f + 1] = v end
-if #f > 0 then redis.call('HSET', KEYS[1], unpack(f)) end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
-redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[3]) - 1)
-if KEYS[3] then redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[2]) end
+export const RECORD_ATTEMPT_LUA = `local ttl = tonumber(ARGV[1])
+local latest = 0
+for _, r in ipairs(cjson.decode(ARGV[3])) do
+  local key = KEYS[r.a]
+  redis.call('HSETNX', key, 'time', r.t)
+  local f = {}
+  for k, v in pairs(r.f) do f[#f + 1] = k; f[#f + 1] = v end
+  if #f > 0 then redis.call('HSET', key, unpack(f)) end
+  redis.call('EXPIRE', key, ttl)
+  redis.call('ZADD', KEYS[1], 'NX', r.t, r.e)
+  if r.m > 0 then redis.call('SET', KEYS[r.m], r.e, 'EX', ttl) end
+  if tonumber(r.t) > latest then latest = tonumber(r.t) end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', latest - ttl)
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[2]) - 1)
 return 1`
 const RECORD_ATTEMPT = 'mx6RecordAttempt'
+
+/** Follow-up records of one event-loop turn, as RECORD_ATTEMPT_LUA takes them. */
+interface AttemptBatch {
+  ttlSec: number
+  maxEntries: number
+  keys: string[]
+  records: Array<{ t: string; e: string; a: number; m: number; f: Record<string, string> }>
+}
 
 const joined = new WeakMap<readonly string[], string>()
 /**
@@ -238,7 +254,7 @@ export function today(now = new Date()): string {
 export class RedisListStore implements ListStore {
   private pending = new Map<string, number>()
   /** Follow-up records waiting for the end of this turn of the event loop (see recordAttempt). */
-  private attempts: Array<[string, ...Array<string | number>]> = []
+  private attempts: AttemptBatch | null = null
   private flushTimer: NodeJS.Timeout | null = null
   private readonly cache: TrackedCache<ScriptHits> | null = null
 
@@ -357,12 +373,22 @@ export class RedisListStore implements ListStore {
     // A retry of the same deferred envelope keeps the time of the first deferral.
     const { time: _first, ...rest } = fields
     if (!isCluster(this.client)) {
-      const keys = midHash ? [k.attempt(envelopeHash), k.attempts, k.attemptByMessageId(midHash)] : [k.attempt(envelopeHash), k.attempts]
       // Attempts recorded in the same turn of the event loop (many sessions deferred at
-      // once) go out together at its end, in order, in one write: the deferral reply is
-      // already on its way then, and the sender's retry over IPv4 comes long after.
-      this.attempts.push([RECORD_ATTEMPT, keys.length, ...keys, fields.time, ttlSec, maxEntries, envelopeHash, JSON.stringify(rest)])
-      if (this.attempts.length === 1) setImmediate(() => void this.writeAttempts())
+      // once) go out together at its end, in order, in one script call: the deferral reply
+      // is already on its way then, and the sender's retry over IPv4 comes long after.
+      let b = this.attempts
+      if (b && (b.ttlSec !== ttlSec || b.maxEntries !== maxEntries)) {
+        void this.writeAttempts()
+        b = null
+      }
+      if (!b) {
+        b = { ttlSec, maxEntries, keys: [k.attempts], records: [] }
+        this.attempts = b
+        setImmediate(() => void this.writeAttempts())
+      }
+      const a = b.keys.push(k.attempt(envelopeHash))
+      const m = midHash ? b.keys.push(k.attemptByMessageId(midHash)) : 0
+      b.records.push({ t: fields.time, e: envelopeHash, a, m, f: rest })
       return
     }
     const cmds: Array<[string, ...Array<string | number>]> = [
@@ -377,14 +403,14 @@ export class RedisListStore implements ListStore {
     batch(this.client, cmds).catch((err: Error) => this.opts.onCountError?.(err))
   }
 
-  /** Sends the attempts recorded since the last call, in one pipeline (one command alone as it is). */
+  /** Sends the attempts recorded since the last call in one script call. */
   private async writeAttempts(): Promise<void> {
-    const cmds = this.attempts
-    this.attempts = []
-    if (cmds.length === 0) return
-    await batch(this.client, cmds)
+    const b = this.attempts
+    this.attempts = null
+    if (!b) return
+    await batch(this.client, [[RECORD_ATTEMPT, b.keys.length, ...b.keys, b.ttlSec, b.maxEntries, JSON.stringify(b.records)]])
       .then((results) => {
-        for (const [err] of results) if (err) throw err
+        if (results[0]?.[0]) throw results[0][0]
       })
       .catch((err: Error) => this.opts.onCountError?.(err))
   }
