@@ -142,7 +142,7 @@ function hitText(h: Hit): string {
 }
 
 /** An ip:allow hit decides every recipient of the peer, whatever else is known. */
-function trustedPeer(ipv6: string, hit: Hit): Decision {
+export function trustedPeer(ipv6: string, hit: Hit): Decision {
   return { verdict: 'trusted', rule: 'ip:allow', final: true, reason: `${ipv6} in ip:allow ${hitText(hit)}` }
 }
 

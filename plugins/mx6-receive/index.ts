@@ -27,6 +27,7 @@ import {
   printable,
   rememberAnswers,
   screenPeer,
+  trustedPeer,
   type DataFacts,
   type Decision,
   type Known,
@@ -396,6 +397,21 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
   const rcptAddr = params[0] as Transaction['rcpt_to'][number]
   const s = state(txn, screen.ipv6)
   if (s.spfGuess === undefined) s.spfGuess = lastResortSpf(this, connection, txn, screen.ipv6)
+  if (!s.spfGuess) {
+    // An allow-listed peer (known in this transaction, or a repeat peer the peer list cache
+    // answers) is trusted for every recipient whatever else holds: decided here and now,
+    // without waiting for the DNS signals. (A last-resort SPF guess on its way is waited
+    // for by every RCPT.)
+    if (s.known.ipAllow === undefined) probePeerCache(this, s.known, screen.ipv6)
+    const hit = s.known.ipAllow
+    if (hit) {
+      const rcpt = mailbox(rcptAddr, this.cfg.recipientDelimiter)
+      const d = trustedPeer(screen.ipv6, hit)
+      s.recipients.set(rcptId(rcptAddr), { rcpt, prior: d })
+      record(this, connection, 'rcpt', d, { subject: ` <${rcpt?.address ?? '?'}>`, start })
+      return next()
+    }
+  }
   const mx6 = isMx6Session(this, connection)
   const fail = (err: Error): void => {
     connection.logerror(this, `rcpt decision failed: ${err.stack ?? err.message}`)
@@ -423,8 +439,8 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
     }
     next()
   }
-  const ask = (signals: PeerSignals | undefined): Promise<void> | undefined => {
-    if (s.known.ipAllow === undefined) probePeerCache(this, s.known, screen.ipv6)
+  const ask = (signals: PeerSignals | undefined, probe: boolean): Promise<void> | undefined => {
+    if (probe && s.known.ipAllow === undefined) probePeerCache(this, s.known, screen.ipv6)
     const facts: RcptFacts = {
       ipv6: screen.ipv6,
       mx6,
@@ -445,7 +461,8 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
   // the lookups started at the first RCPT have long finished.
   if (!rcptNeedsSignals(this, mx6) && !s.spfGuess) {
     try {
-      ask(undefined)?.catch(fail)
+      // The peer list cache was asked just above.
+      ask(undefined, false)?.catch(fail)
     } catch (err) {
       fail(err as Error)
     }
@@ -454,7 +471,8 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
   ;(rcptNeedsSignals(this, mx6) ? peerSignals(this, connection, screen.ipv6) : Promise.resolve(undefined))
     .then(async (signals) => {
       if (s.spfGuess) await s.spfGuess
-      await ask(signals)
+      // After a wait: the peer list cache may know more by now.
+      await ask(signals, true)
     })
     .catch(fail)
 }

@@ -149,6 +149,13 @@ describe('mx6-receive plugin glue', () => {
     assert.equal(calls.length, 2, 'the second recipient too, synchronously')
     assert.equal(store.cachedAsked, 1, 'the cache is probed once per transaction')
     assert.equal(store.requests.length, 0)
+    // With undecided=defer RCPT waits for the peer's DNS signals, but not for an allow-listed peer.
+    const { plugin: p4, store: s4, conn: c4 } = setup('2001:db8:7::10', 'a@other.test')
+    p4.cfg.policy.undecided = 'defer'
+    s4.peerCache = { ipAllow: { entry: '2001:db8:7::/64', note: 'cached partner' } }
+    const deferring: unknown[][] = []
+    p4.mx6_rcpt((...args: unknown[]) => deferring.push(args), c4, [new Address('<bob@rcpt.test>')])
+    assert.deepEqual(deferring, [[]] as unknown[][], 'trusted at once, no wait for DNS')
     // A repeat peer on neither list, nothing else to ask (no SPF pass): pending at once, synchronously.
     const { plugin: p3, store: s3, conn: c3 } = setup('2001:db8:7::10', 'a@other.test')
     setSpf(c3, 'Neutral', 'other.test')
