@@ -397,26 +397,32 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
   const rcptAddr = params[0] as Transaction['rcpt_to'][number]
   const s = state(txn, screen.ipv6)
   if (s.spfGuess === undefined) s.spfGuess = lastResortSpf(this, connection, txn, screen.ipv6)
+  // Never an accept by accident: anything that goes wrong defers.
+  const fail = (err: Error): void => {
+    connection.logerror(this, `rcpt decision failed: ${err.stack ?? err.message}`)
+    next(constants.denysoft, deferReply(this))
+  }
   if (!s.spfGuess) {
     // An allow-listed peer (known in this transaction, or a repeat peer the peer list cache
     // answers) is trusted for every recipient whatever else holds: decided here and now,
     // without waiting for the DNS signals. (A last-resort SPF guess on its way is waited
     // for by every RCPT.)
-    if (s.known.ipAllow === undefined) probePeerCache(this, s.known, screen.ipv6)
-    const hit = s.known.ipAllow
-    if (hit) {
-      const rcpt = mailbox(rcptAddr, this.cfg.recipientDelimiter)
-      const d = trustedPeer(screen.ipv6, hit)
-      s.recipients.set(rcptId(rcptAddr), { rcpt, prior: d })
-      record(this, connection, 'rcpt', d, { subject: ` <${rcpt?.address ?? '?'}>`, start })
-      return next()
+    let trusted: Decision | null = null
+    try {
+      if (s.known.ipAllow === undefined) probePeerCache(this, s.known, screen.ipv6)
+      const hit = s.known.ipAllow
+      if (hit) {
+        const rcpt = mailbox(rcptAddr, this.cfg.recipientDelimiter)
+        trusted = trustedPeer(screen.ipv6, hit)
+        s.recipients.set(rcptId(rcptAddr), { rcpt, prior: trusted })
+        record(this, connection, 'rcpt', trusted, { subject: ` <${rcpt?.address ?? '?'}>`, start })
+      }
+    } catch (err) {
+      return fail(err as Error)
     }
+    if (trusted) return next()
   }
   const mx6 = isMx6Session(this, connection)
-  const fail = (err: Error): void => {
-    connection.logerror(this, `rcpt decision failed: ${err.stack ?? err.message}`)
-    next(constants.denysoft, deferReply(this))
-  }
   const conclude = (facts: RcptFacts, reply: LookupReply | null): void => {
     if (reply) rememberAnswers(s.known, reply)
     // The DNS signals serve only a peer on neither ip:allow nor ip:green: they start

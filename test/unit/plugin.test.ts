@@ -165,6 +165,15 @@ describe('mx6-receive plugin glue', () => {
     assert.deepEqual(pending, [[]] as unknown[][])
     assert.equal(s3.requests.length, 0)
     assert.equal(c3.transaction.results.get('mx6-receive').verdict, 'pending')
+    // Anything going wrong on that path defers, never accepts.
+    const { plugin: p5, store: s5, conn: c5 } = setup('2001:db8:7::10', 'a@other.test')
+    s5.cached = () => {
+      throw new Error('cache broken')
+    }
+    const broken: unknown[][] = []
+    p5.mx6_rcpt((...args: unknown[]) => broken.push(args), c5, [new Address('<bob@rcpt.test>')])
+    assert.equal(broken.length, 1)
+    assert.equal(broken[0][0], DENYSOFT)
     // A last-resort SPF guess to wait for takes the ordinary path (every RCPT waits for it).
     const { plugin: p2, store: s2, conn: c2 } = setup('2001:db8:7::10', 'a@other.test')
     setSpf(c2, 'None', 'other.test')
