@@ -382,90 +382,106 @@ function lastResortSpf(plugin: Plugin, connection: Connection, txn: Transaction,
     .catch((err: Error) => connection.logwarn(plugin, `last-resort SPF for ${from.domain} not evaluated: ${err.message}`))
 }
 
+/**
+ * Haraka lets a hook that throws continue to the next plugin (CONT): a later rcpt_to
+ * plugin would then accept. Anything thrown here defers instead, never an accept by accident.
+ */
+function deferOnThrow(plugin: Plugin, phase: string, next: Next, connection: Connection, body: () => void): void {
+  try {
+    body()
+  } catch (err) {
+    connection.logerror(plugin, `${phase} decision failed: ${(err as Error).stack ?? (err as Error).message}`)
+    next(constants.denysoft, deferReply(plugin))
+  }
+}
+
 export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, params: unknown[]): void {
+  deferOnThrow(this, 'rcpt', next, connection, () => rcptHook(this, next, connection, params))
+}
+
+export function mx6_data_post(this: Plugin, next: Next, connection: Connection): void {
+  deferOnThrow(this, 'data_post', next, connection, () => dataPostHook(this, next, connection))
+}
+
+function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: unknown[]): void {
   const start = performance.now()
   const txn = connection.transaction
   if (!txn) return next()
-  const screen = screenPeer(peerFacts(connection), this.cfg.policy)
+  const screen = screenPeer(peerFacts(connection), plugin.cfg.policy)
   if ('skip' in screen) {
     if (!txn.notes[SKIPPED]) {
       txn.notes[SKIPPED] = true
-      record(this, connection, 'rcpt', screen.skip, { quiet: true })
+      record(plugin, connection, 'rcpt', screen.skip, { quiet: true })
     }
     return next()
   }
   const rcptAddr = params[0] as Transaction['rcpt_to'][number]
   const s = state(txn, screen.ipv6)
-  if (s.spfGuess === undefined) s.spfGuess = lastResortSpf(this, connection, txn, screen.ipv6)
+  if (s.spfGuess === undefined) s.spfGuess = lastResortSpf(plugin, connection, txn, screen.ipv6)
   // Never an accept by accident: anything that goes wrong defers.
   const fail = (err: Error): void => {
-    connection.logerror(this, `rcpt decision failed: ${err.stack ?? err.message}`)
-    next(constants.denysoft, deferReply(this))
+    connection.logerror(plugin, `rcpt decision failed: ${err.stack ?? err.message}`)
+    next(constants.denysoft, deferReply(plugin))
   }
   if (!s.spfGuess) {
     // An allow-listed peer (known in this transaction, or a repeat peer the peer list cache
     // answers) is trusted for every recipient whatever else holds: decided here and now,
     // without waiting for the DNS signals. (A last-resort SPF guess on its way is waited
     // for by every RCPT.)
-    let trusted: Decision | null = null
-    try {
-      if (s.known.ipAllow === undefined) probePeerCache(this, s.known, screen.ipv6)
-      const hit = s.known.ipAllow
-      if (hit) {
-        const rcpt = mailbox(rcptAddr, this.cfg.recipientDelimiter)
-        trusted = trustedPeer(screen.ipv6, hit)
-        s.recipients.set(rcptId(rcptAddr), { rcpt, prior: trusted })
-        record(this, connection, 'rcpt', trusted, { subject: ` <${rcpt?.address ?? '?'}>`, start })
-      }
-    } catch (err) {
-      return fail(err as Error)
+    if (s.known.ipAllow === undefined) probePeerCache(plugin, s.known, screen.ipv6)
+    const hit = s.known.ipAllow
+    if (hit) {
+      const rcpt = mailbox(rcptAddr, plugin.cfg.recipientDelimiter)
+      const d = trustedPeer(screen.ipv6, hit)
+      s.recipients.set(rcptId(rcptAddr), { rcpt, prior: d })
+      record(plugin, connection, 'rcpt', d, { subject: ` <${rcpt?.address ?? '?'}>`, start })
+      return next()
     }
-    if (trusted) return next()
   }
-  const mx6 = isMx6Session(this, connection)
+  const mx6 = isMx6Session(plugin, connection)
   const conclude = (facts: RcptFacts, reply: LookupReply | null): void => {
     if (reply) rememberAnswers(s.known, reply)
     // The DNS signals serve only a peer on neither ip:allow nor ip:green: they start
     // once the lists have answered, and are done long before DATA ends.
-    if (!facts.peerSignals && !s.known.ipAllow && !s.known.ipGreen) startPeerSignals(this, connection, screen.ipv6)
+    if (!facts.peerSignals && !s.known.ipAllow && !s.known.ipGreen) startPeerSignals(plugin, connection, screen.ipv6)
     const answers = reply && { ...s.known, ...reply }
-    const d = decideRcpt(facts, answers, this.cfg.policy)
+    const d = decideRcpt(facts, answers, plugin.cfg.policy)
     // Peer-level greenlisting serves recipients left open after RCPT; an allow-listed peer leaves none.
     if (answers && !s.peerGreen && !answers.ipAllow) {
-      const pg = peerGreen(facts.ipv6, facts.peerSignals, answers, this.cfg.policy.green)
+      const pg = peerGreen(facts.ipv6, facts.peerSignals, answers, plugin.cfg.policy.green)
       if (pg) s.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
     }
     s.recipients.set(rcptId(rcptAddr), { rcpt: facts.rcpt, prior: d })
     // An ip:allow hit consults no green list: nothing to summarise then.
     const extra: Record<string, string> = answers && !answers.ipAllow ? { green_signals: greenSummary(s.known) } : {}
-    record(this, connection, 'rcpt', d, { subject: ` <${facts.rcpt?.address ?? '?'}>`, start, signals: facts.peerSignals, quiet: d.verdict === 'pending', extra })
+    record(plugin, connection, 'rcpt', d, { subject: ` <${facts.rcpt?.address ?? '?'}>`, start, signals: facts.peerSignals, quiet: d.verdict === 'pending', extra })
     if (d.verdict === 'defer') {
-      if (d.rule === 'none') rememberAttempt(this, connection, screen.ipv6, 'rcpt', 'defer', d.reason, [rcptAddr])
-      return next(constants.denysoft, deferReply(this))
+      if (d.rule === 'none') rememberAttempt(plugin, connection, screen.ipv6, 'rcpt', 'defer', d.reason, [rcptAddr])
+      return next(constants.denysoft, deferReply(plugin))
     }
     next()
   }
   const ask = (signals: PeerSignals | undefined, probe: boolean): Promise<void> | undefined => {
-    if (probe && s.known.ipAllow === undefined) probePeerCache(this, s.known, screen.ipv6)
+    if (probe && s.known.ipAllow === undefined) probePeerCache(plugin, s.known, screen.ipv6)
     const facts: RcptFacts = {
       ipv6: screen.ipv6,
       mx6,
       spf: txnSpf(txn),
       mailFrom: mailbox(txn.mail_from),
-      rcpt: mailbox(rcptAddr, this.cfg.recipientDelimiter),
+      rcpt: mailbox(rcptAddr, plugin.cfg.recipientDelimiter),
       peerSignals: signals,
       now: Math.floor(Date.now() / 1000),
     }
-    const req = planRcpt(facts, s.known, this.cfg.policy)
+    const req = planRcpt(facts, s.known, plugin.cfg.policy)
     // Everything this recipient needs is known already (an allow-listed peer; a repeat
     // peer the list cache answers, with nothing else to ask): decided at once, no promise.
     if (isEmptyRequest(req)) return void conclude(facts, {})
-    return lookup(this, connection, req).then((reply) => conclude(facts, reply))
+    return lookup(plugin, connection, req).then((reply) => conclude(facts, reply))
   }
   // When undecided mail waits for DATA anyway, RCPT does not wait for the peer's
   // DNS lookups: the DNS-based green rules are applied after DATA, by which time
   // the lookups started at the first RCPT have long finished.
-  if (!rcptNeedsSignals(this, mx6) && !s.spfGuess) {
+  if (!rcptNeedsSignals(plugin, mx6) && !s.spfGuess) {
     try {
       // The peer list cache was asked just above.
       ask(undefined, false)?.catch(fail)
@@ -474,7 +490,7 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
     }
     return
   }
-  ;(rcptNeedsSignals(this, mx6) ? peerSignals(this, connection, screen.ipv6) : Promise.resolve(undefined))
+  ;(rcptNeedsSignals(plugin, mx6) ? peerSignals(plugin, connection, screen.ipv6) : Promise.resolve(undefined))
     .then(async (signals) => {
       if (s.spfGuess) await s.spfGuess
       // After a wait: the peer list cache may know more by now.
@@ -483,7 +499,7 @@ export function mx6_rcpt(this: Plugin, next: Next, connection: Connection, param
     .catch(fail)
 }
 
-export function mx6_data_post(this: Plugin, next: Next, connection: Connection): void {
+function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void {
   const txn = connection.transaction
   // A peer screened out at rcpt (IPv4, relaying, authenticated, private) stays out.
   if (!txn || txn.notes[SKIPPED]) return next()
@@ -494,7 +510,7 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
   // transaction (e.g. the plugin was reloaded in between).
   let s = txn.notes[NOTE] as TxnState | undefined
   if (!s) {
-    const screen = screenPeer(peerFacts(connection), this.cfg.policy)
+    const screen = screenPeer(peerFacts(connection), plugin.cfg.policy)
     if ('skip' in screen) return next()
     s = state(txn, screen.ipv6)
   }
@@ -504,13 +520,13 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
   const recipients = txn.rcpt_to.map(
     (r): RecipientState =>
       s.recipients.get(rcptId(r)) ?? {
-        rcpt: mailbox(r, this.cfg.recipientDelimiter),
+        rcpt: mailbox(r, plugin.cfg.recipientDelimiter),
         prior: { verdict: 'pending', rule: 'none', final: false, reason: 'not seen at rcpt' },
       },
   )
   const open = recipients.some((r) => !r.prior.final)
   const facts: DataFacts = {
-    mx6: isMx6Session(this, connection),
+    mx6: isMx6Session(plugin, connection),
     peerGreen: s.peerGreen ?? null,
     now: Math.floor(Date.now() / 1000),
     // SPF, DKIM and the From header matter only for recipients still open after RCPT.
@@ -520,51 +536,51 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
     recipients,
   }
   const fail = (err: Error): void => {
-    connection.logerror(this, `data_post decision failed: ${err.stack ?? err.message}`)
-    next(constants.denysoft, deferReply(this))
+    connection.logerror(plugin, `data_post decision failed: ${err.stack ?? err.message}`)
+    next(constants.denysoft, deferReply(plugin))
   }
   const finish = (message: Decision, signals?: PeerSignals, extra: Record<string, string> = {}): void => {
     // A message whose recipients were all decided at rcpt repeats that verdict.
-    record(this, connection, 'data_post', message, { start, signals, repeat: !open, extra })
+    record(plugin, connection, 'data_post', message, { start, signals, repeat: !open, extra })
     if ((message.verdict === 'defer' || message.verdict === 'fallback') && message.rule === 'none') {
-      rememberAttempt(this, connection, ipv6, 'data_post', message.verdict, message.reason, txn.rcpt_to, authDomain(facts, this.cfg.policy))
+      rememberAttempt(plugin, connection, ipv6, 'data_post', message.verdict, message.reason, txn.rcpt_to, authDomain(facts, plugin.cfg.policy))
     }
     if (message.verdict === 'fallback') {
-      const r = fallbackReply(this, connection)
+      const r = fallbackReply(plugin, connection)
       return next(r.code, r.dsn)
     }
-    if (message.verdict === 'defer') return next(constants.denysoft, deferReply(this))
+    if (message.verdict === 'defer') return next(constants.denysoft, deferReply(plugin))
     // OK ends data_post here: content spam filters listed after mx6-receive do not
     // run for trusted mail; a malware scanner listed before it already has. With no
     // data_post hook after this one, OK and CONT do the same (and CONT is not logged).
-    if (message.verdict === 'trusted' && this.cfg.trustedSkipsFilters && filtersAfter) return next(constants.ok)
+    if (message.verdict === 'trusted' && plugin.cfg.trustedSkipsFilters && filtersAfter) return next(constants.ok)
     next()
   }
   if (!open) {
     // Every recipient was decided at rcpt: nothing to look up, the verdict stands (at once).
     try {
-      finish(decideData(facts, {}, this.cfg.policy).message)
+      finish(decideData(facts, {}, plugin.cfg.policy).message)
     } catch (err) {
       fail(err as Error)
     }
     return
   }
-  const green = this.cfg.policy.green
-  ;(s.peerGreen ? Promise.resolve(undefined) : peerSignals(this, connection, ipv6))
+  const green = plugin.cfg.policy.green
+  ;(s.peerGreen ? Promise.resolve(undefined) : peerSignals(plugin, connection, ipv6))
     .then(async (signals) => {
       // One pipeline: the message's lookups and, for a peer not yet green, the DNS-based green lists.
-      const req = planData(facts, this.cfg.policy)
+      const req = planData(facts, plugin.cfg.policy)
       if (signals) Object.assign(req, planPeerGreen(ipv6, signals, s.known, green))
       // An authenticated domain in domain:allow decides every open recipient, whatever
       // the books and green lists say: when the list cache knows it is listed, that is all.
-      const listed = req.domainCandidates && connect(this).cached?.({ domainCandidates: req.domainCandidates })
-      const reply = listed?.domainAllow ? listed : await lookup(this, connection, req)
+      const listed = req.domainCandidates && connect(plugin).cached?.({ domainCandidates: req.domainCandidates })
+      const reply = listed?.domainAllow ? listed : await lookup(plugin, connection, req)
       if (reply && signals) {
         rememberAnswers(s.known, reply)
         const pg = peerGreen(ipv6, signals, s.known, green)
         if (pg) facts.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
       }
-      finish(decideData(facts, reply, this.cfg.policy).message, signals, reply && signals ? { green_signals: greenSummary(s.known) } : {})
+      finish(decideData(facts, reply, plugin.cfg.policy).message, signals, reply && signals ? { green_signals: greenSummary(s.known) } : {})
     })
     .catch(fail)
 }

@@ -174,6 +174,14 @@ describe('mx6-receive plugin glue', () => {
     p5.mx6_rcpt((...args: unknown[]) => broken.push(args), c5, [new Address('<bob@rcpt.test>')])
     assert.equal(broken.length, 1)
     assert.equal(broken[0][0], DENYSOFT)
+    // Whatever throws in either hook (here: a connection without its remote end) defers:
+    // Haraka would otherwise carry on to the next plugin, which may accept.
+    const { plugin: p6, conn: c6 } = setup('2001:db8:7::10', 'a@other.test')
+    c6.remote = null
+    const thrown: unknown[][] = []
+    p6.mx6_rcpt((...args: unknown[]) => thrown.push(args), c6, [new Address('<bob@rcpt.test>')])
+    p6.mx6_data_post((...args: unknown[]) => thrown.push(args), c6)
+    assert.deepEqual(thrown.map((a) => a[0]), [DENYSOFT, DENYSOFT])
     // A last-resort SPF guess to wait for takes the ordinary path (every RCPT waits for it).
     const { plugin: p2, store: s2, conn: c2 } = setup('2001:db8:7::10', 'a@other.test')
     setSpf(c2, 'None', 'other.test')
