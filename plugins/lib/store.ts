@@ -74,7 +74,7 @@ export function isEmptyRequest(req: LookupRequest): boolean {
 }
 
 /** Whether the request asks nothing but the cached lists, ip:allow / ip:green / domain:allow (or nothing at all). */
-function onlyCachedLists(req: LookupRequest): boolean {
+export function onlyCachedLists(req: LookupRequest): boolean {
   return !(
     req.books?.length ||
     req.hostGreenCandidates?.length ||
@@ -279,27 +279,22 @@ export class RedisListStore implements ListStore {
   }
 
   cached(req: LookupRequest): LookupReply | undefined {
-    const cache = this.cache
-    if (!cache?.enabled || !onlyCachedLists(req)) return undefined
-    const { ipCalls, cached } = this.peerCalls(req)
-    if (!cached.every((c) => c !== undefined)) return undefined
+    if (!this.cache?.enabled || !onlyCachedLists(req)) return undefined
+    const { ipCalls, cached, domain } = this.cachedParts(req)
+    if (!cached.every((c) => c !== undefined) || (req.domainCandidates?.length && !domain.hits)) return undefined
     const reply: LookupReply = {}
     ipCalls.forEach((call, j) => takeHits(reply, call, cached[j]!))
-    if (req.domainCandidates?.length) {
-      const d = cache.get(domainCacheKey(req.domainCandidates))
-      if (d === undefined) return undefined
-      reply.domainAllow = d[0] ?? null
-    }
+    if (domain.hits) reply.domainAllow = domain.hits[0] ?? null
     return reply
   }
 
   /**
-   * The script calls for the peer's CIDR lists, with their peer list cache keys and the
-   * answers the cache holds. ip:allow and ip:green share the peer's candidates: one call
-   * for both on a single Redis (ip:green is skipped when ip:allow hits); one per hash on
-   * a Cluster (the two keys live in different slots).
+   * The script calls for the peer's CIDR lists and the domain:allow lookup, with their
+   * list cache keys and the answers the cache holds. ip:allow and ip:green share the
+   * peer's candidates: one call for both on a single Redis (ip:green is skipped when
+   * ip:allow hits); one per hash on a Cluster (the two keys live in different slots).
    */
-  private peerCalls(req: LookupRequest): { ipCalls: PeerCall[]; cacheKeys: string[]; cached: Array<ScriptHits | undefined> } {
+  private cachedParts(req: LookupRequest): { ipCalls: PeerCall[]; cacheKeys: string[]; cached: Array<ScriptHits | undefined>; domain: { key: string; hits: ScriptHits | undefined } } {
     const k = this.keys
     const ipKeys: PeerCall = []
     if (req.ipCandidates?.length) ipKeys.push(['ipAllow', k.ipAllow, req.ipCandidates])
@@ -309,7 +304,14 @@ export class RedisListStore implements ListStore {
     // Answers of earlier script calls for the same peer, while Redis vouches that the hashes did not change.
     const cache = this.cache
     const cacheKeys = cache ? ipCalls.map((call) => peerCacheKey(call.length === 2 ? 0 : call[0][0] === 'ipAllow' ? 1 : 2, call[0][2])) : []
-    return { ipCalls, cacheKeys, cached: ipCalls.map((_, j) => (cache ? cache.get(cacheKeys[j]) : undefined)) }
+    // domain:allow changes as seldom as the peer lists: cached the same way.
+    const domainKey = cache && req.domainCandidates?.length ? domainCacheKey(req.domainCandidates) : ''
+    return {
+      ipCalls,
+      cacheKeys,
+      cached: ipCalls.map((_, j) => (cache ? cache.get(cacheKeys[j]) : undefined)),
+      domain: { key: domainKey, hits: domainKey ? cache?.get(domainKey) : undefined },
+    }
   }
 
   async lookup(req: LookupRequest): Promise<LookupReply> {
@@ -319,16 +321,13 @@ export class RedisListStore implements ListStore {
     const k = this.keys
     const cache = this.cache
     // Script calls the cache answers are not sent: a repeat peer with nothing else to ask costs no round trip.
-    const { ipCalls, cacheKeys, cached } = this.peerCalls(req)
+    const { ipCalls, cacheKeys, cached, domain } = this.cachedParts(req)
     const reply: LookupReply = {}
     const token = cache?.token() ?? null
     ipCalls.forEach((call, j) => {
       if (cached[j] === undefined) cmds.push([FIRST_FIELD, call.length, ...call.map((x) => x[1]), joinedCandidates(call[0][2])])
     })
-    // domain:allow is cached like the peer lists (it changes as seldom): asked only when not known.
-    const domainKey = cache && req.domainCandidates?.length ? domainCacheKey(req.domainCandidates) : ''
-    const domainCached = domainKey ? cache?.get(domainKey) : undefined
-    if (req.domainCandidates?.length && !domainCached) cmds.push(['hmget', k.domainAllow, ...req.domainCandidates])
+    if (req.domainCandidates?.length && !domain.hits) cmds.push(['hmget', k.domainAllow, ...req.domainCandidates])
     for (const b of req.books ?? []) cmds.push(['smismember', k.book(b.owner), ...b.members])
     const greens: Array<[keyof LookupReply, string, string[] | undefined]> = [
       ['hostGreen', k.hostGreen, req.hostGreenCandidates],
@@ -355,10 +354,10 @@ export class RedisListStore implements ListStore {
       }
       takeHits(reply, call, hits)
     }
-    if (domainCached) reply.domainAllow = domainCached[0] ?? null
+    if (domain.hits) reply.domainAllow = domain.hits[0] ?? null
     else if (req.domainCandidates?.length) {
       reply.domainAllow = firstHit(req.domainCandidates, next())
-      if (domainKey) cache?.set(token, domainKey, [reply.domainAllow])
+      if (domain.key) cache?.set(token, domain.key, [reply.domainAllow])
     }
     if (req.books?.length) reply.books = req.books.map((b) => firstMember(b.members, next()))
     for (const [name, , fields] of greens) if (fields?.length) (reply as Record<string, unknown>)[name] = firstHit(fields, next())

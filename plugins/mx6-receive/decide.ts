@@ -129,7 +129,7 @@ export function planRcpt(f: RcptFacts, known: Known, cfg: PolicyConfig): LookupR
   const spfDomain = spfPassDomain(f.spf)
   if (spfDomain && known.domainAllow === undefined) req.domainCandidates = domainCandidates(spfDomain)
   Object.assign(req, planPeerGreen(f.ipv6, f.peerSignals, known, cfg.green))
-  if (spfDomain && known.domainGreen === undefined && known.history === undefined) Object.assign(req, planDomainGreen([spfDomain], cfg.green))
+  if (spfDomain && known.domainGreen === undefined && known.history === undefined) Object.assign(req, planDomainGreen([spfDomain], cfg.green, req.domainCandidates))
   // The envelope sender counts only when SPF passed for its own domain.
   if (spfDomain && f.mailFrom && f.mailFrom.domain === spfDomain && f.rcpt) {
     req.books = [{ owner: f.rcpt.address, members: bookMembers(f.mailFrom) }]
@@ -141,15 +141,12 @@ function hitText(h: Hit): string {
   return h.note ? `${h.entry} ("${printable(h.note)}")` : h.entry
 }
 
-/** An ip:allow hit decides every recipient of the peer, whatever else is known. */
-export function trustedPeer(ipv6: string, hit: Hit): Decision {
-  return { verdict: 'trusted', rule: 'ip:allow', final: true, reason: `${ipv6} in ip:allow ${hitText(hit)}` }
-}
-
 /** `answers` is null when the store failed: an IPv6 peer then gets a 4xx, never an accept. */
 export function decideRcpt(f: RcptFacts, answers: (Known & LookupReply) | null, cfg: PolicyConfig): Decision {
   if (!answers) return { verdict: 'defer', rule: 'store-error', final: true, reason: 'list store unavailable' }
-  if (answers.ipAllow) return trustedPeer(f.ipv6, answers.ipAllow)
+  if (answers.ipAllow) {
+    return { verdict: 'trusted', rule: 'ip:allow', final: true, reason: `${f.ipv6} in ip:allow ${hitText(answers.ipAllow)}` }
+  }
   const member = answers.books?.[0]
   if (member && f.rcpt && f.mailFrom) {
     return {
@@ -217,8 +214,10 @@ export function planData(f: DataFacts, cfg: PolicyConfig): LookupRequest {
   const from = f.from.mailbox
   // The From domain is authenticated through an aligned identifier (DMARC), so
   // it and the aligned identifiers themselves may match domain:allow entries.
-  req.domainCandidates = allCandidates([from.domain, ...authd])
-  Object.assign(req, planDomainGreen([from.domain, ...authd], cfg.green))
+  const domains = [from.domain, ...authd]
+  // domain:allow and domain:green are asked for the same candidates (read-only, shared).
+  req.domainCandidates = allCandidates(domains)
+  Object.assign(req, planDomainGreen(domains, cfg.green, req.domainCandidates))
   const owners = bookOwners(open)
   if (owners.length > 0) req.books = owners.map((owner) => ({ owner, members: bookMembers(from) }))
   return req

@@ -63,11 +63,14 @@ export function peerGreen(ipv6: string, signals: PeerSignals | undefined, answer
   return null
 }
 
-/** Lookups for authenticated domains: domain:green candidates and their IPv4 history. */
-export function planDomainGreen(domains: string[], cfg: GreenConfig): LookupRequest {
+/**
+ * Lookups for authenticated domains: domain:green candidates and their IPv4 history.
+ * `candidates`: the domains' parent candidates when the caller has them already.
+ */
+export function planDomainGreen(domains: string[], cfg: GreenConfig, candidates?: string[]): LookupRequest {
   const req: LookupRequest = {}
   if (domains.length === 0) return req
-  if (cfg.domainGreen) req.domainGreenCandidates = allCandidates(domains)
+  if (cfg.domainGreen) req.domainGreenCandidates = candidates ?? allCandidates(domains)
   if (cfg.history.enabled) req.historyDomains = [...new Set(domains)]
   return req
 }

@@ -27,7 +27,6 @@ import {
   printable,
   rememberAnswers,
   screenPeer,
-  trustedPeer,
   type DataFacts,
   type Decision,
   type Known,
@@ -36,7 +35,7 @@ import {
   type SpfFact,
 } from './decide'
 import { peerGreen, planPeerGreen } from './green'
-import { cachedPeerSignals, gatherPeerSignals, matchHelo, type PeerSignals } from './peer-signals'
+import { gatherPeerSignals, matchHelo, type PeerSignals } from './peer-signals'
 import { evaluateGuess, type GuessResult } from './spf-guess'
 import { dkimPassDomains, fromFact, mailbox, peerFacts, rcptId, spfFact } from './facts'
 
@@ -313,10 +312,7 @@ function startPeerSignals(plugin: Plugin, connection: Connection, ipv6: string):
   const key = `${NOTE}_signals`
   let p = connection.notes[key] as Promise<PeerSignals> | undefined
   if (!p) {
-    const opts = { fcrdns: g.fcrdns || g.hostGreen, asn: g.asn, asnZone: plugin.cfg.signals.asnZone }
-    // A peer seen within the TTLs of its answers: computed from the resolver's cache at once.
-    const known = cachedPeerSignals(ipv6, plugin.resolver, opts)
-    p = known ? Promise.resolve(known) : gatherPeerSignals(ipv6, plugin.resolver, opts)
+    p = gatherPeerSignals(ipv6, plugin.resolver, { fcrdns: g.fcrdns || g.hostGreen, asn: g.asn, asnZone: plugin.cfg.signals.asnZone })
     p.catch(() => undefined)
     connection.notes[key] = p
   }
@@ -382,16 +378,23 @@ function lastResortSpf(plugin: Plugin, connection: Connection, txn: Transaction,
     .catch((err: Error) => connection.logwarn(plugin, `last-resort SPF for ${from.domain} not evaluated: ${err.message}`))
 }
 
+/** Answers a decision that went wrong: logged, and the deferral reply, never an accept. */
+function failed(plugin: Plugin, phase: string, next: Next, connection: Connection): (err: Error) => void {
+  return (err) => {
+    connection.logerror(plugin, `${phase} decision failed: ${err.stack ?? err.message}`)
+    next(constants.denysoft, deferReply(plugin))
+  }
+}
+
 /**
  * Haraka lets a hook that throws continue to the next plugin (CONT): a later rcpt_to
- * plugin would then accept. Anything thrown here defers instead, never an accept by accident.
+ * plugin would then accept. Anything thrown here defers instead (see failed()).
  */
 function deferOnThrow(plugin: Plugin, phase: string, next: Next, connection: Connection, body: () => void): void {
   try {
     body()
   } catch (err) {
-    connection.logerror(plugin, `${phase} decision failed: ${(err as Error).stack ?? (err as Error).message}`)
-    next(constants.denysoft, deferReply(plugin))
+    failed(plugin, phase, next, connection)(err as Error)
   }
 }
 
@@ -418,26 +421,7 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
   const rcptAddr = params[0] as Transaction['rcpt_to'][number]
   const s = state(txn, screen.ipv6)
   if (s.spfGuess === undefined) s.spfGuess = lastResortSpf(plugin, connection, txn, screen.ipv6)
-  // Never an accept by accident: anything that goes wrong defers.
-  const fail = (err: Error): void => {
-    connection.logerror(plugin, `rcpt decision failed: ${err.stack ?? err.message}`)
-    next(constants.denysoft, deferReply(plugin))
-  }
-  if (!s.spfGuess) {
-    // An allow-listed peer (known in this transaction, or a repeat peer the peer list cache
-    // answers) is trusted for every recipient whatever else holds: decided here and now,
-    // without waiting for the DNS signals. (A last-resort SPF guess on its way is waited
-    // for by every RCPT.)
-    if (s.known.ipAllow === undefined) probePeerCache(plugin, s.known, screen.ipv6)
-    const hit = s.known.ipAllow
-    if (hit) {
-      const rcpt = mailbox(rcptAddr, plugin.cfg.recipientDelimiter)
-      const d = trustedPeer(screen.ipv6, hit)
-      s.recipients.set(rcptId(rcptAddr), { rcpt, prior: d })
-      record(plugin, connection, 'rcpt', d, { subject: ` <${rcpt?.address ?? '?'}>`, start })
-      return next()
-    }
-  }
+  const fail = failed(plugin, 'rcpt', next, connection)
   const mx6 = isMx6Session(plugin, connection)
   const conclude = (facts: RcptFacts, reply: LookupReply | null): void => {
     if (reply) rememberAnswers(s.known, reply)
@@ -480,15 +464,16 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
   }
   // When undecided mail waits for DATA anyway, RCPT does not wait for the peer's
   // DNS lookups: the DNS-based green rules are applied after DATA, by which time
-  // the lookups started at the first RCPT have long finished.
-  if (!rcptNeedsSignals(plugin, mx6) && !s.spfGuess) {
-    try {
-      // The peer list cache was asked just above.
+  // the lookups started at the first RCPT have long finished. Nor does it for a peer
+  // in ip:allow (trusted whatever they say). A last-resort SPF guess on its way is
+  // waited for by every RCPT.
+  if (!s.spfGuess) {
+    if (s.known.ipAllow === undefined) probePeerCache(plugin, s.known, screen.ipv6)
+    if (s.known.ipAllow || !rcptNeedsSignals(plugin, mx6)) {
+      // Nothing to wait for; the peer list cache was asked just above.
       ask(undefined, false)?.catch(fail)
-    } catch (err) {
-      fail(err as Error)
+      return
     }
-    return
   }
   ;(rcptNeedsSignals(plugin, mx6) ? peerSignals(plugin, connection, screen.ipv6) : Promise.resolve(undefined))
     .then(async (signals) => {
@@ -535,10 +520,7 @@ function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void 
     from: open ? fromFact(txn) : { problem: 'not needed: every recipient was decided at rcpt' },
     recipients,
   }
-  const fail = (err: Error): void => {
-    connection.logerror(plugin, `data_post decision failed: ${err.stack ?? err.message}`)
-    next(constants.denysoft, deferReply(plugin))
-  }
+  const fail = failed(plugin, 'data_post', next, connection)
   const finish = (message: Decision, signals?: PeerSignals, extra: Record<string, string> = {}): void => {
     // A message whose recipients were all decided at rcpt repeats that verdict.
     record(plugin, connection, 'data_post', message, { start, signals, repeat: !open, extra })
@@ -556,15 +538,8 @@ function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void 
     if (message.verdict === 'trusted' && plugin.cfg.trustedSkipsFilters && filtersAfter) return next(constants.ok)
     next()
   }
-  if (!open) {
-    // Every recipient was decided at rcpt: nothing to look up, the verdict stands (at once).
-    try {
-      finish(decideData(facts, {}, plugin.cfg.policy).message)
-    } catch (err) {
-      fail(err as Error)
-    }
-    return
-  }
+  // Every recipient was decided at rcpt: nothing to look up, the verdict stands (at once).
+  if (!open) return finish(decideData(facts, {}, plugin.cfg.policy).message)
   const green = plugin.cfg.policy.green
   ;(s.peerGreen ? Promise.resolve(undefined) : peerSignals(plugin, connection, ipv6))
     .then(async (signals) => {

@@ -96,8 +96,10 @@ export async function fcrdns(ip: string, helo: string | undefined, dns: CachingR
  * "15169 | 2001:4860::/32 | US | arin | 2005-03-14" (several AS numbers may
  * share the first field).
  */
+const asnName = (ip: string, zone: string): string => `${reverseNibbles(ip)}.${zone}`
+
 export async function originAsn(ip: string, dns: CachingResolver, zone: string): Promise<AsnResult> {
-  return fromTxt(await dns.txt(`${reverseNibbles(ip)}.${zone}`))
+  return fromTxt(await dns.txt(asnName(ip, zone)))
 }
 
 function fromTxt(txt: Lookup<string>): AsnResult {
@@ -113,7 +115,13 @@ function fromTxt(txt: Lookup<string>): AsnResult {
  * lookups run while the client says EHLO and MAIL FROM; the HELO comparison is
  * applied at RCPT with matchHelo().
  */
-export async function gatherPeerSignals(ip: string, dns: CachingResolver, cfg: SignalsConfig): Promise<PeerSignals> {
+export function gatherPeerSignals(ip: string, dns: CachingResolver, cfg: SignalsConfig): Promise<PeerSignals> {
+  // A peer seen within the TTLs of its answers: computed from the resolver's cache at once.
+  const known = cachedPeerSignals(ip, dns, cfg)
+  return known ? Promise.resolve(known) : querySignals(ip, dns, cfg)
+}
+
+async function querySignals(ip: string, dns: CachingResolver, cfg: SignalsConfig): Promise<PeerSignals> {
   const [f, a] = await Promise.all([cfg.fcrdns ? confirmedNames(ip, dns) : SKIP_FCRDNS, cfg.asn ? originAsn(ip, dns, cfg.asnZone) : SKIP_ASN])
   return { fcrdns: f, asn: a }
 }
@@ -125,7 +133,7 @@ export async function gatherPeerSignals(ip: string, dns: CachingResolver, cfg: S
 export function cachedPeerSignals(ip: string, dns: CachingResolver, cfg: SignalsConfig): PeerSignals | undefined {
   const f = cfg.fcrdns ? confirmedNamesCached(ip, dns) : SKIP_FCRDNS
   if (!f) return undefined
-  const txt = cfg.asn ? dns.cached(`${reverseNibbles(ip)}.${cfg.asnZone}`, 'TXT') : undefined
+  const txt = cfg.asn ? dns.cached(asnName(ip, cfg.asnZone), 'TXT') : undefined
   if (cfg.asn && !txt) return undefined
   return { fcrdns: f, asn: txt ? fromTxt(txt) : SKIP_ASN }
 }

@@ -1,5 +1,5 @@
 // A table-driven ListStore for unit tests of the plugin glue.
-import { StoreReplyError, type Hit, type History, type ListStore, type LookupReply, type LookupRequest } from '../../plugins/lib/store'
+import { onlyCachedLists, StoreReplyError, type Hit, type History, type ListStore, type LookupReply, type LookupRequest } from '../../plugins/lib/store'
 
 export class FakeStore implements ListStore {
   ipAllow = new Map<string, string>()
@@ -22,8 +22,7 @@ export class FakeStore implements ListStore {
 
   cached(req: LookupRequest): LookupReply | undefined {
     this.cachedAsked++
-    const cacheable = !(req.books?.length || req.hostGreenCandidates?.length || req.asnGreenCandidates?.length || req.domainGreenCandidates?.length || req.historyDomains?.length)
-    if (!cacheable) return undefined
+    if (!onlyCachedLists(req)) return undefined
     const reply: LookupReply = {}
     if (req.ipCandidates?.length || req.ipGreenCandidates?.length) {
       if (!this.peerCache) return undefined

@@ -165,7 +165,17 @@ describe('mx6-receive plugin glue', () => {
     assert.deepEqual(pending, [[]] as unknown[][])
     assert.equal(s3.requests.length, 0)
     assert.equal(c3.transaction.results.get('mx6-receive').verdict, 'pending')
-    // Anything going wrong on that path defers, never accepts.
+    // A last-resort SPF guess to wait for takes the ordinary path (every RCPT waits for it).
+    const { plugin: p2, store: s2, conn: c2 } = setup('2001:db8:7::10', 'a@other.test')
+    setSpf(c2, 'None', 'other.test')
+    s2.peerCache = { ipAllow: { entry: '2001:db8:7::/64', note: 'cached partner' } }
+    const later: unknown[][] = []
+    p2.mx6_rcpt((...args: unknown[]) => later.push(args), c2, [new Address('<bob@rcpt.test>')])
+    assert.equal(later.length, 0, 'waits for the SPF guess')
+  })
+
+  it('anything thrown in either hook defers: Haraka would otherwise carry on to the next plugin, which may accept', () => {
+    // A broken peer list cache.
     const { plugin: p5, store: s5, conn: c5 } = setup('2001:db8:7::10', 'a@other.test')
     s5.cached = () => {
       throw new Error('cache broken')
@@ -174,21 +184,13 @@ describe('mx6-receive plugin glue', () => {
     p5.mx6_rcpt((...args: unknown[]) => broken.push(args), c5, [new Address('<bob@rcpt.test>')])
     assert.equal(broken.length, 1)
     assert.equal(broken[0][0], DENYSOFT)
-    // Whatever throws in either hook (here: a connection without its remote end) defers:
-    // Haraka would otherwise carry on to the next plugin, which may accept.
+    // A connection without its remote end.
     const { plugin: p6, conn: c6 } = setup('2001:db8:7::10', 'a@other.test')
     c6.remote = null
     const thrown: unknown[][] = []
     p6.mx6_rcpt((...args: unknown[]) => thrown.push(args), c6, [new Address('<bob@rcpt.test>')])
     p6.mx6_data_post((...args: unknown[]) => thrown.push(args), c6)
     assert.deepEqual(thrown.map((a) => a[0]), [DENYSOFT, DENYSOFT])
-    // A last-resort SPF guess to wait for takes the ordinary path (every RCPT waits for it).
-    const { plugin: p2, store: s2, conn: c2 } = setup('2001:db8:7::10', 'a@other.test')
-    setSpf(c2, 'None', 'other.test')
-    s2.peerCache = { ipAllow: { entry: '2001:db8:7::/64', note: 'cached partner' } }
-    const later: unknown[][] = []
-    p2.mx6_rcpt((...args: unknown[]) => later.push(args), c2, [new Address('<bob@rcpt.test>')])
-    assert.equal(later.length, 0, 'waits for the SPF guess')
   })
 
   it("the peer's DNS signals are asked only when they can matter: at the first RCPT for a peer not on ip:allow or ip:green, at connect when RCPT waits for them", async () => {
