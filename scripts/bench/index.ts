@@ -11,6 +11,7 @@ import { requireTestbed } from '../../test/support/net'
 import { cpuMs, rssMiB, runOk } from '../../test/support/proc'
 import { RedisServer } from '../../test/support/redis'
 import { dkimSign } from '../../test/support/smtp'
+import { chartSvg, niceTicks, type Panel } from './chart'
 import { ourLoad, smtpSource, type LoadResult } from './load'
 import { decisionTimes, fmt, loopDelays, percentile, probeRtts } from './stats'
 
@@ -32,7 +33,8 @@ per message of Haraka and of Redis, how busy Haraka was, decision latency,
 Redis commands and reads per message, scaling with list size and memory, with
 PASS/FAIL per budget.
 --quick: a few seconds, small counts, no timing budgets asserted (CI smoke
-mode). --out: JSON file (default bench-results.json). --no-pin: do not pin
+mode). --out: JSON file (default bench-results.json); the chart (SVG) is written
+beside it, with .svg for .json. --no-pin: do not pin
 Haraka to CPU 1 and the load generators and Redis to CPU 0 (pinning needs two
 CPUs and taskset). --paths: only these paths (default all: ipv4, ipv6-allowed,
 ipv6-allowed-uncached, ipv6-deferred, ipv6-dkim). --rounds: measured rounds
@@ -413,7 +415,9 @@ async function main(): Promise<number> {
     report.budgets = verdicts
     printTable(rows, rtt, scaling, memory, verdicts, pinned)
     fs.writeFileSync(o.out, `${JSON.stringify(report, null, 2)}\n`)
-    process.stdout.write(`\nfigures written to ${o.out}\n`)
+    const svg = o.out.replace(/(\.json)?$/, '.svg')
+    fs.writeFileSync(svg, chartSvg(`haraka-mx6 benchmark${o.quick ? ' (--quick: small counts, no budgets)' : ''}, ${report.date as string}`, panels(rows, scaling, memory, o.quick)))
+    process.stdout.write(`\nfigures written to ${o.out}, chart to ${svg}\n`)
     return o.quick || verdicts.every((v) => v.pass) ? 0 : 1
   } finally {
     await redis.stop()
@@ -468,6 +472,59 @@ function budgets(rows: Row[], rtt: { p50: number; p99: number }, scaling: Scale[
   }
   out.push({ name: 'Haraka RSS with/without the suite (reported)', measured: `${fmt(memory['haraka+mx6'], 1)} / ${fmt(memory.haraka, 1)} MiB`, pass: true })
   if (quick) for (const b of out) b.pass = true
+  return out
+}
+
+/**
+ * The chart's panels: throughput ratio per path against its budget, latency by list size,
+ * memory. In --quick mode the budgets are drawn but no verdict is given (nothing is asserted).
+ */
+function panels(rows: Row[], scaling: Scale[], memory: Record<string, number>, quick: boolean): Panel[] {
+  const ratios: Panel['rows'] = []
+  for (const s of [...new Set(rows.map((r) => r.sessions))]) {
+    for (const p of PATHS) {
+      const a = rows.find((r) => r.config === 'haraka' && r.path === p && r.sessions === s)
+      const b = rows.find((r) => r.config === 'haraka+mx6' && r.path === p && r.sessions === s)
+      if (!a || !b) continue
+      const alternating = b.load.perSecond / a.load.perSecond
+      const min = p === 'ipv4' ? 0.99 : 0.95
+      // The figure that counts: the concurrent rounds where there are some (see HELP).
+      const counted = b.concurrent?.ratio ?? alternating
+      ratios.push({
+        label: `${p}, ${s} session${s === 1 ? '' : 's'}`,
+        dots: [{ value: alternating, series: 'msg/s with / without (alternating rounds)' }, ...(b.concurrent ? [{ value: b.concurrent.ratio, series: 'Haraka CPU per message without / with (concurrent rounds)' }] : [])],
+        budget: min,
+        pass: quick ? undefined : counted >= min,
+      })
+    }
+  }
+  const lowest = Math.min(0.8, ...ratios.flatMap((r) => r.dots.map((d) => d.value)).filter(Number.isFinite))
+  const from = Math.max(0, Math.floor(lowest * 20) / 20)
+  const out: Panel[] = [{ title: 'Throughput with the suite / without (1.00 = no cost)', axis: { min: from, max: 1.05, ticks: niceTicks(from, 1.05, 0.05), unit: '' }, rows: ratios }]
+  if (scaling.length) {
+    const top = Math.max(...scaling.map((z) => z.rcpt.p99).filter(Number.isFinite), 0.001) * 1.1
+    const small = scaling[0].rcpt.p50
+    out.push({
+      title: 'Decision latency by list size (rcpt, Redis asked every time, 1 session)',
+      axis: { min: 0, max: top, ticks: niceTicks(0, top), unit: ' ms' },
+      rows: scaling.map((z, i) => ({
+        label: `${z.entries.toLocaleString('en')} ip:allow entries`,
+        dots: [
+          { value: z.rcpt.p50, series: 'p50' },
+          { value: z.rcpt.p99, series: 'p99' },
+        ],
+        // The budget: p50 of the largest list within 1.2 x that of the smallest.
+        ...(i === scaling.length - 1 && i > 0 ? { budget: 1.2 * small, pass: quick ? undefined : z.rcpt.p50 <= 1.2 * small } : {}),
+      })),
+    })
+  }
+  const rss: Panel['rows'] = [
+    { label: 'Haraka alone, after the runs', dots: [{ value: memory.haraka, series: 'RSS' }] },
+    { label: 'Haraka + mx6, after the runs', dots: [{ value: memory['haraka+mx6'], series: 'RSS' }] },
+    ...scaling.map((z) => ({ label: `Haraka + mx6, ${z.entries.toLocaleString('en')} entries`, dots: [{ value: z.rssMiB, series: 'RSS' }] })),
+  ]
+  const most = Math.max(...rss.flatMap((r) => r.dots.map((d) => d.value)).filter(Number.isFinite), 1) * 1.1
+  out.push({ title: "Haraka's memory (RSS)", axis: { min: 0, max: most, ticks: niceTicks(0, most), unit: ' MiB' }, rows: rss })
   return out
 }
 
