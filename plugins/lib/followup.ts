@@ -1,7 +1,7 @@
 // Operational evidence: does deferred IPv6 mail come back over IPv4, how fast,
 // and who never retries? Fingerprints of deferred attempts (pure helpers here;
 // mx6-receive writes them, mx6-learn matches IPv4 arrivals, mx6ctl reports).
-import { createHash } from 'node:crypto'
+import crypto from 'node:crypto'
 import { candidatePrefixes } from './ip'
 import { normaliseMailbox } from './mailbox'
 
@@ -27,8 +27,11 @@ export interface Attempt {
   returnedFrom?: string
 }
 
+/** SHA-256 in hex: crypto.hash (Node 20.12 and later) makes no Hash object; createHash before it. */
+const sha256: (text: string) => string = typeof crypto.hash === 'function' ? (text) => crypto.hash('sha256', text, 'hex') : (text) => crypto.createHash('sha256').update(text).digest('hex')
+
 function hash(text: string): string {
-  return createHash('sha256').update(text).digest('hex').slice(0, 32)
+  return sha256(text).slice(0, 32)
 }
 
 function norm(address: string, delimiter: string): string {

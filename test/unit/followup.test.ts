@@ -1,5 +1,6 @@
 // Follow-up fingerprints and the report built from them.
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { envelopeFingerprint, messageIdFingerprint, net64, report, suggestions, toFields, fromFields, type Attempt } from '../../plugins/lib/followup'
 
 describe('followup: fingerprints', () => {
@@ -12,6 +13,12 @@ describe('followup: fingerprints', () => {
     assert.notEqual(envelopeFingerprint('alice@sender.test', ['bob@rcpt.test']), base)
     assert.notEqual(envelopeFingerprint('dave@sender.test', ['bob@rcpt.test', 'carol@rcpt.test']), base)
     assert.notEqual(envelopeFingerprint('', ['bob@rcpt.test', 'carol@rcpt.test']), base)
+  })
+  it('the fingerprints keep their form (records written before an upgrade still match): the first 32 hex digits of SHA-256', () => {
+    const sha = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 32)
+    assert.equal(base, sha('alice@sender.test\nbob@rcpt.test\ncarol@rcpt.test'))
+    assert.equal(envelopeFingerprint('', ['bob@rcpt.test']), sha('<>\nbob@rcpt.test'))
+    assert.equal(messageIdFingerprint('<one@sender.test>'), sha('mid\none@sender.test'))
   })
   it('different messages that share an envelope are told apart by Message-ID', () => {
     const a = messageIdFingerprint('<one@sender.test>')
