@@ -305,16 +305,23 @@ function deferReply(plugin: Plugin): unknown {
   return DSN.create(code, replyLines(text), subject, detail)
 }
 
+const SIGNALS = `${NOTE}_signals`
+/** The DNS part of the peer signals once it is known (set as the lookups' promise settles). */
+const SIGNALS_DONE = `${NOTE}_signals_done`
+
 /** Starts the peer's DNS lookups (FCrDNS, origin AS) once per connection; null when none is enabled. */
 function startPeerSignals(plugin: Plugin, connection: Connection, ipv6: string): Promise<PeerSignals> | null {
   const g = plugin.cfg.policy.green
   if (!g.fcrdns && !g.hostGreen && !g.asn) return null
-  const key = `${NOTE}_signals`
-  let p = connection.notes[key] as Promise<PeerSignals> | undefined
+  let p = connection.notes[SIGNALS] as Promise<PeerSignals> | undefined
   if (!p) {
     p = gatherPeerSignals(ipv6, plugin.resolver, { fcrdns: g.fcrdns || g.hostGreen, asn: g.asn, asnZone: plugin.cfg.signals.asnZone })
-    p.catch(() => undefined)
-    connection.notes[key] = p
+    // Kept once settled, so a later hook can go on without waiting on the promise.
+    p.then(
+      (dnsPart) => (connection.notes[SIGNALS_DONE] = dnsPart),
+      () => undefined,
+    )
+    connection.notes[SIGNALS] = p
   }
   return p
 }
@@ -343,7 +350,20 @@ export function mx6_connect(this: Plugin, next: Next, connection: Connection): v
 /** The peer signals with this transaction's HELO applied, recorded in the connection results once. */
 async function peerSignals(plugin: Plugin, connection: Connection, ipv6: string): Promise<PeerSignals | undefined> {
   const dnsPart = await startPeerSignals(plugin, connection, ipv6)
-  if (!dnsPart) return undefined
+  return dnsPart ? withHelo(plugin, connection, dnsPart) : undefined
+}
+
+/**
+ * The same without waiting: null when no DNS signal is enabled, undefined while the
+ * lookups (started here if not yet) are still on their way.
+ */
+function settledPeerSignals(plugin: Plugin, connection: Connection, ipv6: string): PeerSignals | null | undefined {
+  if (!startPeerSignals(plugin, connection, ipv6)) return null
+  const dnsPart = connection.notes[SIGNALS_DONE] as PeerSignals | undefined
+  return dnsPart && withHelo(plugin, connection, dnsPart)
+}
+
+function withHelo(plugin: Plugin, connection: Connection, dnsPart: PeerSignals): PeerSignals {
   const signals = { ...dnsPart, fcrdns: matchHelo(dnsPart.fcrdns, connection.hello?.host, plugin.cfg.signals.heloMatch) }
   connection.notes[`${NOTE}_fcrdns_name`] = signals.fcrdns.confirmed[0] ?? ''
   if (!connection.notes[`${NOTE}_signals_recorded`]) {
@@ -469,9 +489,10 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
   // waited for by every RCPT.
   if (!s.spfGuess) {
     if (s.known.ipAllow === undefined) probePeerCache(plugin, s.known, screen.ipv6)
-    if (s.known.ipAllow || !rcptNeedsSignals(plugin, mx6)) {
-      // Nothing to wait for; the peer list cache was asked just above.
-      ask(undefined, false)?.catch(fail)
+    // Nothing to wait for, or the DNS lookups have settled; the peer list cache was asked just above.
+    const signals = s.known.ipAllow || !rcptNeedsSignals(plugin, mx6) ? null : settledPeerSignals(plugin, connection, screen.ipv6)
+    if (signals !== undefined) {
+      ask(signals ?? undefined, false)?.catch(fail)
       return
     }
   }
@@ -540,23 +561,33 @@ function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void 
   }
   // Every recipient was decided at rcpt: nothing to look up, the verdict stands (at once).
   if (!open) return finish(decideData(facts, {}, plugin.cfg.policy).message)
+  const req = planData(facts, plugin.cfg.policy)
+  // An authenticated domain in domain:allow decides every open recipient, whatever the
+  // books, green lists and DNS signals say: when the list cache knows it is listed, that
+  // is all (at once, without waiting for the peer's DNS lookups).
+  const listed = req.domainCandidates && connect(plugin).cached?.({ domainCandidates: req.domainCandidates })
+  if (listed?.domainAllow) return finish(decideData(facts, listed, plugin.cfg.policy).message)
   const green = plugin.cfg.policy.green
-  ;(s.peerGreen ? Promise.resolve(undefined) : peerSignals(plugin, connection, ipv6))
-    .then(async (signals) => {
-      // One pipeline: the message's lookups and, for a peer not yet green, the DNS-based green lists.
-      const req = planData(facts, plugin.cfg.policy)
-      if (signals) Object.assign(req, planPeerGreen(ipv6, signals, s.known, green))
-      // An authenticated domain in domain:allow decides every open recipient, whatever
-      // the books and green lists say: when the list cache knows it is listed, that is all.
-      const listed = req.domainCandidates && connect(plugin).cached?.({ domainCandidates: req.domainCandidates })
-      const reply = listed?.domainAllow ? listed : await lookup(plugin, connection, req)
+  const decide = (signals: PeerSignals | undefined): Promise<void> | undefined => {
+    // One pipeline: the message's lookups and, for a peer not yet green, the DNS-based green lists.
+    if (signals) Object.assign(req, planPeerGreen(ipv6, signals, s.known, green))
+    const conclude = (reply: LookupReply | null): void => {
       if (reply && signals) {
         rememberAnswers(s.known, reply)
         const pg = peerGreen(ipv6, signals, s.known, green)
         if (pg) facts.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
       }
       finish(decideData(facts, reply, plugin.cfg.policy).message, signals, reply && signals ? { green_signals: greenSummary(s.known) } : {})
-    })
+    }
+    // Nothing left to ask (the list cache and RCPT answered it all): decided at once.
+    if (isEmptyRequest(req)) return void conclude({})
+    return lookup(plugin, connection, req).then(conclude)
+  }
+  // A peer already green needs no DNS signals; lookups that have settled are used at once.
+  const signals = s.peerGreen ? null : settledPeerSignals(plugin, connection, ipv6)
+  if (signals !== undefined) return void decide(signals ?? undefined)?.catch(fail)
+  peerSignals(plugin, connection, ipv6)
+    .then((later) => decide(later))
     .catch(fail)
 }
 

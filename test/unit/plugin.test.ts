@@ -271,6 +271,73 @@ describe('mx6-receive plugin glue', () => {
     assert.equal(c2.transaction.results.get('mx6-receive').rule, 'book')
   })
 
+  it("a decision with nothing left to wait for is made before the hook returns: after DATA (cached domain:allow, or the peer's DNS settled) and at RCPT with undecided=defer", async () => {
+    // A resolver whose answers come only when the test says so.
+    const held: Array<() => void> = []
+    const holding = () => new CachingResolver({ query: () => new Promise((r) => held.push(() => r({ rcode: 3, answers: [], authorities: [] }))) }, { negativeTtl: 0, maxTtl: 0 })
+    const afterData = (conn: Any, dkim: boolean) => {
+      conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
+      if (dkim) conn.transaction.results.add({ name: 'dkim' }, { pass: 'allowed.test' })
+      setHeaderFrom(conn, 'Ann <ann@allowed.test>')
+    }
+    // 1. A From domain the list cache knows in domain:allow: trusted at once, the DNS lookups still on their way.
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@allowed.test')
+    plugin.resolver = holding()
+    store.peerCache = { ipAllow: null, ipGreen: null }
+    store.domainCache.set('allowed.test test', { entry: 'allowed.test', note: 'cached partner' })
+    plugin.mx6_rcpt(() => undefined, conn, [new Address('<bob@rcpt.test>')])
+    assert.ok(held.length > 0, 'the peer DNS lookups were started at RCPT and are not answered')
+    afterData(conn, true)
+    const calls: unknown[][] = []
+    plugin.mx6_data_post((...args: unknown[]) => calls.push(args), conn)
+    assert.deepEqual(calls.map((a) => a[0]), [OK], 'decided synchronously')
+    const res = conn.transaction.results.get('mx6-receive')
+    assert.equal(res.rule, 'domain:allow')
+    assert.doesNotMatch(res.human, /peer signals/, 'the DNS signals were not used')
+    assert.equal(store.requests.length, 0)
+    // 2. Nothing cached for the domain, DNS not answered yet: data_post waits for it, then decides.
+    held.length = 0
+    const { plugin: p2, store: s2, conn: c2 } = setup('2001:db8:7::10', 'a@allowed.test')
+    p2.resolver = holding()
+    s2.peerCache = { ipAllow: null, ipGreen: null }
+    p2.mx6_rcpt(() => undefined, c2, [new Address('<bob@rcpt.test>')])
+    afterData(c2, false)
+    const waited: unknown[][] = []
+    p2.mx6_data_post((...args: unknown[]) => waited.push(args), c2)
+    assert.equal(waited.length, 0, 'waits for the DNS lookups')
+    for (const answer of held.splice(0)) answer()
+    for (let i = 0; i < 20 && waited.length === 0; i++) await new Promise((r) => setImmediate(r))
+    for (const answer of held.splice(0)) answer()
+    for (let i = 0; i < 20 && waited.length === 0; i++) await new Promise((r) => setImmediate(r))
+    assert.deepEqual(waited.map((a) => a[0]), [DENYSOFT])
+    assert.match(c2.transaction.results.get('mx6-receive').human, /\[peer signals: fcrdns fail/)
+    // 3. The same once the lookups have settled: decided at once, with the signals.
+    const { plugin: p3, store: s3, conn: c3 } = setup('2001:db8:7::10', 'a@allowed.test')
+    s3.peerCache = { ipAllow: null, ipGreen: null }
+    p3.mx6_rcpt(() => undefined, c3, [new Address('<bob@rcpt.test>')])
+    await new Promise((r) => setImmediate(r))
+    afterData(c3, false)
+    const settled: unknown[][] = []
+    p3.mx6_data_post((...args: unknown[]) => settled.push(args), c3)
+    assert.deepEqual(settled.map((a) => a[0]), [DENYSOFT], 'decided synchronously')
+    assert.match(c3.transaction.results.get('mx6-receive').human, /verdict=defer rule=none: .*\[peer signals: fcrdns fail \(no PTR/)
+    assert.equal(s3.requests.length, 0, 'nothing to ask Redis')
+    // 4. undecided=defer: RCPT waits for the lookups started at connect, unless they have settled.
+    for (const early of [true, false]) {
+      held.length = 0
+      const { plugin: p4, store: s4, conn: c4 } = setup('2001:db8:7::10', 'a@other.test')
+      p4.cfg.policy.undecided = 'defer'
+      p4.resolver = early ? holding() : p4.resolver
+      s4.peerCache = { ipAllow: null, ipGreen: null }
+      await fixtures.callHook(p4, 'mx6_connect', c4)
+      await new Promise((r) => setImmediate(r))
+      const got: unknown[][] = []
+      p4.mx6_rcpt((...args: unknown[]) => got.push(args), c4, [new Address('<bob@rcpt.test>')])
+      assert.deepEqual(got.map((a) => a[0]), early ? [] : [DENYSOFT], early ? 'waits for DNS' : 'deferred at once')
+      assert.equal(s4.requests.length, 0)
+    }
+  })
+
   it('spoofed From of an allowed domain (no DKIM, SPF for another domain): deferred after DATA', async () => {
     const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
     store.domainAllow.set('allowed.test', 'partner')
@@ -405,8 +472,18 @@ describe('mx6-receive plugin glue', () => {
     const v4 = setup('192.0.2.10', 'a@neutral.test')
     const info: string[] = []
     v4.conn.loginfo = (_p: unknown, line: string) => info.push(line)
+    const debug: string[] = []
+    v4.conn.logdebug = (_p: unknown, line: string) => debug.push(line)
     await fixtures.callRcpt(v4.plugin, v4.conn, 'bob@rcpt.test')
     assert.equal(v4.conn.transaction.results.get('mx6-receive').verdict, 'skip')
     assert.deepEqual(info, [])
+    // The next IPv4 transaction from the same address: the same results and line (made once, shared).
+    const again = setup('192.0.2.10', 'a@neutral.test')
+    again.conn.logdebug = (_p: unknown, line: string) => debug.push(line)
+    await fixtures.callRcpt(again.plugin, again.conn, 'bob@rcpt.test')
+    const [first, second] = [v4, again].map((x) => x.conn.transaction.results.get('mx6-receive'))
+    assert.deepEqual(second, first)
+    assert.deepEqual([first.skip, first.rule, first.reason, first.human], [['rcpt:ipv4'], 'ipv4', 'IPv4 peer 192.0.2.10', 'rcpt verdict=skip rule=ipv4: IPv4 peer 192.0.2.10'])
+    assert.deepEqual(debug, ['rcpt verdict=skip rule=ipv4: IPv4 peer 192.0.2.10', 'rcpt verdict=skip rule=ipv4: IPv4 peer 192.0.2.10'])
   })
 })
