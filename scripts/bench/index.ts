@@ -185,7 +185,15 @@ interface Scale {
   entries: number
   rcpt: { p50: number; p99: number }
   redisMs: number
+  /** Redis's own time per call (INFO commandstats, microseconds): EVALSHA (the lookup and follow-up scripts), and the HMGETs of the lookup script (ip:allow, ip:green). */
+  redisUs: { evalsha: number; hmget: number }
   rssMiB: number
+}
+
+/** Calls and microseconds per command so far, from Redis's INFO commandstats. */
+async function commandTimes(r: RedisServer): Promise<Record<string, { calls: number; usec: number }>> {
+  const text = await r.cli('INFO', 'commandstats')
+  return Object.fromEntries([...text.matchAll(/^cmdstat_([a-z|]+):calls=(\d+),usec=(\d+)/gm)].map((m) => [m[1], { calls: Number(m[2]), usec: Number(m[3]) }]))
 }
 
 interface Row {
@@ -379,13 +387,13 @@ async function main(): Promise<number> {
     // and its own Haraka, all up at once, and the load alternates between them in rounds
     // (rotating order), so the machine's drift hits every size alike.
     const scaling: Scale[] = []
-    const sized: Array<{ entries: number; haraka: HarakaServer; times: number[]; redisMs: number }> = []
+    const sized: Array<{ entries: number; haraka: HarakaServer; times: number[]; redisMs: number; cmd: Record<string, { calls: number; usec: number }> }> = []
     try {
       for (const [i, size] of counts.sizes.entries()) {
         const prefix = `mx6s${i}:`
         await fill(redis.port, size, prefix)
         const haraka = await startHaraka('haraka+mx6 uncached', redis.port, 'undecided=defer\n', PORT + 3 + i, prefix)
-        sized.push({ entries: Number(await redis.cli('HLEN', `${prefix}ip:allow`)), haraka, times: [], redisMs: 0 })
+        sized.push({ entries: Number(await redis.cli('HLEN', `${prefix}ip:allow`)), haraka, times: [], redisMs: 0, cmd: {} })
         if (pinned) await pin(haraka.pid, 1)
       }
       for (let i = 0; i < sized.length; i++) await drive('ipv6-deferred', PORT + 3 + i, 1, Math.min(counts.scale, 100), signed)
@@ -395,15 +403,24 @@ async function main(): Promise<number> {
           const i = (round + k) % sized.length
           const z = sized[i]
           const before = z.haraka.logSize()
+          const t0 = await commandTimes(redis)
           const r0 = cpuMs(redis.pid)
           await drive('ipv6-deferred', PORT + 3 + i, 1, perRound, signed)
           z.redisMs += cpuMs(redis.pid) - r0
+          // What Redis itself spent per call on this size's lookups (the script, and the HMGETs in it).
+          for (const [cmd, t] of Object.entries(await commandTimes(redis))) {
+            const a = (z.cmd[cmd] ??= { calls: 0, usec: 0 })
+            a.calls += t.calls - (t0[cmd]?.calls ?? 0)
+            a.usec += t.usec - (t0[cmd]?.usec ?? 0)
+          }
           z.times.push(...decisionTimes(z.haraka.logSince(before), 'rcpt'))
         }
       }
       for (const z of sized) {
         const redisMs = z.redisMs / (perRound * counts.rounds)
-        scaling.push({ entries: z.entries, rcpt: { p50: percentile(z.times, 50), p99: percentile(z.times, 99) }, redisMs, rssMiB: rssMiB(z.haraka.pid) })
+        const perCall = (cmd: string) => (z.cmd[cmd]?.calls ? z.cmd[cmd].usec / z.cmd[cmd].calls : NaN)
+        const redisUs = { evalsha: perCall('evalsha'), hmget: perCall('hmget') }
+        scaling.push({ entries: z.entries, rcpt: { p50: percentile(z.times, 50), p99: percentile(z.times, 99) }, redisMs, redisUs, rssMiB: rssMiB(z.haraka.pid) })
         process.stdout.write(`  scaling: ${z.entries} entries: rcpt p50 ${fmt(percentile(z.times, 50), 3)} ms, Redis CPU ${fmt(redisMs, 3)} ms/msg, RSS ${fmt(rssMiB(z.haraka.pid), 1)} MiB\n`)
       }
     } finally {
@@ -551,7 +568,7 @@ function printTable(rows: Row[], rtt: { p50: number; p99: number }, scaling: Sca
     }
   }
   lines.push('', 'scaling (unknown IPv6 peers deferred at RCPT, peer list cache off, 1 session; each size its own Haraka and key prefix, in alternating rounds):')
-  for (const s of scaling) lines.push(`  ${String(s.entries).padStart(8)} ip:allow entries (+ as many book members): rcpt p50 ${fmt(s.rcpt.p50, 3)} ms, p99 ${fmt(s.rcpt.p99, 3)} ms, Redis CPU ${fmt(s.redisMs, 3)} ms/msg, Haraka RSS ${fmt(s.rssMiB, 1)} MiB`)
+  for (const s of scaling) lines.push(`  ${String(s.entries).padStart(8)} ip:allow entries (+ as many book members): rcpt p50 ${fmt(s.rcpt.p50, 3)} ms, p99 ${fmt(s.rcpt.p99, 3)} ms, Redis CPU ${fmt(s.redisMs, 3)} ms/msg (in Redis per call: EVALSHA, the lookup and follow-up scripts, ${fmt(s.redisUs.evalsha, 1)} us; HMGET of the 129 candidates in ip:allow and ip:green ${fmt(s.redisUs.hmget, 1)} us), Haraka RSS ${fmt(s.rssMiB, 1)} MiB`)
   lines.push('', `memory: Haraka RSS ${fmt(memory.haraka, 1)} MiB without the suite, ${fmt(memory['haraka+mx6'], 1)} MiB with it`, '', 'budgets:')
   for (const v of verdicts) lines.push(`  ${v.pass ? 'PASS' : 'FAIL'}  ${v.name}: ${v.measured}`)
   process.stdout.write(`${lines.join('\n')}\n`)
