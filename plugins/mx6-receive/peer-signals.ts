@@ -91,13 +91,14 @@ export async function fcrdns(ip: string, helo: string | undefined, dns: CachingR
   return matchHelo(await confirmedNames(ip, dns), helo, mode)
 }
 
+/** The origin-AS TXT name of an address in a Team Cymru style zone. */
+const asnName = (ip: string, zone: string): string => `${reverseNibbles(ip)}.${zone}`
+
 /**
  * Origin AS from a Team Cymru style zone: TXT at <nibbles>.<zone> reads
  * "15169 | 2001:4860::/32 | US | arin | 2005-03-14" (several AS numbers may
  * share the first field).
  */
-const asnName = (ip: string, zone: string): string => `${reverseNibbles(ip)}.${zone}`
-
 export async function originAsn(ip: string, dns: CachingResolver, zone: string): Promise<AsnResult> {
   return fromTxt(await dns.txt(asnName(ip, zone)))
 }

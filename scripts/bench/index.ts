@@ -447,20 +447,26 @@ interface Budget {
   pass: boolean
 }
 
+/** Each path and session count measured in both configurations: the two rows, the alternating ratio and the budget. */
+function pairs(rows: Row[]): Array<{ path: Path; sessions: number; a: Row; b: Row; ratio: number; min: number }> {
+  const out: Array<{ path: Path; sessions: number; a: Row; b: Row; ratio: number; min: number }> = []
+  const find = (config: Row['config'], p: Path, s: number) => rows.find((r) => r.config === config && r.path === p && r.sessions === s)
+  for (const sessions of [...new Set(rows.map((r) => r.sessions))]) {
+    for (const path of PATHS) {
+      const a = find('haraka', path, sessions)
+      const b = find('haraka+mx6', path, sessions)
+      if (a && b) out.push({ path, sessions, a, b, ratio: b.load.perSecond / a.load.perSecond, min: path === 'ipv4' ? 0.99 : 0.95 })
+    }
+  }
+  return out
+}
+
 function budgets(rows: Row[], rtt: { p50: number; p99: number }, scaling: Scale[], memory: Record<string, number>, quick: boolean): Budget[] {
   const out: Budget[] = []
-  const find = (config: Row['config'], p: Path, s: number) => rows.find((r) => r.config === config && r.path === p && r.sessions === s)
-  for (const s of [...new Set(rows.map((r) => r.sessions))]) {
-    for (const p of PATHS) {
-      const a = find('haraka', p, s)
-      const b = find('haraka+mx6', p, s)
-      if (!a || !b) continue
-      const ratio = b.load.perSecond / a.load.perSecond
-      const min = p === 'ipv4' ? 0.99 : 0.95
-      out.push({ name: `throughput ${p}, ${s} session(s): with/without >= ${fmt(min, 2)}`, measured: fmt(ratio, 3), pass: ratio >= min })
-      const c = b.concurrent
-      if (c) out.push({ name: `throughput ${p}, ${s} sessions, concurrent rounds (Haraka CPU per message without/with) >= ${fmt(min, 2)}`, measured: `${fmt(c.ratio, 3)} (rounds ${fmt(Math.min(...c.rounds), 3)}-${fmt(Math.max(...c.rounds), 3)})`, pass: c.ratio >= min })
-    }
+  for (const { path: p, sessions: s, b, ratio, min } of pairs(rows)) {
+    out.push({ name: `throughput ${p}, ${s} session(s): with/without >= ${fmt(min, 2)}`, measured: fmt(ratio, 3), pass: ratio >= min })
+    const c = b.concurrent
+    if (c) out.push({ name: `throughput ${p}, ${s} sessions, concurrent rounds (Haraka CPU per message without/with) >= ${fmt(min, 2)}`, measured: `${fmt(c.ratio, 3)} (rounds ${fmt(Math.min(...c.rounds), 3)}-${fmt(Math.max(...c.rounds), 3)})`, pass: c.ratio >= min })
   }
   for (const r of rows.filter((x) => x.config === 'haraka+mx6' && x.perMessage && x.sessions === 1 && x.path !== 'ipv4')) {
     // Two decision phases per message at most (rcpt, whose lookups start at MAIL, and
@@ -497,24 +503,13 @@ function budgets(rows: Row[], rtt: { p50: number; p99: number }, scaling: Scale[
  * memory. In --quick mode the budgets are drawn but no verdict is given (nothing is asserted).
  */
 function panels(rows: Row[], scaling: Scale[], memory: Record<string, number>, quick: boolean): Panel[] {
-  const ratios: Panel['rows'] = []
-  for (const s of [...new Set(rows.map((r) => r.sessions))]) {
-    for (const p of PATHS) {
-      const a = rows.find((r) => r.config === 'haraka' && r.path === p && r.sessions === s)
-      const b = rows.find((r) => r.config === 'haraka+mx6' && r.path === p && r.sessions === s)
-      if (!a || !b) continue
-      const alternating = b.load.perSecond / a.load.perSecond
-      const min = p === 'ipv4' ? 0.99 : 0.95
-      // The figure that counts: the concurrent rounds where there are some (see HELP).
-      const counted = b.concurrent?.ratio ?? alternating
-      ratios.push({
-        label: `${p}, ${s} session${s === 1 ? '' : 's'}`,
-        dots: [{ value: alternating, series: 'msg/s with / without (alternating rounds)' }, ...(b.concurrent ? [{ value: b.concurrent.ratio, series: 'Haraka CPU per message without / with (concurrent rounds)' }] : [])],
-        budget: min,
-        pass: quick ? undefined : counted >= min,
-      })
-    }
-  }
+  const ratios: Panel['rows'] = pairs(rows).map(({ path: p, sessions: s, b, ratio, min }) => ({
+    label: `${p}, ${s} session${s === 1 ? '' : 's'}`,
+    dots: [{ value: ratio, series: 'msg/s with / without (alternating rounds)' }, ...(b.concurrent ? [{ value: b.concurrent.ratio, series: 'Haraka CPU per message without / with (concurrent rounds)' }] : [])],
+    budget: min,
+    // The figure that counts: the concurrent rounds where there are some (see HELP).
+    pass: quick ? undefined : (b.concurrent?.ratio ?? ratio) >= min,
+  }))
   const lowest = Math.min(0.8, ...ratios.flatMap((r) => r.dots.map((d) => d.value)).filter(Number.isFinite))
   const from = Math.max(0, Math.floor(lowest * 20) / 20)
   const out: Panel[] = [{ title: 'Throughput with the suite / without (1.00 = no cost)', axis: { min: from, max: 1.05, ticks: niceTicks(from, 1.05, 0.05), unit: '' }, rows: ratios }]
@@ -554,18 +549,13 @@ function printTable(rows: Row[], rtt: { p50: number; p99: number }, scaling: Sca
     '',
     `${w('path', 22)}${w('sessions', 9)}${w('haraka msg/s', 14)}${w('+mx6 msg/s', 12)}${w('ratio', 7)}${w('rounds', 13)}${w('concurrent', 11)}${w('CPU ms/msg haraka / +mx6 (+redis)', 35)}${w('busy %', 11)}${w('rcpt p50/p99 ms', 18)}${w('data_post p50/p99', 19)}${w('cmds/reads/decision reads', 27)}${w('eld p99 ms', 12)}redis rtt in Haraka p50/p99 ms (haraka / +mx6)`,
   ]
-  for (const s of [...new Set(rows.map((r) => r.sessions))]) {
-    for (const p of PATHS) {
-      const a = rows.find((r) => r.config === 'haraka' && r.path === p && r.sessions === s)
-      const b = rows.find((r) => r.config === 'haraka+mx6' && r.path === p && r.sessions === s)
-      if (!a || !b) continue
-      lines.push(
-        `${w(p, 22)}${w(String(s), 9)}${w(fmt(a.load.perSecond, 1), 14)}${w(fmt(b.load.perSecond, 1), 12)}${w(fmt(b.load.perSecond / a.load.perSecond, 3), 7)}${w(b.roundRatios?.length ? `${fmt(Math.min(...b.roundRatios), 2)}-${fmt(Math.max(...b.roundRatios), 2)}` : '-', 13)}${w(b.concurrent ? fmt(b.concurrent.ratio, 3) : '-', 11)}` +
-          `${w(`${fmt(a.cpu.haraka, 3)} / ${fmt(b.cpu.haraka, 3)} (+${fmt(b.cpu.redis, 3)})`, 35)}${w(`${fmt(a.busy * 100, 0)} / ${fmt(b.busy * 100, 0)}`, 11)}` +
-          `${w(b.rcpt ? `${fmt(b.rcpt.p50, 3)}/${fmt(b.rcpt.p99, 3)}` : '-', 18)}${w(b.dataPost && Number.isFinite(b.dataPost.p50) ? `${fmt(b.dataPost.p50, 3)}/${fmt(b.dataPost.p99, 3)}` : '-', 19)}` +
-          `${w(b.perMessage ? `${fmt(b.perMessage.commands, 2)}/${fmt(b.perMessage.reads, 2)}/${fmt(b.perMessage.decisionReads, 2)}` : '-', 27)}${w(`${fmt(a.eldP99 ?? NaN, 1)} / ${fmt(b.eldP99 ?? NaN, 1)}`, 12)}${fmt(a.probeRtt?.p50 ?? NaN, 3)}/${fmt(a.probeRtt?.p99 ?? NaN, 3)} / ${fmt(b.probeRtt?.p50 ?? NaN, 3)}/${fmt(b.probeRtt?.p99 ?? NaN, 3)}`,
-      )
-    }
+  for (const { path: p, sessions: s, a, b, ratio } of pairs(rows)) {
+    lines.push(
+      `${w(p, 22)}${w(String(s), 9)}${w(fmt(a.load.perSecond, 1), 14)}${w(fmt(b.load.perSecond, 1), 12)}${w(fmt(ratio, 3), 7)}${w(b.roundRatios?.length ? `${fmt(Math.min(...b.roundRatios), 2)}-${fmt(Math.max(...b.roundRatios), 2)}` : '-', 13)}${w(b.concurrent ? fmt(b.concurrent.ratio, 3) : '-', 11)}` +
+        `${w(`${fmt(a.cpu.haraka, 3)} / ${fmt(b.cpu.haraka, 3)} (+${fmt(b.cpu.redis, 3)})`, 35)}${w(`${fmt(a.busy * 100, 0)} / ${fmt(b.busy * 100, 0)}`, 11)}` +
+        `${w(b.rcpt ? `${fmt(b.rcpt.p50, 3)}/${fmt(b.rcpt.p99, 3)}` : '-', 18)}${w(b.dataPost && Number.isFinite(b.dataPost.p50) ? `${fmt(b.dataPost.p50, 3)}/${fmt(b.dataPost.p99, 3)}` : '-', 19)}` +
+        `${w(b.perMessage ? `${fmt(b.perMessage.commands, 2)}/${fmt(b.perMessage.reads, 2)}/${fmt(b.perMessage.decisionReads, 2)}` : '-', 27)}${w(`${fmt(a.eldP99 ?? NaN, 1)} / ${fmt(b.eldP99 ?? NaN, 1)}`, 12)}${fmt(a.probeRtt?.p50 ?? NaN, 3)}/${fmt(a.probeRtt?.p99 ?? NaN, 3)} / ${fmt(b.probeRtt?.p50 ?? NaN, 3)}/${fmt(b.probeRtt?.p99 ?? NaN, 3)}`,
+    )
   }
   lines.push('', 'scaling (unknown IPv6 peers deferred at RCPT, peer list cache off, 1 session; each size its own Haraka and key prefix, in alternating rounds):')
   for (const s of scaling) lines.push(`  ${String(s.entries).padStart(8)} ip:allow entries (+ as many book members): rcpt p50 ${fmt(s.rcpt.p50, 3)} ms, p99 ${fmt(s.rcpt.p99, 3)} ms, Redis CPU ${fmt(s.redisMs, 3)} ms/msg (in Redis per call: EVALSHA, the lookup and follow-up scripts, ${fmt(s.redisUs.evalsha, 1)} us; HMGET of the 129 candidates in ip:allow and ip:green ${fmt(s.redisUs.hmget, 1)} us), Haraka RSS ${fmt(s.rssMiB, 1)} MiB`)

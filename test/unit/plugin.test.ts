@@ -477,7 +477,7 @@ describe('mx6-receive plugin glue', () => {
     await fixtures.callRcpt(v4.plugin, v4.conn, 'bob@rcpt.test')
     assert.equal(v4.conn.transaction.results.get('mx6-receive').verdict, 'skip')
     assert.deepEqual(info, [])
-    // The next IPv4 transaction from the same address: the same results and line (made once, shared).
+    // The next IPv4 transaction from the same address (its screen is memoised): the same results and debug line.
     const again = setup('192.0.2.10', 'a@neutral.test')
     again.conn.logdebug = (_p: unknown, line: string) => debug.push(line)
     await fixtures.callRcpt(again.plugin, again.conn, 'bob@rcpt.test')
