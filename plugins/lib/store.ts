@@ -174,7 +174,12 @@ interface AttemptBatch {
   maxEntries: number
   keys: string[]
   records: Array<{ t: string; e: string; a: number; m: number; f: Record<string, string> }>
+  /** The write window's timer, when the batch waits for it. */
+  timer: NodeJS.Timeout | null
 }
+
+/** At most this many follow-up records per script call (a longer batch is sent at once). */
+export const MAX_ATTEMPTS_PER_CALL = 200
 
 const joined = new WeakMap<readonly string[], string>()
 /**
@@ -234,6 +239,12 @@ export interface RedisStoreOptions {
   statsDays: number
   /** How long counters are summed in memory before they are written. @default 1000 */
   flushMs?: number
+  /**
+   * Follow-up records are written at most once per this many milliseconds: those recorded
+   * meanwhile go out together, in one script call. The first record after a quiet spell
+   * goes out at the end of its event-loop turn. 0: each turn's records at its end. @default 0
+   */
+  attemptWriteMs?: number
   onCountError?: (err: Error) => void
   /**
    * Keep the answers of the peer's CIDR lookups (ip:allow, ip:green) in process
@@ -255,6 +266,8 @@ export class RedisListStore implements ListStore {
   private pending = new Map<string, number>()
   /** Follow-up records waiting for the end of this turn of the event loop (see recordAttempt). */
   private attempts: AttemptBatch | null = null
+  /** When the last follow-up script call was sent (performance.now()), for attemptWriteMs. */
+  private attemptsSent = -Infinity
   private flushTimer: NodeJS.Timeout | null = null
   private readonly cache: TrackedCache<ScriptHits> | null = null
 
@@ -375,19 +388,28 @@ export class RedisListStore implements ListStore {
       // Attempts recorded in the same turn of the event loop (many sessions deferred at
       // once) go out together at its end, in order, in one script call: the deferral reply
       // is already on its way then, and the sender's retry over IPv4 comes long after.
+      // Under load, records wait for the write window (attemptWriteMs) so that many share
+      // one call: each client call costs Haraka far more CPU than a record in it.
       let b = this.attempts
       if (b && (b.ttlSec !== ttlSec || b.maxEntries !== maxEntries)) {
         void this.writeAttempts()
         b = null
       }
       if (!b) {
-        b = { ttlSec, maxEntries, keys: [k.attempts], records: [] }
+        b = { ttlSec, maxEntries, keys: [k.attempts], records: [], timer: null }
         this.attempts = b
-        setImmediate(() => void this.writeAttempts())
+        const wait = this.attemptsSent + (this.opts.attemptWriteMs ?? 0) - performance.now()
+        const batch = b
+        if (wait > 0) {
+          b.timer = setTimeout(() => this.attempts === batch && void this.writeAttempts(), wait)
+          b.timer.unref()
+        } else setImmediate(() => this.attempts === batch && void this.writeAttempts())
       }
       const a = b.keys.push(k.attempt(envelopeHash))
       const m = midHash ? b.keys.push(k.attemptByMessageId(midHash)) : 0
       b.records.push({ t: fields.time, e: envelopeHash, a, m, f: rest })
+      // A bounded script argument, however long the window and heavy the load.
+      if (b.records.length >= MAX_ATTEMPTS_PER_CALL) void this.writeAttempts()
       return
     }
     const cmds: Array<[string, ...Array<string | number>]> = [
@@ -407,6 +429,8 @@ export class RedisListStore implements ListStore {
     const b = this.attempts
     this.attempts = null
     if (!b) return
+    if (b.timer) clearTimeout(b.timer)
+    this.attemptsSent = performance.now()
     await batch(this.client, [[RECORD_ATTEMPT, b.keys.length, ...b.keys, b.ttlSec, b.maxEntries, JSON.stringify(b.records)]])
       .then((results) => {
         if (results[0]?.[0]) throw results[0][0]

@@ -26,7 +26,7 @@ export interface ReceiveConfig {
   /** How the FCrDNS name must match the HELO name; and the origin AS zone. */
   signals: { heloMatch: HeloMatch; asnZone: string; dnsServers: string[]; dnsTimeoutMs: number }
   /** Fingerprints of deferred IPv6 attempts, to see whether they come back over IPv4. */
-  followup: { enabled: boolean; ttlDays: number; maxEntries: number }
+  followup: { enabled: boolean; ttlDays: number; maxEntries: number; writeWindowMs: number }
   /** Last-resort SPF for MAIL FROM domains that publish no SPF record. */
   spfGuess: { enabled: boolean; defaultRecord: string }
   redis: RedisSettings
@@ -110,6 +110,7 @@ export function readReceiveConfig(ini: Ini): { config: ReceiveConfig; errors: st
       enabled: r.bool(ini.followup, 'followup', 'enabled', true),
       ttlDays: r.int(ini.followup, 'followup', 'ttl_days', 4, 1, 60),
       maxEntries: r.int(ini.followup, 'followup', 'max_entries', 100000, 100, 10_000_000),
+      writeWindowMs: r.int(ini.followup, 'followup', 'write_window_ms', 50, 0, 1000),
     },
     spfGuess: {
       enabled: r.bool(ini.spf_guess, 'spf_guess', 'enabled', true),

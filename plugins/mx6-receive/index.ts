@@ -92,7 +92,7 @@ export function load_config(this: Plugin): void {
   this.cfg = config
   this.resolver = peerResolver(config)
   // Reconnect only when the connection settings changed.
-  const settings = JSON.stringify([config.redis, config.statsDays, config.cache])
+  const settings = JSON.stringify([config.redis, config.statsDays, config.cache, config.followup.writeWindowMs])
   if (this.store && settings !== this.storeSettings) {
     void this.store.close()
     this.store = null
@@ -135,6 +135,7 @@ function connect(plugin: Plugin): ListStore {
   const store = new RedisListStore(client, new Keys(s.prefix), {
     timeoutMs: s.timeoutMs,
     statsDays: plugin.cfg.statsDays,
+    attemptWriteMs: plugin.cfg.followup.writeWindowMs,
     onCountError: (err) => plugin.logwarn(`counter update failed: ${err.message}`),
     peerCache: {
       entries: plugin.cfg.cache.entries,

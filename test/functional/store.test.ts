@@ -4,7 +4,7 @@ import { Keys } from '../../plugins/lib/keys'
 import { lintHash } from '../../plugins/lib/lint'
 import { candidatePrefixes } from '../../plugins/lib/ip'
 import { createRedis, REDIS_DEFAULTS } from '../../plugins/lib/redis'
-import { RedisListStore, StoreReplyError, StoreTimeoutError, StoreUnavailableError, today } from '../../plugins/lib/store'
+import { MAX_ATTEMPTS_PER_CALL, RedisListStore, StoreReplyError, StoreTimeoutError, StoreUnavailableError, today } from '../../plugins/lib/store'
 import { poll } from '../support/proc'
 import { RedisServer } from '../support/redis'
 
@@ -140,6 +140,40 @@ describe('functional: RedisListStore on a real redis-server', function () {
     assert.equal((await server.cli('GET', keys.attemptByMessageId('mid1'))).trim(), 'env1')
     assert.ok(Number(await server.cli('TTL', keys.attemptByMessageId('mid1'))) > 3500)
     assert.deepEqual((await server.cli('ZRANGE', keys.attempts, '0', '-1')).trim().split('\n'), ['env2', 'env3'], 'the oldest dropped first')
+  })
+
+  it('with a write window: the first record after a quiet spell goes out at once, the next ones wait for the window and go out together; a full batch goes at once', async () => {
+    // Its own client: close() disconnects it.
+    const own = createRedis({ ...REDIS_DEFAULTS, port: server.port, timeoutMs: 300 })
+    const windowed = new RedisListStore(own, keys, { timeoutMs: 300, statsDays: 30, attemptWriteMs: 1000 })
+    await poll(() => (own.status === 'ready' ? true : undefined), 5000, 'redis ready')
+    const t = 1_800_000_000
+    const fields = (time: number) => ({ time: String(time), phase: 'rcpt', verdict: 'defer', mailFrom: 'a@x.test' })
+    const has = async (env: string): Promise<boolean> => (await server.cli('EXISTS', keys.attempt(env))).trim() === '1'
+    const turn = () => new Promise((r) => setImmediate(r))
+    try {
+      await server.cli('CONFIG', 'RESETSTAT')
+      windowed.recordAttempt('w0', null, fields(t), 3600, 100000)
+      await poll(async () => ((await has('w0')) ? true : undefined), 300, 'the first record, written at the end of its turn')
+      const sent = Date.now()
+      windowed.recordAttempt('w1', null, fields(t + 1), 3600, 100000)
+      await turn()
+      windowed.recordAttempt('w2', null, fields(t + 2), 3600, 100000)
+      await turn()
+      await new Promise((r) => setTimeout(r, 150))
+      assert.deepEqual([await has('w1'), await has('w2')], [false, false], 'within the window, nothing more is written')
+      await poll(async () => ((await has('w1')) && (await has('w2')) ? true : undefined), 3000, 'the window\'s records')
+      assert.ok(Date.now() - sent >= 950, `written when the window ended (${Date.now() - sent} ms)`)
+      const calls = await commandCalls(server)
+      assert.equal((calls.evalsha ?? 0) + (calls.eval ?? 0), 2, 'one script call for the first record, one for the two of the window')
+      // Within the window again: a batch that reaches the bound is sent at once.
+      for (let i = 0; i < MAX_ATTEMPTS_PER_CALL; i++) windowed.recordAttempt(`b${i}`, null, fields(t + 10), 3600, 100000)
+      await poll(async () => ((await has(`b${MAX_ATTEMPTS_PER_CALL - 1}`)) ? true : undefined), 300, 'the full batch, before the window ends')
+      const after = await commandCalls(server)
+      assert.equal((after.evalsha ?? 0) + (after.eval ?? 0), 3, 'the full batch in one call')
+    } finally {
+      await windowed.close()
+    }
   })
 
   it('keeps per-day counters with a TTL', async () => {

@@ -26,6 +26,13 @@ describe('mx6-receive config', () => {
     assert.equal(bad.errors.length, 2, bad.errors.join('\n'))
     assert.match(bad.errors.join('\n'), /\[cache\] entries/)
   })
+  it('reads [followup] write_window_ms (default 50, 0 to 1000); a bad value keeps the default and says so', () => {
+    assert.equal(readReceiveConfig({}).config.followup.writeWindowMs, 50)
+    assert.equal(readReceiveConfig({ followup: { write_window_ms: '0' } }).config.followup.writeWindowMs, 0)
+    const bad = readReceiveConfig({ followup: { write_window_ms: '5000' } })
+    assert.equal(bad.config.followup.writeWindowMs, 50)
+    assert.match(bad.errors.join('\n'), /\[followup\] write_window_ms/)
+  })
   it('reads every key', () => {
     const { config, errors } = readReceiveConfig({
       main: { skip_private: false, undecided: 'defer', alignment: 'strict', recipient_delimiter: '-', lint_interval: '0', stats_days: '7' },
