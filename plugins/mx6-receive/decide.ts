@@ -276,17 +276,29 @@ export function decideData(f: DataFacts, answers: LookupReply | null, cfg: Polic
  */
 function summarise(f: DataFacts, recipients: Decision[]): DataDecision {
   if (recipients.length === 0) return { message: { verdict: 'skip', rule: 'none', final: true, reason: 'no recipients' }, recipients }
+  const accepted = acceptedTogether(recipients)
+  if (accepted) return { message: accepted, recipients }
   const bad = recipients.filter((d) => d.verdict !== 'trusted' && d.verdict !== 'green')
-  if (bad.length === 0) {
-    const weakest = recipients.find((d) => d.verdict === 'green') ?? recipients[0]
-    return { message: { ...weakest, final: true }, recipients }
-  }
   const reason =
     bad.length === recipients.length
       ? bad[0].reason
       : `${bad.length} of ${recipients.length} recipients without basis (${bad[0].reason}); whole message ${f.mx6 ? 'falls back' : 'deferred'}`
   // On an MX6 listener the sender promised to understand "retry over IPv4".
   return { message: { verdict: f.mx6 ? 'fallback' : 'defer', rule: 'none', final: true, reason }, recipients }
+}
+
+/**
+ * The message's verdict when every recipient is trusted or green: the weakest of them
+ * (green before trusted), final; null when one is neither (or there is none).
+ */
+export function acceptedTogether(recipients: readonly Decision[]): Decision | null {
+  let weakest: Decision | undefined
+  for (const d of recipients) {
+    if (d.verdict === 'green') weakest ??= d
+    else if (d.verdict !== 'trusted') return null
+  }
+  weakest ??= recipients[0]
+  return weakest ? { ...weakest, final: true } : null
 }
 
 /** Text from the peer made safe for a log line or a reply: printable ASCII, bounded. */

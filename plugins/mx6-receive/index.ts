@@ -18,6 +18,7 @@ import { replyLines } from '../lib/reply'
 import { isEmptyRequest, RedisListStore, type ListStore, type LookupReply, type LookupRequest } from '../lib/store'
 import { BOOLEANS, CONFIG_FILE, peerResolver, readReceiveConfig, type Ini, type ReceiveConfig } from './config'
 import {
+  acceptedTogether,
   alignedDomains,
   decideData,
   decideRcpt,
@@ -522,6 +523,13 @@ function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void 
     s = state(txn, screen.ipv6)
   }
   const ipv6 = s.ipv6
+  // Every recipient trusted or green for good at rcpt (an allow-listed peer, say): the
+  // message takes their verdict at once, with nothing else to read.
+  const accepted = acceptedAtRcpt(s, txn.rcpt_to)
+  if (accepted) {
+    record(plugin, connection, 'data_post', accepted, { start, repeat: true })
+    return acceptNext(plugin, accepted, filtersAfter, next)
+  }
   // A recipient this plugin did not see at rcpt (e.g. the plugin was reloaded)
   // is undecided, never trusted.
   const recipients = txn.rcpt_to.map(
@@ -554,11 +562,7 @@ function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void 
       return next(r.code, r.dsn)
     }
     if (message.verdict === 'defer') return next(constants.denysoft, deferReply(plugin))
-    // OK ends data_post here: content spam filters listed after mx6-receive do not
-    // run for trusted mail; a malware scanner listed before it already has. With no
-    // data_post hook after this one, OK and CONT do the same (and CONT is not logged).
-    if (message.verdict === 'trusted' && plugin.cfg.trustedSkipsFilters && filtersAfter) return next(constants.ok)
-    next()
+    acceptNext(plugin, message, filtersAfter, next)
   }
   // Every recipient was decided at rcpt: nothing to look up, the verdict stands (at once).
   if (!open) return finish(decideData(facts, {}, plugin.cfg.policy).message)
@@ -590,6 +594,29 @@ function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void 
   peerSignals(plugin, connection, ipv6)
     .then((later) => decide(later))
     .catch(fail)
+}
+
+/**
+ * Ends data_post for a message let through. OK ends it here: content spam filters listed
+ * after mx6-receive do not run for trusted mail; a malware scanner listed before it
+ * already has. With no data_post hook after this one, OK and CONT do the same (and CONT
+ * is not logged).
+ */
+function acceptNext(plugin: Plugin, message: Decision, filtersAfter: boolean, next: Next): void {
+  if (message.verdict === 'trusted' && plugin.cfg.trustedSkipsFilters && filtersAfter) return next(constants.ok)
+  next()
+}
+
+/** The message's verdict when rcpt trusted or greenlisted every recipient for good; else null. */
+function acceptedAtRcpt(s: TxnState, rcptTo: HarakaAddress[]): Decision | null {
+  if (rcptTo.length === 0) return null
+  const priors: Decision[] = []
+  for (const r of rcptTo) {
+    const prior = s.recipients.get(rcptId(r))?.prior
+    if (!prior?.final) return null
+    priors.push(prior)
+  }
+  return acceptedTogether(priors)
 }
 
 /**

@@ -92,6 +92,32 @@ describe('mx6-receive plugin glue', () => {
     assert.match(conn.transaction.results.get('mx6-receive').reason, /2001:db8:7::\/64 \("partner"\)/)
   })
 
+  it('every recipient trusted for good at rcpt: data_post answers before the hook returns and reads no header; a recipient left open goes the whole way', async () => {
+    for (const open of [false, true]) {
+      const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
+      store.ipAllow.set('2001:db8:7::10', 'partner')
+      await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
+      conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
+      // A recipient rcpt did not see (the plugin was reloaded in between) is open.
+      if (open) conn.transaction.rcpt_to.push(new Address('<eve@rcpt.test>'))
+      let headerRead = 0
+      const header = conn.transaction.header
+      conn.transaction.header = new Proxy(header, { get: (t, k) => (headerRead++, Reflect.get(t, k)) })
+      let rc: unknown = 'not yet'
+      plugin.mx6_data_post((code?: unknown) => (rc = code), conn)
+      if (open) {
+        for (let i = 0; i < 50 && rc === 'not yet'; i++) await new Promise((r) => setImmediate(r))
+        assert.ok(headerRead > 0, 'an open recipient: the From header is read')
+        assert.equal(rc, DENYSOFT, 'the open recipient has no basis: deferred')
+      } else {
+        assert.equal(rc, OK, 'answered before the hook returned')
+        assert.equal(headerRead, 0, 'no header read')
+        assert.equal(store.requests.length, 1, 'nothing asked after DATA')
+        assert.deepEqual(store.counted, ['rcpt.trusted.ip:allow', 'data_post.trusted.ip:allow'])
+      }
+    }
+  })
+
   it('the first RCPT asks the peer lists and the rest in one request; later recipients reuse the answers', async () => {
     const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
     setSpf(conn, 'Pass', 'other.test')
