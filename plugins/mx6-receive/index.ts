@@ -300,11 +300,19 @@ function fallbackReply(plugin: Plugin, connection: Connection): { code: number; 
   return { code: Math.floor(m.code / 100) === 5 ? constants.deny : constants.denysoft, dsn: DSN.create(m.code, lines, subject, detail) }
 }
 
+/** The deferral reply of each [defer] configuration (a reload makes a new one). Haraka only reads it. */
+const deferReplies = new WeakMap<ReceiveConfig['defer'], unknown>()
+
 function deferReply(plugin: Plugin): unknown {
-  const { code, status, text } = plugin.cfg.defer
-  const [, subject, detail] = status.split('.').map(Number)
-  // The same text for every deferral: it must not tell a prober whether an address-book entry exists.
-  return DSN.create(code, replyLines(text), subject, detail)
+  const d = plugin.cfg.defer
+  let reply = deferReplies.get(d)
+  if (reply === undefined) {
+    const [, subject, detail] = d.status.split('.').map(Number)
+    // The same text for every deferral: it must not tell a prober whether an address-book entry exists.
+    reply = DSN.create(d.code, replyLines(d.text), subject, detail)
+    deferReplies.set(d, reply)
+  }
+  return reply
 }
 
 const SIGNALS = `${NOTE}_signals`

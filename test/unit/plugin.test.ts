@@ -80,6 +80,23 @@ describe('mx6-receive plugin glue', () => {
     assert.deepEqual(res.fail, ['rcpt:none'])
   })
 
+  it('the deferral reply is made once per [defer] configuration: a reload with another text answers with it', async () => {
+    const first = setup('2001:db8:7::10', 'a@other.test')
+    first.plugin.cfg.policy.undecided = 'defer'
+    const a = await fixtures.callRcpt(first.plugin, first.conn, 'bob@rcpt.test')
+    const second = setup('2001:db8:7::11', 'a@other.test')
+    second.plugin.cfg = first.plugin.cfg
+    const b = await fixtures.callRcpt(second.plugin, second.conn, 'bob@rcpt.test')
+    assert.equal(b.msg, a.msg, 'the same reply object for the same configuration')
+    // What load_config does on a change: a new [defer] section.
+    second.plugin.cfg = { ...first.plugin.cfg, defer: { ...first.plugin.cfg.defer, code: 450, status: '4.7.1', text: 'Try our IPv4 MX' } }
+    const third = setup('2001:db8:7::12', 'a@other.test')
+    third.plugin.cfg = second.plugin.cfg
+    const c = await fixtures.callRcpt(third.plugin, third.conn, 'bob@rcpt.test')
+    assert.equal(replyText(c.msg), '450 4.7.1 Try our IPv4 MX')
+    assert.match(replyText(a.msg), /^451 4\.7\.26 /)
+  })
+
   it('ip:allow hit: accepted at rcpt; nothing to look up after DATA', async () => {
     const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
     store.ipAllow.set('2001:db8:7::/64', 'partner')
