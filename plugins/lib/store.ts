@@ -264,7 +264,7 @@ export function today(now = new Date()): string {
 
 export class RedisListStore implements ListStore {
   private pending = new Map<string, number>()
-  /** Follow-up records waiting for the end of this turn of the event loop (see recordAttempt). */
+  /** Follow-up records waiting for the end of this event-loop turn, or of the write window (see recordAttempt). */
   private attempts: AttemptBatch | null = null
   /** When the last follow-up script call was sent (performance.now()), for attemptWriteMs. */
   private attemptsSent = -Infinity
