@@ -270,12 +270,22 @@ export class RedisListStore implements ListStore {
   private attemptsSent = -Infinity
   private flushTimer: NodeJS.Timeout | null = null
   private readonly cache: TrackedCache<ScriptHits> | null = null
+  /**
+   * Whether the client bounds every command itself within timeoutMs (a single Redis or
+   * Sentinel client whose commandTimeout is at most that, as createRedis sets it): a
+   * lookup then needs no timer and promise of its own, which cost a busy server
+   * measurable CPU. A Cluster client is always bounded here (redirections and retries
+   * may take longer than one command's timeout).
+   */
+  private readonly clientBounds: boolean
 
   constructor(
     private readonly client: RedisClient,
     readonly keys: Keys,
     private readonly opts: RedisStoreOptions,
   ) {
+    const own = isCluster(client) ? undefined : client.options.commandTimeout
+    this.clientBounds = typeof own === 'number' && own > 0 && own <= opts.timeoutMs
     if (!(FIRST_FIELD in client.scriptsSet)) client.defineCommand(FIRST_FIELD, { lua: FIRST_FIELD_LUA })
     if (!(RECORD_ATTEMPT in client.scriptsSet)) client.defineCommand(RECORD_ATTEMPT, { lua: RECORD_ATTEMPT_LUA })
     const pc = opts.peerCache
@@ -349,7 +359,13 @@ export class RedisListStore implements ListStore {
     ]
     for (const [, key, fields] of greens) if (fields?.length) cmds.push(['hmget', key, ...fields])
     for (const d of req.historyDomains ?? []) cmds.push(['hmget', k.history(d), 'count', 'first', 'last'])
-    const results = cmds.length ? await this.bounded(batch(this.client, cmds)) : []
+    let results: Array<[Error | null, unknown]> | null = []
+    try {
+      // A command the client's own timeout ends fails with "Command timed out": see next().
+      if (cmds.length) results = await (this.clientBounds ? batch(this.client, cmds) : this.bounded(batch(this.client, cmds)))
+    } catch (err) {
+      throw err instanceof StoreError ? err : new StoreUnavailableError((err as Error).message)
+    }
     if (!results) throw new StoreUnavailableError('pipeline discarded')
     let i = 0
     const next = (): unknown => {

@@ -197,6 +197,24 @@ describe('functional: RedisListStore on a real redis-server', function () {
     await poll(async () => ((await store.lookup({ domainCandidates: ['x.test'] }).catch(() => null)) ? true : undefined), 5000, 'unpaused')
   })
 
+  it('a client whose own command timeout is longer than the bound (or unset): the store still times out within its bound', async () => {
+    for (const timeoutMs of [5000, undefined]) {
+      const own = createRedis({ ...REDIS_DEFAULTS, port: server.port, timeoutMs: 5000 }, { commandTimeout: timeoutMs })
+      const bounded = new RedisListStore(own, keys, { timeoutMs: 300, statsDays: 30 })
+      try {
+        await poll(() => (own.status === 'ready' ? true : undefined), 5000, 'redis ready')
+        await server.cli('CLIENT', 'PAUSE', '1500', 'ALL')
+        const t0 = Date.now()
+        await assert.rejects(bounded.lookup({ ipCandidates: candidatePrefixes('2001:db8:7::11') }), StoreTimeoutError)
+        const took = Date.now() - t0
+        assert.ok(took < 1200, `client timeout ${timeoutMs || 'unset'}: took ${took} ms, bound 300 ms`)
+        await server.cli('CLIENT', 'UNPAUSE')
+      } finally {
+        await bounded.close()
+      }
+    }
+  })
+
   it('fails fast while Redis is down and recovers by itself when it returns', async () => {
     await server.stop()
     await poll(() => (client.status !== 'ready' ? true : undefined), 5000, 'client notices')
