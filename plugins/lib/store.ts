@@ -105,6 +105,16 @@ export class StoreTimeoutError extends StoreError {}
 /** Redis answered with an error, e.g. WRONGTYPE for a key of the wrong type. */
 export class StoreReplyError extends StoreError {}
 
+/**
+ * A client's failure as a StoreError: ioredis reports its commandTimeout as "Command timed
+ * out"; Redis's own errors are ReplyErrors; anything else (the connection closed under the
+ * command) means Redis is away.
+ */
+function toStoreError(err: Error): StoreError {
+  if (err instanceof StoreError) return err
+  return /timed out/i.test(err.message) ? new StoreTimeoutError(err.message) : err instanceof ReplyError ? new StoreReplyError(err.message) : new StoreUnavailableError(err.message)
+}
+
 function firstHit(fields: string[], values: unknown): Hit | null {
   if (!Array.isArray(values)) throw new StoreReplyError('unexpected HMGET reply')
   for (let i = 0; i < fields.length; i++) {
@@ -273,7 +283,7 @@ export class RedisListStore implements ListStore {
   /**
    * Whether the client bounds every command itself within timeoutMs (a single Redis or
    * Sentinel client whose commandTimeout is at most that, as createRedis sets it): a
-   * lookup then needs no timer and promise of its own, which cost a busy server
+   * Redis call then needs no timer of ours (see bounded()), which costs a busy server
    * measurable CPU. A Cluster client is always bounded here (redirections and retries
    * may take longer than one command's timeout).
    */
@@ -359,20 +369,12 @@ export class RedisListStore implements ListStore {
     ]
     for (const [, key, fields] of greens) if (fields?.length) cmds.push(['hmget', key, ...fields])
     for (const d of req.historyDomains ?? []) cmds.push(['hmget', k.history(d), 'count', 'first', 'last'])
-    let results: Array<[Error | null, unknown]> | null = []
-    try {
-      // A command the client's own timeout ends fails with "Command timed out": see next().
-      if (cmds.length) results = await (this.clientBounds ? batch(this.client, cmds) : this.bounded(batch(this.client, cmds)))
-    } catch (err) {
-      throw err instanceof StoreError ? err : new StoreUnavailableError((err as Error).message)
-    }
+    const results = cmds.length ? await this.bounded(batch(this.client, cmds)) : []
     if (!results) throw new StoreUnavailableError('pipeline discarded')
     let i = 0
     const next = (): unknown => {
       const [err, value] = results[i++]
-      // ioredis reports its commandTimeout per command; Redis's own errors are ReplyErrors;
-      // anything else (the connection closed under the command) means Redis is away.
-      if (err) throw /timed out/i.test(err.message) ? new StoreTimeoutError(err.message) : err instanceof ReplyError ? new StoreReplyError(err.message) : new StoreUnavailableError(err.message)
+      if (err) throw toStoreError(err)
       return value
     }
     for (const [n, call] of ipCalls.entries()) {
@@ -401,11 +403,10 @@ export class RedisListStore implements ListStore {
     // A retry of the same deferred envelope keeps the time of the first deferral.
     const { time: _first, ...rest } = fields
     if (!isCluster(this.client)) {
-      // Attempts recorded in the same turn of the event loop (many sessions deferred at
-      // once) go out together at its end, in order, in one script call: the deferral reply
-      // is already on its way then, and the sender's retry over IPv4 comes long after.
-      // Under load, records wait for the write window (attemptWriteMs) so that many share
-      // one call: each client call costs Haraka far more CPU than a record in it.
+      // Attempts go out together, in order, in one script call, off the decision path: at
+      // the end of the event-loop turn, or under load when the write window (attemptWriteMs)
+      // since the last call ends, so that many share one call (each client call costs Haraka
+      // far more CPU than a record in it).
       let b = this.attempts
       if (b && (b.ttlSec !== ttlSec || b.maxEntries !== maxEntries)) {
         void this.writeAttempts()
@@ -415,11 +416,13 @@ export class RedisListStore implements ListStore {
         b = { ttlSec, maxEntries, keys: [k.attempts], records: [], timer: null }
         this.attempts = b
         const wait = this.attemptsSent + (this.opts.attemptWriteMs ?? 0) - performance.now()
-        const batch = b
+        const mine = b
+        // Only this batch, if it has not been sent already (full, or a config change).
+        const send = (): void => void (this.attempts === mine && this.writeAttempts())
         if (wait > 0) {
-          b.timer = setTimeout(() => this.attempts === batch && void this.writeAttempts(), wait)
+          b.timer = setTimeout(send, wait)
           b.timer.unref()
-        } else setImmediate(() => this.attempts === batch && void this.writeAttempts())
+        } else setImmediate(send)
       }
       const a = b.keys.push(k.attempt(envelopeHash))
       const m = midHash ? b.keys.push(k.attemptByMessageId(midHash)) : 0
@@ -495,7 +498,12 @@ export class RedisListStore implements ListStore {
     this.client.disconnect()
   }
 
+  /**
+   * The work within timeoutMs (else a StoreTimeoutError), its failures as StoreErrors. A
+   * client that bounds every command itself (clientBounds) needs no timer of ours.
+   */
   private bounded<T>(work: Promise<T>): Promise<T> {
+    if (this.clientBounds) return work.catch((err: Error) => Promise.reject(toStoreError(err)))
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => reject(new StoreTimeoutError(`no answer from redis within ${this.opts.timeoutMs} ms`)), this.opts.timeoutMs)
       work.then(
@@ -505,7 +513,7 @@ export class RedisListStore implements ListStore {
         },
         (err: Error) => {
           clearTimeout(timer)
-          reject(err instanceof StoreError ? err : new StoreUnavailableError(err.message))
+          reject(toStoreError(err))
         },
       )
     })

@@ -215,6 +215,27 @@ describe('functional: RedisListStore on a real redis-server', function () {
     }
   })
 
+  it('a client that times out each command itself within the bound: the store starts no timer of its own for a Redis call; otherwise it does', async () => {
+    for (const [clientMs, timers] of [[250, 0], [5000, 1]] as const) {
+      const own = createRedis({ ...REDIS_DEFAULTS, port: server.port, timeoutMs: clientMs })
+      const store2 = new RedisListStore(own, keys, { timeoutMs: 300, statsDays: 30 })
+      const real = globalThis.setTimeout
+      let ours = 0
+      try {
+        await poll(() => (own.status === 'ready' ? true : undefined), 5000, 'redis ready')
+        // The store's bound is the only timer of 300 ms (the client's own is 250 or 5000 ms).
+        globalThis.setTimeout = ((fn: () => void, ms?: number) => (ms === 300 && ours++, real(fn, ms))) as typeof setTimeout
+        await store2.lookup({ ipCandidates: candidatePrefixes('2001:db8:7::12') })
+        await store2.spfGuess('nospf.test')
+        globalThis.setTimeout = real
+        assert.equal(ours, 2 * timers, `client timeout ${clientMs} ms: ${ours} timers of the store for two calls`)
+      } finally {
+        globalThis.setTimeout = real
+        await store2.close()
+      }
+    }
+  })
+
   it('fails fast while Redis is down and recovers by itself when it returns', async () => {
     await server.stop()
     await poll(() => (client.status !== 'ready' ? true : undefined), 5000, 'client notices')
