@@ -572,7 +572,8 @@ function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void 
     if (message.verdict === 'defer') return next(constants.denysoft, deferReply(plugin))
     acceptNext(plugin, message, filtersAfter, next)
   }
-  // Every recipient was decided at rcpt: nothing to look up, the verdict stands (at once).
+  // Every recipient was decided at rcpt, not all accepted (acceptedAtRcpt took the rest):
+  // nothing to look up, the verdict stands (at once).
   if (!open) return finish(decideData(facts, {}, plugin.cfg.policy).message)
   const req = planData(facts, plugin.cfg.policy)
   // An authenticated domain in domain:allow decides every open recipient, whatever the

@@ -148,10 +148,11 @@ async function redisRtt(port: number, n: number): Promise<{ p50: number; p99: nu
 async function redisCounters(r: RedisServer): Promise<{ commands: number; reads: number; followups: number }> {
   const stats = await r.cli('INFO', 'stats', 'commandstats')
   const num = (re: RegExp) => Number(re.exec(stats)?.[1] ?? 0)
+  const calls = commandStats(stats)
   // Our own INFO call counts as one command and one read, and each probe PING (the bench's
   // plugin, one at a time) as one of each; subtract them.
-  const pings = num(/^cmdstat_ping:calls=(\d+)/m)
-  return { commands: num(/^total_commands_processed:(\d+)/m) - 1 - pings, reads: num(/^total_reads_processed:(\d+)/m) - 1 - pings, followups: num(/^cmdstat_zremrangebyrank:calls=(\d+)/m) }
+  const pings = calls.ping?.calls ?? 0
+  return { commands: num(/^total_commands_processed:(\d+)/m) - 1 - pings, reads: num(/^total_reads_processed:(\d+)/m) - 1 - pings, followups: calls.zremrangebyrank?.calls ?? 0 }
 }
 
 /**
@@ -190,10 +191,13 @@ interface Scale {
   rssMiB: number
 }
 
-/** Calls and microseconds per command so far, from Redis's INFO commandstats. */
+/** Calls and microseconds per command so far, from the commandstats section of Redis's INFO. */
+function commandStats(info: string): Record<string, { calls: number; usec: number }> {
+  return Object.fromEntries([...info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+),usec=(\d+)/gm)].map((m) => [m[1], { calls: Number(m[2]), usec: Number(m[3]) }]))
+}
+
 async function commandTimes(r: RedisServer): Promise<Record<string, { calls: number; usec: number }>> {
-  const text = await r.cli('INFO', 'commandstats')
-  return Object.fromEntries([...text.matchAll(/^cmdstat_([a-z|]+):calls=(\d+),usec=(\d+)/gm)].map((m) => [m[1], { calls: Number(m[2]), usec: Number(m[3]) }]))
+  return commandStats(await r.cli('INFO', 'commandstats'))
 }
 
 interface Row {
