@@ -52,7 +52,7 @@ interface Plugin extends PluginBase {
   load_config(): void
 }
 
-/** Per-transaction state, kept in txn.notes. */
+/** Per-transaction state of a peer this plugin judges (see txnNotesOf). */
 interface TxnState {
   /** The peer, as screened at rcpt: a peer this plugin judges. */
   ipv6: string
@@ -64,9 +64,53 @@ interface TxnState {
   spfGuess?: Promise<void> | null
 }
 
-const NOTE = 'mx6_receive'
-/** Set at rcpt when the peer is not ours to judge (IPv4, relaying, authenticated, private). */
-const SKIPPED = `${NOTE}_skip`
+/** What this plugin keeps about a transaction (see txnNotesOf). */
+interface TxnNotes {
+  state?: TxnState
+  /** Set at rcpt when the peer is not ours to judge (IPv4, relaying, authenticated, private). */
+  skipped?: boolean
+  /** The last-resort SPF result, once evaluated. */
+  spfGuess?: GuessResult
+}
+
+/** What this plugin keeps about a connection (see connNotesOf). */
+interface ConnNotes {
+  /** The peer's DNS lookups, started once per connection. */
+  signals?: Promise<PeerSignals>
+  /** Their result once settled, so a later hook can go on without waiting on the promise. */
+  signalsDone?: PeerSignals
+  /** The peer's forward-confirmed host name (for the follow-up record), '' when none. */
+  fcrdnsName?: string
+  /** The peer signals are in the connection results. */
+  signalsRecorded?: boolean
+}
+
+/**
+ * The plugin's own state, kept beside Haraka's transaction and connection objects rather
+ * than in their notes, and gone with them: notes are shared with every other plugin, some
+ * of which log or serialise them (this state holds a promise and maps), and Haraka's own
+ * objects keep their shape. Nothing outside this file reads it.
+ */
+const txnNotesOf = new WeakMap<Transaction, TxnNotes>()
+const connNotesOf = new WeakMap<Connection, ConnNotes>()
+
+function txnNotes(txn: Transaction): TxnNotes {
+  let n = txnNotesOf.get(txn)
+  if (!n) {
+    n = {}
+    txnNotesOf.set(txn, n)
+  }
+  return n
+}
+
+function connNotes(connection: Connection): ConnNotes {
+  let n = connNotesOf.get(connection)
+  if (!n) {
+    n = {}
+    connNotesOf.set(connection, n)
+  }
+  return n
+}
 
 export function register(this: Plugin): void {
   this.store = null
@@ -199,12 +243,9 @@ export function shutdown(this: Plugin): void {
 }
 
 function state(txn: Transaction, ipv6: string): TxnState {
-  let s = txn.notes[NOTE] as TxnState | undefined
-  if (!s) {
-    s = { ipv6, known: {}, recipients: new Map() }
-    txn.notes[NOTE] = s
-  }
-  return s
+  const n = txnNotes(txn)
+  n.state ??= { ipv6, known: {}, recipients: new Map() }
+  return n.state
 }
 
 /**
@@ -315,23 +356,20 @@ function deferReply(plugin: Plugin): unknown {
   return reply
 }
 
-const SIGNALS = `${NOTE}_signals`
-/** The DNS part of the peer signals once it is known (set as the lookups' promise settles). */
-const SIGNALS_DONE = `${NOTE}_signals_done`
-
 /** Starts the peer's DNS lookups (FCrDNS, origin AS) once per connection; null when none is enabled. */
 function startPeerSignals(plugin: Plugin, connection: Connection, ipv6: string): Promise<PeerSignals> | null {
   const g = plugin.cfg.policy.green
   if (!g.fcrdns && !g.hostGreen && !g.asn) return null
-  let p = connection.notes[SIGNALS] as Promise<PeerSignals> | undefined
+  const n = connNotes(connection)
+  let p = n.signals
   if (!p) {
     p = gatherPeerSignals(ipv6, plugin.resolver, { fcrdns: g.fcrdns || g.hostGreen, asn: g.asn, asnZone: plugin.cfg.signals.asnZone })
     // Kept once settled, so a later hook can go on without waiting on the promise.
     p.then(
-      (dnsPart) => (connection.notes[SIGNALS_DONE] = dnsPart),
+      (dnsPart) => (n.signalsDone = dnsPart),
       () => undefined,
     )
-    connection.notes[SIGNALS] = p
+    n.signals = p
   }
   return p
 }
@@ -369,15 +407,16 @@ async function peerSignals(plugin: Plugin, connection: Connection, ipv6: string)
  */
 function settledPeerSignals(plugin: Plugin, connection: Connection, ipv6: string): PeerSignals | null | undefined {
   if (!startPeerSignals(plugin, connection, ipv6)) return null
-  const dnsPart = connection.notes[SIGNALS_DONE] as PeerSignals | undefined
+  const dnsPart = connNotes(connection).signalsDone
   return dnsPart && withHelo(plugin, connection, dnsPart)
 }
 
 function withHelo(plugin: Plugin, connection: Connection, dnsPart: PeerSignals): PeerSignals {
   const signals = { ...dnsPart, fcrdns: matchHelo(dnsPart.fcrdns, connection.hello?.host, plugin.cfg.signals.heloMatch) }
-  connection.notes[`${NOTE}_fcrdns_name`] = signals.fcrdns.confirmed[0] ?? ''
-  if (!connection.notes[`${NOTE}_signals_recorded`]) {
-    connection.notes[`${NOTE}_signals_recorded`] = true
+  const n = connNotes(connection)
+  n.fcrdnsName = signals.fcrdns.confirmed[0] ?? ''
+  if (!n.signalsRecorded) {
+    n.signalsRecorded = true
     // Logged with the decision that uses them (see signalsText).
     connection.results.add(plugin, { fcrdns: `${signals.fcrdns.outcome}: ${signals.fcrdns.detail}`, asn: `${signals.asn.outcome}: ${signals.asn.detail}`, human: `peer signals:${signalsText(signals)}` })
   }
@@ -401,7 +440,7 @@ function lastResortSpf(plugin: Plugin, connection: Connection, txn: Transaction,
       if (!record) return
       const result = await evaluateGuess(ipv6, from.domain, from.address, connection.hello?.host ?? '', record, plugin.cfg.signals.dnsTimeoutMs)
       const guess: GuessResult = { result, domain: from.domain, record, source: stored ? 'redis' : 'default' }
-      txn.notes[`${NOTE}_spf_guess`] = guess
+      txnNotes(txn).spfGuess = guess
       txn.results.add(plugin, { spf_guess: `${result} ${from.domain} (${guess.source}: ${printable(record)})` })
       connection.loginfo(plugin, `last-resort SPF for ${from.domain} (${guess.source} record "${printable(record)}"): ${result}`)
     })
@@ -442,8 +481,9 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
   if (!txn) return next()
   const screen = screenPeer(peerFacts(connection), plugin.cfg.policy)
   if ('skip' in screen) {
-    if (!txn.notes[SKIPPED]) {
-      txn.notes[SKIPPED] = true
+    const n = txnNotes(txn)
+    if (!n.skipped) {
+      n.skipped = true
       record(plugin, connection, 'rcpt', screen.skip, { quiet: true })
     }
     return next()
@@ -518,13 +558,14 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
 function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void {
   const txn = connection.transaction
   // A peer screened out at rcpt (IPv4, relaying, authenticated, private) stays out.
-  if (!txn || txn.notes[SKIPPED]) return next()
+  const n = txn && txnNotesOf.get(txn)
+  if (!txn || n?.skipped) return next()
   const start = performance.now()
   // Read at entry: the data_post hooks still to run after this one.
   const filtersAfter = laterHooks(connection)
   // The peer as rcpt screened it; screened again only when rcpt did not run for this
   // transaction (e.g. the plugin was reloaded in between).
-  let s = txn.notes[NOTE] as TxnState | undefined
+  let s = n?.state
   if (!s) {
     const screen = screenPeer(peerFacts(connection), plugin.cfg.policy)
     if ('skip' in screen) return next()
@@ -670,7 +711,7 @@ function rememberAttempt(plugin: Plugin, connection: Connection, ipv6: string, p
     mailFrom: from?.address ?? '<>',
     rcpts: addrs.map((a) => printable(a, 100)),
     net: net64(ipv6),
-    host: String(connection.notes[`${NOTE}_fcrdns_name`] ?? ''),
+    host: connNotesOf.get(connection)?.fcrdnsName ?? '',
     domain: domain || from?.domain || '',
     size: phase === 'data_post' ? Number((txn as Transaction & { data_bytes?: number }).data_bytes ?? 0) : 0,
   }
@@ -680,7 +721,7 @@ function rememberAttempt(plugin: Plugin, connection: Connection, ipv6: string, p
 /** SPF as haraka-plugin-spf found it, or the last-resort guess when the domain publishes none. */
 function txnSpf(txn: Transaction): SpfFact | null {
   const spf = spfFact(txn)
-  const guess = txn.notes[`${NOTE}_spf_guess`] as GuessResult | undefined
+  const guess = txnNotesOf.get(txn)?.spfGuess
   if (guess && (!spf || spf.result === 'none')) return { result: guess.result, domain: guess.domain, guess: true }
   return spf
 }

@@ -258,6 +258,31 @@ describe('mx6-receive plugin glue', () => {
     }
   })
 
+  it("keeps its own state out of Haraka's notes: connection and transaction notes have the same keys after RCPT and DATA, IPv6 (with DNS signals and a last-resort SPF guess) and IPv4", async () => {
+    for (const ip of ['2001:db8:7::10', '192.0.2.10']) {
+      const { plugin, store, conn } = setup(ip, 'a@nospf.test')
+      // SPF none and a default last-resort record: the guess is evaluated and kept for data_post.
+      setSpf(conn, 'None', 'nospf.test')
+      plugin.cfg.spfGuess = { enabled: true, defaultRecord: 'v=spf1 -all' }
+      plugin.cfg.policy.undecided = 'defer'
+      const before = [Object.keys(conn.notes).sort(), Object.keys(conn.transaction.notes).sort()]
+      await fixtures.callHook(plugin, 'mx6_connect', conn)
+      await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
+      plugin.cfg.policy.undecided = 'wait'
+      await fixtures.callRcpt(plugin, conn, 'carol@rcpt.test')
+      conn.transaction.rcpt_to = [new Address('<carol@rcpt.test>')]
+      setHeaderFrom(conn, 'a@nospf.test')
+      await fixtures.callDataPost(plugin, conn)
+      const res = conn.transaction.results.get('mx6-receive')
+      if (ip.includes(':')) {
+        assert.equal(store.requests.length > 0, true, 'the IPv6 peer was judged')
+        assert.match(res.spf_guess, /^fail nospf\.test \(default: v=spf1 -all\)/, 'the guess was made, and data_post decided with it')
+        assert.match(String(conn.results.get('mx6-receive')?.fcrdns), /^fail/, 'the DNS signals were gathered')
+      } else assert.equal(res.verdict, 'skip')
+      assert.deepEqual([Object.keys(conn.notes).sort(), Object.keys(conn.transaction.notes).sort()], before, ip)
+    }
+  })
+
   it('a failed lookup defers the recipient; the next RCPT asks again, and an entry added meanwhile counts', async () => {
     const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
     store.failWith = new Error('redis not connected')
