@@ -44,7 +44,10 @@ single round pairs: how far the machine drifted while the ratio was measured.
 With several sessions (Haraka's CPU the bottleneck) the same rounds are also run
 with both configurations loaded at once on the same CPU: the "concurrent" column
 is Haraka's CPU time per message without / with the suite from those rounds, a
-throughput ratio the machine's drift cannot tilt.
+throughput ratio the machine's drift cannot tilt. A second Haraka alone takes
+part in those rounds (and in each path's warm-up): the "A/A" column is the same
+ratio between the two Harakas alone, how far apart two processes of the same
+code land, the resolution of the "concurrent" figure.
 `
 
 const QUEUE = "exports.hook_queue = (next) => next(OK)"
@@ -222,7 +225,19 @@ interface Row {
    * With the suite, several sessions: Haraka's CPU time per message without / with the
    * suite, both loaded at the same time on the same CPU (overall, and per round).
    */
-  concurrent?: { ratio: number; rounds: number[] }
+  concurrent?: Concurrent
+}
+
+interface Concurrent {
+  /** Haraka's CPU time per message without / with the suite, over all rounds, and per round. */
+  ratio: number
+  rounds: number[]
+  /**
+   * The same ratio between Haraka alone and a second, identical Haraka alone loaded in the
+   * same rounds (an A/A control): how far apart two processes of the same code land, the
+   * resolution of the ratio above.
+   */
+  control: { ratio: number; rounds: number[] }
 }
 
 async function drive(path: Path, port: number, sessions: number, messages: number, signed: Buffer): Promise<LoadResult> {
@@ -239,34 +254,37 @@ async function drive(path: Path, port: number, sessions: number, messages: numbe
   }
 }
 
-type Config = 'haraka' | 'haraka+mx6' | 'haraka+mx6 uncached'
+type Config = 'haraka' | 'haraka+mx6' | 'haraka+mx6 uncached' | 'haraka (control)'
 
 /**
  * Several sessions keep Haraka's CPU busy, so throughput follows its CPU time per message.
  * Here both configurations take the same load at the same time, on the same CPU: whatever
  * the machine's speed does, it does to both at the same moments (alternating rounds see it
- * drift between them). Returns Haraka's CPU per message without / with the suite.
+ * drift between them). Returns Haraka's CPU per message without / with the suite, and the
+ * same between Haraka alone and the A/A control (a second Haraka alone, loaded alike).
  */
-async function concurrentRounds(p: Path, pair: Config[], servers: Record<Config, HarakaServer>, sessions: number, messages: number, rounds: number, signed: Buffer): Promise<{ ratio: number; rounds: number[] }> {
-  const cpu = [0, 0]
-  const perRound: number[] = []
+async function concurrentRounds(p: Path, pair: Config[], servers: Record<Config, HarakaServer>, sessions: number, messages: number, rounds: number, signed: Buffer): Promise<Concurrent> {
+  const loaded: Config[] = [...pair, 'haraka (control)']
+  const cpu = loaded.map(() => 0)
+  const perRound: number[][] = loaded.map(() => [])
   for (let round = 0; round < rounds; round++) {
-    const c0 = pair.map((c) => cpuMs(servers[c].pid))
-    await Promise.all(pair.map((c) => drive(p, portOf(c), sessions, messages, signed)))
-    const used = pair.map((c, i) => cpuMs(servers[c].pid) - c0[i])
-    cpu[0] += used[0]
-    cpu[1] += used[1]
-    perRound.push(used[0] / used[1])
+    const c0 = loaded.map((c) => cpuMs(servers[c].pid))
+    await Promise.all(loaded.map((c) => drive(p, portOf(c), sessions, messages, signed)))
+    const used = loaded.map((c, i) => cpuMs(servers[c].pid) - c0[i])
+    for (const i of loaded.keys()) {
+      cpu[i] += used[i]
+      perRound[i].push(used[0] / used[i])
+    }
   }
-  return { ratio: cpu[0] / cpu[1], rounds: perRound }
+  return { ratio: cpu[0] / cpu[1], rounds: perRound[1], control: { ratio: cpu[0] / cpu[2], rounds: perRound[2] } }
 }
 
 function portOf(config: Config): number {
-  return config === 'haraka' ? PORT : config === 'haraka+mx6' ? PORT + 1 : PORT + 2
+  return { haraka: PORT, 'haraka+mx6': PORT + 1, 'haraka+mx6 uncached': PORT + 2, 'haraka (control)': PORT + 9 }[config]
 }
 
 async function startHaraka(config: Config, redisPort: number, extraIni = '', port = portOf(config), prefix = 'mx6:'): Promise<HarakaServer> {
-  const withSuite = config !== 'haraka'
+  const withSuite = config !== 'haraka' && config !== 'haraka (control)'
   const cache = config === 'haraka+mx6 uncached' ? '[cache]\nentries=0\n' : ''
   return HarakaServer.start({
     listen: [`[${V6}]:${port}`, `${V4}:${port}`],
@@ -311,8 +329,9 @@ async function main(): Promise<number> {
     const memory: Record<string, number> = {}
     // All configurations run at once and the load alternates between them in
     // rounds (ABBA order), so drift in what else the machine does hits both alike.
-    // The cache-off configuration runs only for its own path.
-    const configs: Config[] = ['haraka', 'haraka+mx6', ...(o.paths.includes('ipv6-allowed-uncached') ? ['haraka+mx6 uncached' as const] : [])]
+    // The cache-off configuration runs only for its own path. The A/A control (a second
+    // Haraka alone) takes each path's warm-up round and the concurrent rounds.
+    const configs: Config[] = ['haraka', 'haraka+mx6', 'haraka (control)', ...(o.paths.includes('ipv6-allowed-uncached') ? ['haraka+mx6 uncached' as const] : [])]
     const servers = {} as Record<Config, HarakaServer>
     for (const c of configs) {
       servers[c] = await startHaraka(c, redis.port)
@@ -325,7 +344,7 @@ async function main(): Promise<number> {
           const messages = sessions === 1 ? counts.one : counts.many
           const acc = Object.fromEntries(pair.map((c) => [c, { seconds: 0, codes: {} as Record<string, number>, haraka: 0, redis: 0, cmds: 0, reads: 0, followups: 0, log: '' }]))
           // One unmeasured round first: JIT, DNS and peer list caches warm in both.
-          for (const config of pair) await drive(p, portOf(config), sessions, Math.min(messages, 100), signed)
+          for (const config of [...pair, 'haraka (control)' as const]) await drive(p, portOf(config), sessions, Math.min(messages, 100), signed)
           const roundRatios: number[] = []
           for (let round = 0; round < counts.rounds; round++) {
             const seconds: Record<string, number> = {}
@@ -470,7 +489,7 @@ function budgets(rows: Row[], rtt: { p50: number; p99: number }, scaling: Scale[
   for (const { path: p, sessions: s, b, ratio, min } of pairs(rows)) {
     out.push({ name: `throughput ${p}, ${s} session(s): with/without >= ${fmt(min, 2)}`, measured: fmt(ratio, 3), pass: ratio >= min })
     const c = b.concurrent
-    if (c) out.push({ name: `throughput ${p}, ${s} sessions, concurrent rounds (Haraka CPU per message without/with) >= ${fmt(min, 2)}`, measured: `${fmt(c.ratio, 3)} (rounds ${fmt(Math.min(...c.rounds), 3)}-${fmt(Math.max(...c.rounds), 3)})`, pass: c.ratio >= min })
+    if (c) out.push({ name: `throughput ${p}, ${s} sessions, concurrent rounds (Haraka CPU per message without/with) >= ${fmt(min, 2)}`, measured: `${fmt(c.ratio, 3)} (rounds ${fmt(Math.min(...c.rounds), 3)}-${fmt(Math.max(...c.rounds), 3)}; A/A control ${fmt(c.control.ratio, 3)})`, pass: c.ratio >= min })
   }
   for (const r of rows.filter((x) => x.config === 'haraka+mx6' && x.perMessage && x.sessions === 1 && x.path !== 'ipv4')) {
     // Two decision phases per message at most (rcpt, whose lookups start at MAIL, and
@@ -509,7 +528,10 @@ function budgets(rows: Row[], rtt: { p50: number; p99: number }, scaling: Scale[
 function panels(rows: Row[], scaling: Scale[], memory: Record<string, number>, quick: boolean): Panel[] {
   const ratios: Panel['rows'] = pairs(rows).map(({ path: p, sessions: s, b, ratio, min }) => ({
     label: `${p}, ${s} session${s === 1 ? '' : 's'}`,
-    dots: [{ value: ratio, series: 'msg/s with / without (alternating rounds)' }, ...(b.concurrent ? [{ value: b.concurrent.ratio, series: 'Haraka CPU per message without / with (concurrent rounds)' }] : [])],
+    dots: [
+      { value: ratio, series: 'msg/s with / without (alternating rounds)' },
+      ...(b.concurrent ? [{ value: b.concurrent.ratio, series: 'Haraka CPU per message without / with (concurrent rounds)' }, { value: b.concurrent.control.ratio, series: 'the same, Haraka alone / a second Haraka alone (A/A control)' }] : []),
+    ],
     budget: min,
     // The figure that counts: the concurrent rounds where there are some (see HELP).
     pass: quick ? undefined : (b.concurrent?.ratio ?? ratio) >= min,
@@ -551,11 +573,11 @@ function printTable(rows: Row[], rtt: { p50: number; p99: number }, scaling: Sca
     pinned ? 'Haraka pinned to CPU 1; Redis and the load generators on CPU 0.' : 'Not pinned: Haraka, Redis and the load generators share the CPUs.',
     `Redis round trip (ioredis PING from an idle client${pinned ? ' on the other CPU' : ''} before the runs): p50 ${fmt(rtt.p50, 3)} ms, p99 ${fmt(rtt.p99, 3)} ms`,
     '',
-    `${w('path', 22)}${w('sessions', 9)}${w('haraka msg/s', 14)}${w('+mx6 msg/s', 12)}${w('ratio', 7)}${w('rounds', 13)}${w('concurrent', 11)}${w('CPU ms/msg haraka / +mx6 (+redis)', 35)}${w('busy %', 11)}${w('rcpt p50/p99 ms', 18)}${w('data_post p50/p99', 19)}${w('cmds/reads/decision reads', 27)}${w('eld p99 ms', 12)}redis rtt in Haraka p50/p99 ms (haraka / +mx6)`,
+    `${w('path', 22)}${w('sessions', 9)}${w('haraka msg/s', 14)}${w('+mx6 msg/s', 12)}${w('ratio', 7)}${w('rounds', 13)}${w('concurrent', 11)}${w('A/A', 7)}${w('CPU ms/msg haraka / +mx6 (+redis)', 35)}${w('busy %', 11)}${w('rcpt p50/p99 ms', 18)}${w('data_post p50/p99', 19)}${w('cmds/reads/decision reads', 27)}${w('eld p99 ms', 12)}redis rtt in Haraka p50/p99 ms (haraka / +mx6)`,
   ]
   for (const { path: p, sessions: s, a, b, ratio } of pairs(rows)) {
     lines.push(
-      `${w(p, 22)}${w(String(s), 9)}${w(fmt(a.load.perSecond, 1), 14)}${w(fmt(b.load.perSecond, 1), 12)}${w(fmt(ratio, 3), 7)}${w(b.roundRatios?.length ? `${fmt(Math.min(...b.roundRatios), 2)}-${fmt(Math.max(...b.roundRatios), 2)}` : '-', 13)}${w(b.concurrent ? fmt(b.concurrent.ratio, 3) : '-', 11)}` +
+      `${w(p, 22)}${w(String(s), 9)}${w(fmt(a.load.perSecond, 1), 14)}${w(fmt(b.load.perSecond, 1), 12)}${w(fmt(ratio, 3), 7)}${w(b.roundRatios?.length ? `${fmt(Math.min(...b.roundRatios), 2)}-${fmt(Math.max(...b.roundRatios), 2)}` : '-', 13)}${w(b.concurrent ? fmt(b.concurrent.ratio, 3) : '-', 11)}${w(b.concurrent ? fmt(b.concurrent.control.ratio, 3) : '-', 7)}` +
         `${w(`${fmt(a.cpu.haraka, 3)} / ${fmt(b.cpu.haraka, 3)} (+${fmt(b.cpu.redis, 3)})`, 35)}${w(`${fmt(a.busy * 100, 0)} / ${fmt(b.busy * 100, 0)}`, 11)}` +
         `${w(b.rcpt ? `${fmt(b.rcpt.p50, 3)}/${fmt(b.rcpt.p99, 3)}` : '-', 18)}${w(b.dataPost && Number.isFinite(b.dataPost.p50) ? `${fmt(b.dataPost.p50, 3)}/${fmt(b.dataPost.p99, 3)}` : '-', 19)}` +
         `${w(b.perMessage ? `${fmt(b.perMessage.commands, 2)}/${fmt(b.perMessage.reads, 2)}/${fmt(b.perMessage.decisionReads, 2)}` : '-', 27)}${w(`${fmt(a.eldP99 ?? NaN, 1)} / ${fmt(b.eldP99 ?? NaN, 1)}`, 12)}${fmt(a.probeRtt?.p50 ?? NaN, 3)}/${fmt(a.probeRtt?.p99 ?? NaN, 3)} / ${fmt(b.probeRtt?.p50 ?? NaN, 3)}/${fmt(b.probeRtt?.p99 ?? NaN, 3)}`,
