@@ -94,23 +94,18 @@ interface ConnNotes {
 const txnNotesOf = new WeakMap<Transaction, TxnNotes>()
 const connNotesOf = new WeakMap<Connection, ConnNotes>()
 
-function txnNotes(txn: Transaction): TxnNotes {
-  let n = txnNotesOf.get(txn)
+/** The entry of `key` in `map`, made empty on first use. */
+function notesOf<K extends object, V extends object>(map: WeakMap<K, V>, key: K): V {
+  let n = map.get(key)
   if (!n) {
-    n = {}
-    txnNotesOf.set(txn, n)
+    n = {} as V
+    map.set(key, n)
   }
   return n
 }
 
-function connNotes(connection: Connection): ConnNotes {
-  let n = connNotesOf.get(connection)
-  if (!n) {
-    n = {}
-    connNotesOf.set(connection, n)
-  }
-  return n
-}
+const txnNotes = (txn: Transaction): TxnNotes => notesOf(txnNotesOf, txn)
+const connNotes = (connection: Connection): ConnNotes => notesOf(connNotesOf, connection)
 
 export function register(this: Plugin): void {
   this.store = null
