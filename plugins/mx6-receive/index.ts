@@ -552,9 +552,10 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
 
 function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void {
   const txn = connection.transaction
+  if (!txn) return next()
+  const n = txnNotesOf.get(txn)
   // A peer screened out at rcpt (IPv4, relaying, authenticated, private) stays out.
-  const n = txn && txnNotesOf.get(txn)
-  if (!txn || n?.skipped) return next()
+  if (n?.skipped) return next()
   const start = performance.now()
   // Read at entry: the data_post hooks still to run after this one.
   const filtersAfter = laterHooks(connection)

@@ -261,9 +261,11 @@ describe('mx6-receive plugin glue', () => {
   it("keeps its own state out of Haraka's notes: connection and transaction notes have the same keys after RCPT and DATA, IPv6 (with DNS signals and a last-resort SPF guess) and IPv4", async () => {
     for (const ip of ['2001:db8:7::10', '192.0.2.10']) {
       const { plugin, store, conn } = setup(ip, 'a@nospf.test')
-      // SPF none and a default last-resort record: the guess is evaluated and kept for data_post.
+      // SPF none and a default last-resort record that covers the peer: the guess is evaluated
+      // and kept for data_post, where it authenticates the From domain (in domain:allow).
       setSpf(conn, 'None', 'nospf.test')
-      plugin.cfg.spfGuess = { enabled: true, defaultRecord: 'v=spf1 -all' }
+      plugin.cfg.spfGuess = { enabled: true, defaultRecord: 'v=spf1 ip6:2001:db8:7::/64 -all' }
+      store.domainAllow.set('nospf.test', 'partner')
       plugin.cfg.policy.undecided = 'defer'
       const before = [Object.keys(conn.notes).sort(), Object.keys(conn.transaction.notes).sort()]
       await fixtures.callHook(plugin, 'mx6_connect', conn)
@@ -276,7 +278,8 @@ describe('mx6-receive plugin glue', () => {
       const res = conn.transaction.results.get('mx6-receive')
       if (ip.includes(':')) {
         assert.equal(store.requests.length > 0, true, 'the IPv6 peer was judged')
-        assert.match(res.spf_guess, /^fail nospf\.test \(default: v=spf1 -all\)/, 'the guess was made, and data_post decided with it')
+        assert.match(res.spf_guess, /^pass nospf\.test \(default: v=spf1 ip6:2001:db8:7::\/64 -all\)/, 'the guess was made')
+        assert.deepEqual([res.phase, res.verdict, res.rule], ['data_post', 'trusted', 'domain:allow'], `data_post decided with the guess: ${res.reason}`)
         assert.match(String(conn.results.get('mx6-receive')?.fcrdns), /^fail/, 'the DNS signals were gathered')
       } else assert.equal(res.verdict, 'skip')
       assert.deepEqual([Object.keys(conn.notes).sort(), Object.keys(conn.transaction.notes).sort()], before, ip)
