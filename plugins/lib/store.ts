@@ -58,15 +58,26 @@ export interface ListStore {
    */
   cached?(req: LookupRequest): LookupReply | undefined
   /**
-   * Records a deferred IPv6 attempt (fingerprints with a TTL, a bounded index),
-   * off the decision path; never delays or fails the caller.
+   * Records a deferred IPv6 attempt (fingerprints with a TTL, a bounded index), off the
+   * decision path; never delays or fails the caller. `make` builds the record (hashing,
+   * field texts) when it is written: with a single Redis, together with the others of its
+   * batch after the hook has answered; on a Cluster, at once. A `make` that throws loses
+   * that record only (reported like a failed write).
    */
-  recordAttempt(envelopeHash: string, midHash: string | null, fields: Record<string, string>, ttlSec: number, maxEntries: number): void
+  recordAttempt(make: () => AttemptRecord, ttlSec: number, maxEntries: number): void
   /** The last-resort SPF record stored for a domain (mx6:spf:guess), or null. */
   spfGuess(domain: string): Promise<string | null>
   /** Adds 1 to each decision counter of today; never delays or fails the caller. */
   count(fields: string[]): void
   close(): Promise<void>
+}
+
+/** One deferred attempt as stored: its fingerprints and its fields (see followup.ts). */
+export interface AttemptRecord {
+  envelopeHash: string
+  midHash: string | null
+  /** The attempt's fields, `time` (Unix seconds) among them. */
+  fields: Record<string, string>
 }
 
 export function isEmptyRequest(req: LookupRequest): boolean {
@@ -178,12 +189,11 @@ redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[2]) - 1)
 return 1`
 const RECORD_ATTEMPT = 'mx6RecordAttempt'
 
-/** Follow-up records of one event-loop turn, as RECORD_ATTEMPT_LUA takes them. */
+/** Follow-up records of one event-loop turn or write window, not built yet (see recordAttempt). */
 interface AttemptBatch {
   ttlSec: number
   maxEntries: number
-  keys: string[]
-  records: Array<{ t: string; e: string; a: number; m: number; f: Record<string, string> }>
+  makes: Array<() => AttemptRecord>
   /** The write window's timer, when the batch waits for it. */
   timer: NodeJS.Timeout | null
 }
@@ -396,24 +406,21 @@ export class RedisListStore implements ListStore {
     return reply
   }
 
-  recordAttempt(envelopeHash: string, midHash: string | null, fields: Record<string, string>, ttlSec: number, maxEntries: number): void {
+  recordAttempt(make: () => AttemptRecord, ttlSec: number, maxEntries: number): void {
     if (this.client.status !== 'ready') return
-    const k = this.keys
-    const now = Number(fields.time)
-    // A retry of the same deferred envelope keeps the time of the first deferral.
-    const { time: _first, ...rest } = fields
     if (!isCluster(this.client)) {
       // Attempts go out together, in order, in one script call, off the decision path: at
       // the end of the event-loop turn, or under load when the write window (attemptWriteMs)
       // since the last call ends, so that many share one call (each client call costs Haraka
-      // far more CPU than a record in it).
+      // far more CPU than a record in it). Each record is built then, with the others of its
+      // batch, not in the hook that deferred it.
       let b = this.attempts
       if (b && (b.ttlSec !== ttlSec || b.maxEntries !== maxEntries)) {
         void this.writeAttempts()
         b = null
       }
       if (!b) {
-        b = { ttlSec, maxEntries, keys: [k.attempts], records: [], timer: null }
+        b = { ttlSec, maxEntries, makes: [], timer: null }
         this.attempts = b
         const wait = this.attemptsSent + (this.opts.attemptWriteMs ?? 0) - performance.now()
         const mine = b
@@ -424,13 +431,18 @@ export class RedisListStore implements ListStore {
           b.timer.unref()
         } else setImmediate(send)
       }
-      const a = b.keys.push(k.attempt(envelopeHash))
-      const m = midHash ? b.keys.push(k.attemptByMessageId(midHash)) : 0
-      b.records.push({ t: fields.time, e: envelopeHash, a, m, f: rest })
+      b.makes.push(make)
       // A bounded script argument, however long the window and heavy the load.
-      if (b.records.length >= MAX_ATTEMPTS_PER_CALL) void this.writeAttempts()
+      if (b.makes.length >= MAX_ATTEMPTS_PER_CALL) void this.writeAttempts()
       return
     }
+    const built = this.build(make)
+    if (!built) return
+    const { envelopeHash, midHash, fields } = built
+    const k = this.keys
+    const now = Number(fields.time)
+    // A retry of the same deferred envelope keeps the time of the first deferral.
+    const { time: _first, ...rest } = fields
     const cmds: Array<[string, ...Array<string | number>]> = [
       ['hsetnx', k.attempt(envelopeHash), 'time', fields.time],
       ['hset', k.attempt(envelopeHash), ...Object.entries(rest).flat()],
@@ -443,14 +455,37 @@ export class RedisListStore implements ListStore {
     batch(this.client, cmds).catch((err: Error) => this.opts.onCountError?.(err))
   }
 
-  /** Sends the attempts recorded since the last call in one script call. */
+  /** The record `make` builds; null (reported like a failed write) when it throws. */
+  private build(make: () => AttemptRecord): AttemptRecord | null {
+    try {
+      return make()
+    } catch (err) {
+      this.opts.onCountError?.(err as Error)
+      return null
+    }
+  }
+
+  /** Builds the attempts recorded since the last call and sends them in one script call. */
   private async writeAttempts(): Promise<void> {
     const b = this.attempts
     this.attempts = null
     if (!b) return
     if (b.timer) clearTimeout(b.timer)
     this.attemptsSent = performance.now()
-    await batch(this.client, [[RECORD_ATTEMPT, b.keys.length, ...b.keys, b.ttlSec, b.maxEntries, JSON.stringify(b.records)]])
+    const k = this.keys
+    const keys = [k.attempts]
+    const records: Array<{ t: string; e: string; a: number; m: number; f: Record<string, string> }> = []
+    for (const make of b.makes) {
+      const r = this.build(make)
+      if (!r) continue
+      // A retry of the same deferred envelope keeps the time of the first deferral (HSETNX in the script).
+      const { time, ...rest } = r.fields
+      const a = keys.push(k.attempt(r.envelopeHash))
+      const m = r.midHash ? keys.push(k.attemptByMessageId(r.midHash)) : 0
+      records.push({ t: time, e: r.envelopeHash, a, m, f: rest })
+    }
+    if (records.length === 0) return
+    await batch(this.client, [[RECORD_ATTEMPT, keys.length, ...keys, b.ttlSec, b.maxEntries, JSON.stringify(records)]])
       .then((results) => {
         if (results[0]?.[0]) throw results[0][0]
       })

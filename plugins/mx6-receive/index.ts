@@ -15,7 +15,7 @@ import { matchesListener } from '../lib/ip'
 import { lintHash } from '../lib/lint'
 import { createRedisClient, describeRedis, type RedisClient, type RedisSettings } from '../lib/redis'
 import { replyLines } from '../lib/reply'
-import { isEmptyRequest, RedisListStore, type ListStore, type LookupReply, type LookupRequest } from '../lib/store'
+import { isEmptyRequest, RedisListStore, type AttemptRecord, type ListStore, type LookupReply, type LookupRequest } from '../lib/store'
 import { BOOLEANS, CONFIG_FILE, peerResolver, readReceiveConfig, type Ini, type ReceiveConfig } from './config'
 import {
   acceptedTogether,
@@ -695,23 +695,32 @@ function rememberAttempt(plugin: Plugin, connection: Connection, ipv6: string, p
   const f = plugin.cfg.followup
   const txn = connection.transaction
   if (!f.enabled || !txn || !plugin.store) return
+  // Only what the transaction will not hold once Haraka resets it is read here (strings, no
+  // reference to the transaction); the fingerprints and fields are built when the store
+  // writes the record, with the others of its batch, after this hook has answered.
   const from = mailbox(txn.mail_from)
   const addrs = rcpts.map((r) => `${r.user}@${r.host}`)
-  const env = envelopeFingerprint(from?.address ?? '', addrs, plugin.cfg.recipientDelimiter)
-  const mid = phase === 'data_post' ? messageIdFingerprint(txn.header.get_all('Message-ID')[0]) : null
-  const attempt: Attempt = {
-    time: Math.floor(Date.now() / 1000),
-    phase,
-    verdict,
-    reason,
-    mailFrom: from?.address ?? '<>',
-    rcpts: addrs.map((a) => printable(a, 100)),
-    net: net64(ipv6),
-    host: connNotesOf.get(connection)?.fcrdnsName ?? '',
-    domain: domain || from?.domain || '',
-    size: phase === 'data_post' ? Number((txn as Transaction & { data_bytes?: number }).data_bytes ?? 0) : 0,
+  const messageId = phase === 'data_post' ? txn.header.get_all('Message-ID')[0] : undefined
+  const delimiter = plugin.cfg.recipientDelimiter
+  const time = Math.floor(Date.now() / 1000)
+  const host = connNotesOf.get(connection)?.fcrdnsName ?? ''
+  const size = phase === 'data_post' ? Number((txn as Transaction & { data_bytes?: number }).data_bytes ?? 0) : 0
+  const make = (): AttemptRecord => {
+    const attempt: Attempt = {
+      time,
+      phase,
+      verdict,
+      reason,
+      mailFrom: from?.address ?? '<>',
+      rcpts: addrs.map((a) => printable(a, 100)),
+      net: net64(ipv6),
+      host,
+      domain: domain || from?.domain || '',
+      size,
+    }
+    return { envelopeHash: envelopeFingerprint(from?.address ?? '', addrs, delimiter), midHash: messageIdFingerprint(messageId), fields: toFields(attempt) }
   }
-  plugin.store.recordAttempt(env, mid, toFields(attempt), f.ttlDays * 86400, f.maxEntries)
+  plugin.store.recordAttempt(make, f.ttlDays * 86400, f.maxEntries)
 }
 
 /** SPF as haraka-plugin-spf found it, or the last-resort guess when the domain publishes none. */

@@ -4,7 +4,7 @@ import { Keys } from '../../plugins/lib/keys'
 import { lintHash } from '../../plugins/lib/lint'
 import { candidatePrefixes } from '../../plugins/lib/ip'
 import { createRedis, REDIS_DEFAULTS } from '../../plugins/lib/redis'
-import { MAX_ATTEMPTS_PER_CALL, RedisListStore, StoreReplyError, StoreTimeoutError, StoreUnavailableError, today } from '../../plugins/lib/store'
+import { MAX_ATTEMPTS_PER_CALL, RedisListStore, StoreReplyError, StoreTimeoutError, StoreUnavailableError, today, type AttemptRecord } from '../../plugins/lib/store'
 import { poll } from '../support/proc'
 import { RedisServer } from '../support/redis'
 
@@ -15,6 +15,13 @@ async function commandCalls(server: RedisServer): Promise<Record<string, number>
     if (m) out[m[1]] = Number(m[2])
   }
   return out
+}
+
+/** What the plugin hands recordAttempt: a builder of the record, counted in `built`. */
+let built = 0
+const rec = (envelopeHash: string, midHash: string | null, fields: Record<string, string>) => (): AttemptRecord => {
+  built++
+  return { envelopeHash, midHash, fields }
 }
 
 describe('functional: RedisListStore on a real redis-server', function () {
@@ -110,7 +117,7 @@ describe('functional: RedisListStore on a real redis-server', function () {
     const t = 1_800_000_000
     const fields = (time: number, phase: string) => ({ time: String(time), phase, verdict: 'defer', mailFrom: 'a@x.test' })
     // ioredis checks once per connection that the script is loaded: done before counting.
-    store.recordAttempt('env0', null, fields(t - 1000, 'rcpt'), 3600, 2)
+    store.recordAttempt(rec('env0', null, fields(t - 1000, 'rcpt')), 3600, 2)
     await poll(async () => ((await server.cli('EXISTS', keys.attempt('env0'))).trim() === '1' ? true : undefined), 3000, 'warm-up record')
     await server.cli('CONFIG', 'RESETSTAT')
     // Count what the client writes to its socket: the four records of one turn go out together.
@@ -121,15 +128,18 @@ describe('functional: RedisListStore on a real redis-server', function () {
       writes++
       return write.apply(this, a)
     }
-    store.recordAttempt('env1', 'mid1', fields(t, 'rcpt'), 3600, 2)
-    store.recordAttempt('env1', null, fields(t + 60, 'data_post'), 3600, 2)
-    store.recordAttempt('env2', null, fields(t + 1, 'rcpt'), 3600, 2)
-    store.recordAttempt('env3', null, fields(t + 2, 'rcpt'), 3600, 2)
+    built = 0
+    store.recordAttempt(rec('env1', 'mid1', fields(t, 'rcpt')), 3600, 2)
+    store.recordAttempt(rec('env1', null, fields(t + 60, 'data_post')), 3600, 2)
+    store.recordAttempt(rec('env2', null, fields(t + 1, 'rcpt')), 3600, 2)
+    store.recordAttempt(rec('env3', null, fields(t + 2, 'rcpt')), 3600, 2)
     assert.equal(writes, 0, 'nothing sent before the end of the turn')
+    assert.equal(built, 0, 'nor built: the records are made when their batch is written, not by the caller (the hook)')
     await new Promise((r) => setImmediate(r))
     await new Promise((r) => setImmediate(r))
     stream.write = write
     assert.equal(writes, 1, 'one write for the four records of one turn')
+    assert.equal(built, 4, 'each built once, when its batch was written')
     await poll(async () => ((await server.cli('ZCARD', keys.attempts)).trim() === '2' ? true : undefined), 3000, 'index trimmed to 2')
     const calls = await commandCalls(server)
     assert.equal((calls.evalsha ?? 0) + (calls.eval ?? 0), 1, 'the four records of one turn in one script call')
@@ -140,6 +150,23 @@ describe('functional: RedisListStore on a real redis-server', function () {
     assert.equal((await server.cli('GET', keys.attemptByMessageId('mid1'))).trim(), 'env1')
     assert.ok(Number(await server.cli('TTL', keys.attemptByMessageId('mid1'))) > 3500)
     assert.deepEqual((await server.cli('ZRANGE', keys.attempts, '0', '-1')).trim().split('\n'), ['env2', 'env3'], 'the oldest dropped first')
+  })
+
+  it('a record whose builder throws is left out and reported; the others of its batch are written', async () => {
+    const errors: string[] = []
+    const own = createRedis({ ...REDIS_DEFAULTS, port: server.port, timeoutMs: 300 })
+    const other = new RedisListStore(own, keys, { timeoutMs: 300, statsDays: 30, onCountError: (err) => errors.push(err.message) })
+    await poll(() => (own.status === 'ready' ? true : undefined), 5000, 'redis ready')
+    try {
+      other.recordAttempt(() => {
+        throw new Error('broken record')
+      }, 3600, 100000)
+      other.recordAttempt(rec('kept', null, { time: '1800000000', phase: 'rcpt', verdict: 'defer' }), 3600, 100000)
+      await poll(async () => ((await server.cli('EXISTS', keys.attempt('kept'))).trim() === '1' ? true : undefined), 3000, 'the other record of the batch')
+      assert.deepEqual(errors, ['broken record'])
+    } finally {
+      await other.close()
+    }
   })
 
   it('with a write window: the first record after a quiet spell goes out at once, the next ones wait for the window and go out together; a full batch goes at once', async () => {
@@ -153,12 +180,12 @@ describe('functional: RedisListStore on a real redis-server', function () {
     const turn = () => new Promise((r) => setImmediate(r))
     try {
       await server.cli('CONFIG', 'RESETSTAT')
-      windowed.recordAttempt('w0', null, fields(t), 3600, 100000)
+      windowed.recordAttempt(rec('w0', null, fields(t)), 3600, 100000)
       await poll(async () => ((await has('w0')) ? true : undefined), 300, 'the first record, written at the end of its turn')
       const sent = Date.now()
-      windowed.recordAttempt('w1', null, fields(t + 1), 3600, 100000)
+      windowed.recordAttempt(rec('w1', null, fields(t + 1)), 3600, 100000)
       await turn()
-      windowed.recordAttempt('w2', null, fields(t + 2), 3600, 100000)
+      windowed.recordAttempt(rec('w2', null, fields(t + 2)), 3600, 100000)
       await turn()
       await new Promise((r) => setTimeout(r, 150))
       assert.deepEqual([await has('w1'), await has('w2')], [false, false], 'within the window, nothing more is written')
@@ -167,7 +194,7 @@ describe('functional: RedisListStore on a real redis-server', function () {
       const calls = await commandCalls(server)
       assert.equal((calls.evalsha ?? 0) + (calls.eval ?? 0), 2, 'one script call for the first record, one for the two of the window')
       // Within the window again: a batch that reaches the bound is sent at once.
-      for (let i = 0; i < MAX_ATTEMPTS_PER_CALL; i++) windowed.recordAttempt(`b${i}`, null, fields(t + 10), 3600, 100000)
+      for (let i = 0; i < MAX_ATTEMPTS_PER_CALL; i++) windowed.recordAttempt(rec(`b${i}`, null, fields(t + 10)), 3600, 100000)
       await poll(async () => ((await has(`b${MAX_ATTEMPTS_PER_CALL - 1}`)) ? true : undefined), 300, 'the full batch, before the window ends')
       const after = await commandCalls(server)
       assert.equal((after.evalsha ?? 0) + (after.eval ?? 0), 3, 'the full batch in one call')

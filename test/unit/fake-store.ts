@@ -1,5 +1,5 @@
 // A table-driven ListStore for unit tests of the plugin glue.
-import { onlyCachedLists, StoreReplyError, type Hit, type History, type ListStore, type LookupReply, type LookupRequest } from '../../plugins/lib/store'
+import { onlyCachedLists, StoreReplyError, type Hit, type AttemptRecord, type History, type ListStore, type LookupReply, type LookupRequest } from '../../plugins/lib/store'
 
 export class FakeStore implements ListStore {
   ipAllow = new Map<string, string>()
@@ -57,8 +57,9 @@ export class FakeStore implements ListStore {
   }
 
   attempts: Array<{ envelopeHash: string; midHash: string | null; fields: Record<string, string> }> = []
-  recordAttempt(envelopeHash: string, midHash: string | null, fields: Record<string, string>): void {
-    this.attempts.push({ envelopeHash, midHash, fields })
+  /** Builds the record at once (the real store builds it when it writes its batch). */
+  recordAttempt(make: () => AttemptRecord): void {
+    this.attempts.push(make())
   }
 
   spfGuesses = new Map<string, string>()
