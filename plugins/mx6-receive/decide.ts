@@ -141,12 +141,18 @@ function hitText(h: Hit): string {
   return h.note ? `${h.entry} ("${printable(h.note)}")` : h.entry
 }
 
+/**
+ * A peer in ip:allow: trusted for every recipient, whatever else the transaction says
+ * (the first rule of decideRcpt, and all of it for such a peer).
+ */
+export function trustedPeer(ipv6: string, hit: Hit): Decision {
+  return { verdict: 'trusted', rule: 'ip:allow', final: true, reason: `${ipv6} in ip:allow ${hitText(hit)}` }
+}
+
 /** `answers` is null when the store failed: an IPv6 peer then gets a 4xx, never an accept. */
 export function decideRcpt(f: RcptFacts, answers: (Known & LookupReply) | null, cfg: PolicyConfig): Decision {
   if (!answers) return { verdict: 'defer', rule: 'store-error', final: true, reason: 'list store unavailable' }
-  if (answers.ipAllow) {
-    return { verdict: 'trusted', rule: 'ip:allow', final: true, reason: `${f.ipv6} in ip:allow ${hitText(answers.ipAllow)}` }
-  }
+  if (answers.ipAllow) return trustedPeer(f.ipv6, answers.ipAllow)
   const member = answers.books?.[0]
   if (member && f.rcpt && f.mailFrom) {
     return {

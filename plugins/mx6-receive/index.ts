@@ -28,6 +28,7 @@ import {
   printable,
   rememberAnswers,
   screenPeer,
+  trustedPeer,
   type DataFacts,
   type Decision,
   type Known,
@@ -485,6 +486,17 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
   }
   const rcptAddr = params[0] as Transaction['rcpt_to'][number]
   const s = state(txn, screen.ipv6)
+  if (s.known.ipAllow === undefined) probePeerCache(plugin, s.known, screen.ipv6)
+  // A peer in ip:allow (the list cache knows it, or an earlier RCPT asked Redis) is trusted
+  // for every recipient whatever SPF, the sender or the DNS signals say: decided here, with
+  // nothing else read or started (no last-resort SPF guess, no lookup, no promise).
+  if (s.known.ipAllow) {
+    const rcpt = mailbox(rcptAddr, plugin.cfg.recipientDelimiter)
+    const d = trustedPeer(screen.ipv6, s.known.ipAllow)
+    s.recipients.set(rcptId(rcptAddr), { rcpt, prior: d })
+    record(plugin, connection, 'rcpt', d, { subject: ` <${rcpt?.address ?? '?'}>`, start })
+    return next()
+  }
   if (s.spfGuess === undefined) s.spfGuess = lastResortSpf(plugin, connection, txn, screen.ipv6)
   const fail = failed(plugin, 'rcpt', next, connection)
   const mx6 = isMx6Session(plugin, connection)
@@ -533,9 +545,8 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
   // in ip:allow (trusted whatever they say). A last-resort SPF guess on its way is
   // waited for by every RCPT.
   if (!s.spfGuess) {
-    if (s.known.ipAllow === undefined) probePeerCache(plugin, s.known, screen.ipv6)
-    // Nothing to wait for, or the DNS lookups have settled; the peer list cache was asked just above.
-    const signals = s.known.ipAllow || !rcptNeedsSignals(plugin, mx6) ? null : settledPeerSignals(plugin, connection, screen.ipv6)
+    // Nothing to wait for, or the DNS lookups have settled; the peer list cache was asked above.
+    const signals = !rcptNeedsSignals(plugin, mx6) ? null : settledPeerSignals(plugin, connection, screen.ipv6)
     if (signals !== undefined) {
       ask(signals ?? undefined, false)?.catch(fail)
       return
