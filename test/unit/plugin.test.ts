@@ -209,33 +209,28 @@ describe('mx6-receive plugin glue', () => {
     assert.equal(s3.requests.length, 0)
     assert.equal(c3.transaction.results.get('mx6-receive').verdict, 'pending')
     // SPF none makes a last-resort guess worth waiting for, but not for a peer in ip:allow:
-    // trusted whatever SPF says, at once, and no guess is asked for.
-    const { plugin: p2, store: s2, conn: c2 } = setup('2001:db8:7::10', 'a@other.test')
-    setSpf(c2, 'None', 'other.test')
-    s2.peerCache = { ipAllow: { entry: '2001:db8:7::/64', note: 'cached partner' } }
-    let guesses = 0
-    s2.spfGuess = async () => {
-      guesses++
-      return null
+    // trusted whatever SPF says, at once, and no guess is asked for. The same peer off the
+    // list (the cache says so) asks for the guess and waits for it.
+    for (const listed of [true, false]) {
+      const { plugin: p2, store: s2, conn: c2 } = setup('2001:db8:7::10', 'a@other.test')
+      setSpf(c2, 'None', 'other.test')
+      s2.peerCache = listed ? { ipAllow: { entry: '2001:db8:7::/64', note: 'cached partner' } } : { ipAllow: null, ipGreen: null }
+      let guesses = 0
+      s2.spfGuess = async () => {
+        guesses++
+        return null
+      }
+      const answered: unknown[][] = []
+      p2.mx6_rcpt((...args: unknown[]) => answered.push(args), c2, [new Address('<bob@rcpt.test>')])
+      if (listed) {
+        assert.deepEqual(answered, [[]] as unknown[][], 'trusted at once, SPF none notwithstanding')
+        assert.equal(guesses, 0, 'no last-resort SPF guess for an allow-listed peer')
+        assert.equal(c2.transaction.results.get('mx6-receive').rule, 'ip:allow')
+      } else {
+        assert.equal(answered.length, 0, 'waits for the SPF guess')
+        assert.equal(guesses, 1)
+      }
     }
-    const later: unknown[][] = []
-    p2.mx6_rcpt((...args: unknown[]) => later.push(args), c2, [new Address('<bob@rcpt.test>')])
-    assert.deepEqual(later, [[]] as unknown[][], 'trusted at once, SPF none notwithstanding')
-    assert.equal(guesses, 0, 'no last-resort SPF guess for an allow-listed peer')
-    assert.equal(c2.transaction.results.get('mx6-receive').rule, 'ip:allow')
-    // The same peer off the list (the cache says so): the guess is asked for and waited for.
-    const { plugin: p5, store: s5, conn: c5 } = setup('2001:db8:7::10', 'a@other.test')
-    setSpf(c5, 'None', 'other.test')
-    s5.peerCache = { ipAllow: null, ipGreen: null }
-    let asked = 0
-    s5.spfGuess = async () => {
-      asked++
-      return null
-    }
-    const waiting: unknown[][] = []
-    p5.mx6_rcpt((...args: unknown[]) => waiting.push(args), c5, [new Address('<bob@rcpt.test>')])
-    assert.equal(waiting.length, 0, 'waits for the SPF guess')
-    assert.equal(asked, 1)
   })
 
   it('anything thrown in either hook defers: Haraka would otherwise carry on to the next plugin, which may accept', () => {
