@@ -14,6 +14,7 @@ import type { CachingResolver } from '../lib/dns'
 import { matchesListener } from '../lib/ip'
 import { lintHash } from '../lib/lint'
 import { createRedisClient, describeRedis, type RedisClient, type RedisSettings } from '../lib/redis'
+import type { Mailbox } from '../lib/mailbox'
 import { replyLines } from '../lib/reply'
 import { isEmptyRequest, RedisListStore, type AttemptRecord, type ListStore, type LookupReply, type LookupRequest } from '../lib/store'
 import { BOOLEANS, CONFIG_FILE, peerResolver, readReceiveConfig, type Ini, type ReceiveConfig } from './config'
@@ -491,10 +492,7 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
   // for every recipient whatever SPF, the sender or the DNS signals say: decided here, with
   // nothing else read or started (no last-resort SPF guess, no lookup, no promise).
   if (s.known.ipAllow) {
-    const rcpt = mailbox(rcptAddr, plugin.cfg.recipientDelimiter)
-    const d = trustedPeer(screen.ipv6, s.known.ipAllow)
-    s.recipients.set(rcptId(rcptAddr), { rcpt, prior: d })
-    record(plugin, connection, 'rcpt', d, { subject: ` <${rcpt?.address ?? '?'}>`, start })
+    settleRcpt(plugin, connection, s, rcptAddr, mailbox(rcptAddr, plugin.cfg.recipientDelimiter), trustedPeer(screen.ipv6, s.known.ipAllow), { start })
     return next()
   }
   if (s.spfGuess === undefined) s.spfGuess = lastResortSpf(plugin, connection, txn, screen.ipv6)
@@ -512,10 +510,9 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
       const pg = peerGreen(facts.ipv6, facts.peerSignals, answers, plugin.cfg.policy.green)
       if (pg) s.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
     }
-    s.recipients.set(rcptId(rcptAddr), { rcpt: facts.rcpt, prior: d })
     // An ip:allow hit consults no green list: nothing to summarise then.
     const extra: Record<string, string> = answers && !answers.ipAllow ? { green_signals: greenSummary(s.known) } : {}
-    record(plugin, connection, 'rcpt', d, { subject: ` <${facts.rcpt?.address ?? '?'}>`, start, signals: facts.peerSignals, quiet: d.verdict === 'pending', extra })
+    settleRcpt(plugin, connection, s, rcptAddr, facts.rcpt, d, { start, signals: facts.peerSignals, quiet: d.verdict === 'pending', extra })
     if (d.verdict === 'defer') {
       if (d.rule === 'none') rememberAttempt(plugin, connection, screen.ipv6, 'rcpt', 'defer', d.reason, [rcptAddr])
       return next(constants.denysoft, deferReply(plugin))
@@ -559,6 +556,12 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
       await ask(signals, true)
     })
     .catch(fail)
+}
+
+/** A recipient's RCPT verdict: kept for data_post, recorded (results, log line, counter). */
+function settleRcpt(plugin: Plugin, connection: Connection, s: TxnState, addr: HarakaAddress, rcpt: Mailbox | null, d: Decision, o: Omit<RecordOptions, 'subject'>): void {
+  s.recipients.set(rcptId(addr), { rcpt, prior: d })
+  record(plugin, connection, 'rcpt', d, { ...o, subject: ` <${rcpt?.address ?? '?'}>` })
 }
 
 function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void {

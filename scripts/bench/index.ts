@@ -264,19 +264,20 @@ type Config = 'haraka' | 'haraka+mx6' | 'haraka+mx6 uncached' | 'haraka (control
  * same between Haraka alone and the A/A control (a second Haraka alone, loaded alike).
  */
 async function concurrentRounds(p: Path, pair: Config[], servers: Record<Config, HarakaServer>, sessions: number, messages: number, rounds: number, signed: Buffer): Promise<Concurrent> {
+  // Haraka alone first: each ratio is its CPU over another's.
   const loaded: Config[] = [...pair, 'haraka (control)']
   const cpu = loaded.map(() => 0)
-  const perRound: number[][] = loaded.map(() => [])
+  const suite: number[] = []
+  const control: number[] = []
   for (let round = 0; round < rounds; round++) {
     const c0 = loaded.map((c) => cpuMs(servers[c].pid))
     await Promise.all(loaded.map((c) => drive(p, portOf(c), sessions, messages, signed)))
     const used = loaded.map((c, i) => cpuMs(servers[c].pid) - c0[i])
-    for (const i of loaded.keys()) {
-      cpu[i] += used[i]
-      perRound[i].push(used[0] / used[i])
-    }
+    used.forEach((u, i) => (cpu[i] += u))
+    suite.push(used[0] / used[1])
+    control.push(used[0] / used[2])
   }
-  return { ratio: cpu[0] / cpu[1], rounds: perRound[1], control: { ratio: cpu[0] / cpu[2], rounds: perRound[2] } }
+  return { ratio: cpu[0] / cpu[1], rounds: suite, control: { ratio: cpu[0] / cpu[2], rounds: control } }
 }
 
 function portOf(config: Config): number {
