@@ -61,11 +61,15 @@ export type Screen = { skip: Decision } | { ipv6: string }
 /** The same few IPv4 peers come again and again: their (immutable) screen is made once. */
 const ipv4Skip = memo(4096, (canonical: string): Screen => Object.freeze({ skip: Object.freeze({ verdict: 'skip', rule: 'ipv4', final: true, reason: `IPv4 peer ${canonical}` }) }))
 
+/** The screens that carry nothing of the peer: one (immutable) object each. */
+const RELAYING: Screen = Object.freeze({ skip: Object.freeze<Decision>({ verdict: 'skip', rule: 'relaying', final: true, reason: 'relaying client' }) })
+const AUTHENTICATED: Screen = Object.freeze({ skip: Object.freeze<Decision>({ verdict: 'skip', rule: 'auth', final: true, reason: 'authenticated client' }) })
+
 /** IPv4 and our own users are never touched; only public IPv6 peers get the policy. */
 export function screenPeer(p: PeerFacts, cfg: PolicyConfig): Screen {
   const skip = (rule: Rule, reason: string): Screen => ({ skip: { verdict: 'skip', rule, final: true, reason } })
-  if (p.relaying) return skip('relaying', 'relaying client')
-  if (p.authenticated) return skip('auth', 'authenticated client')
+  if (p.relaying) return RELAYING
+  if (p.authenticated) return AUTHENTICATED
   const peer = classifyPeer(p.ip)
   if (!peer) return skip('bad-peer', `peer address "${printable(p.ip)}" not parseable`)
   if (peer.family === 'ipv4') return ipv4Skip(peer.canonical)

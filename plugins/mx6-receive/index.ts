@@ -69,8 +69,6 @@ interface TxnState {
 /** What this plugin keeps about a transaction (see txnNotesOf). */
 interface TxnNotes {
   state?: TxnState
-  /** Set at rcpt when the peer is not ours to judge (IPv4, relaying, authenticated, private). */
-  skipped?: boolean
   /** The last-resort SPF result, once evaluated. */
   spfGuess?: GuessResult
 }
@@ -95,6 +93,8 @@ interface ConnNotes {
  */
 const txnNotesOf = new WeakMap<Transaction, TxnNotes>()
 const connNotesOf = new WeakMap<Connection, ConnNotes>()
+/** Transactions whose peer rcpt screened out (IPv4, relaying, authenticated, private): not ours to judge. */
+const skippedTxns = new WeakSet<Transaction>()
 
 /** The entry of `key` in `map`, made empty on first use. */
 function notesOf<K extends object, V extends object>(map: WeakMap<K, V>, key: K): V {
@@ -310,6 +310,25 @@ function record(plugin: Plugin, connection: Connection, phase: string, d: Decisi
   if (d.verdict !== 'skip') plugin.store?.count([`${phase}.${d.verdict}.${d.rule}`])
 }
 
+/**
+ * A skip's results entry and debug line, made once per screen: the screens of IPv4 peers
+ * (one per address), of relaying and of authenticated clients are reused objects, so
+ * the mail this plugin leaves alone costs a lookup here, not a new line and entry.
+ * haraka-results only reads the entry (it merges it into its own object).
+ */
+const skipEntries = new WeakMap<Decision, Record<string, string>>()
+
+function recordSkip(plugin: Plugin, connection: Connection, txn: Transaction, d: Decision): void {
+  let entry = skipEntries.get(d)
+  if (!entry) {
+    const line = `rcpt verdict=${d.verdict} rule=${d.rule}: ${d.reason}`
+    entry = { verdict: d.verdict, rule: d.rule, phase: 'rcpt', reason: d.reason, human: line, skip: `rcpt:${d.rule}` }
+    skipEntries.set(d, entry)
+  }
+  txn.results.add(plugin, entry)
+  connection.logdebug(plugin, entry.human)
+}
+
 /** The haraka-results list a verdict goes to. */
 function resultList(v: Decision['verdict']): 'pass' | 'fail' | 'skip' | 'msg' {
   return v === 'trusted' || v === 'green' ? 'pass' : v === 'defer' || v === 'fallback' ? 'fail' : v === 'skip' ? 'skip' : 'msg'
@@ -478,10 +497,11 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
   if (!txn) return next()
   const screen = screenPeer(peerFacts(connection), plugin.cfg.policy)
   if ('skip' in screen) {
-    const n = txnNotes(txn)
-    if (!n.skipped) {
-      n.skipped = true
-      record(plugin, connection, 'rcpt', screen.skip, { quiet: true })
+    // Left alone (IPv4, relaying, authenticated, private): recorded once per transaction,
+    // nothing else read, kept or counted.
+    if (!skippedTxns.has(txn)) {
+      skippedTxns.add(txn)
+      recordSkip(plugin, connection, txn, screen.skip)
     }
     return next()
   }
@@ -566,10 +586,9 @@ function settleRcpt(plugin: Plugin, connection: Connection, s: TxnState, addr: H
 
 function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void {
   const txn = connection.transaction
-  if (!txn) return next()
-  const n = txnNotesOf.get(txn)
   // A peer screened out at rcpt (IPv4, relaying, authenticated, private) stays out.
-  if (n?.skipped) return next()
+  if (!txn || skippedTxns.has(txn)) return next()
+  const n = txnNotesOf.get(txn)
   const start = performance.now()
   // Read at entry: the data_post hooks still to run after this one.
   const filtersAfter = laterHooks(connection)

@@ -47,23 +47,28 @@ describe('mx6-receive plugin glue', () => {
     assert.equal(plugin.cfg.defer.code, 451)
   })
 
-  for (const [name, ip, opts] of [
-    ['IPv4 peer', '192.0.2.10', {}],
-    ['IPv4-mapped peer', '::ffff:192.0.2.10', {}],
-    ['relaying IPv6 client', '2001:db8:7::10', { relaying: true }],
-    ['authenticated IPv6 client', '2001:db8:7::10', { auth: true }],
-    ['private IPv6 peer', 'fd00::10', { isPrivate: true }],
+  for (const [name, ip, opts, rule, reason] of [
+    ['IPv4 peer', '192.0.2.10', {}, 'ipv4', 'IPv4 peer 192.0.2.10'],
+    ['IPv4-mapped peer', '::ffff:192.0.2.10', {}, 'ipv4', 'IPv4 peer 192.0.2.10'],
+    ['relaying IPv6 client', '2001:db8:7::10', { relaying: true }, 'relaying', 'relaying client'],
+    ['authenticated IPv6 client', '2001:db8:7::10', { auth: true }, 'auth', 'authenticated client'],
+    ['private IPv6 peer', 'fd00::10', { isPrivate: true }, 'private', 'private IPv6 peer fd00::10 (skip_private)'],
   ] as const) {
-    it(`${name}: untouched, no Redis traffic, even with Redis failing`, async () => {
-      const { plugin, store, conn } = setup(ip, 'a@x.test', opts)
-      store.failWith = new Error('must not be called')
-      const r = await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
-      assert.equal(r.rc, undefined)
-      const d = await fixtures.callDataPost(plugin, conn)
-      assert.equal(d.rc, undefined)
-      assert.equal(store.requests.length, 0)
-      assert.equal(store.counted.length, 0)
-      assert.equal(conn.transaction.results.get('mx6-receive').verdict, 'skip')
+    it(`${name}: untouched, no Redis traffic, even with Redis failing; one results entry per transaction`, async () => {
+      // Twice: the second transaction from the same kind of peer gets the same entry (reused screens).
+      for (let t = 0; t < 2; t++) {
+        const { plugin, store, conn } = setup(ip, 'a@x.test', opts)
+        store.failWith = new Error('must not be called')
+        const r = await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
+        assert.equal(r.rc, undefined)
+        assert.equal((await fixtures.callRcpt(plugin, conn, 'carol@rcpt.test')).rc, undefined)
+        const d = await fixtures.callDataPost(plugin, conn)
+        assert.equal(d.rc, undefined)
+        assert.equal(store.requests.length, 0)
+        assert.equal(store.counted.length, 0)
+        const res = conn.transaction.results.get('mx6-receive')
+        assert.deepEqual([res.verdict, res.rule, res.phase, res.reason, res.skip, res.human], ['skip', rule, 'rcpt', reason, [`rcpt:${rule}`], `rcpt verdict=skip rule=${rule}: ${reason}`])
+      }
     })
   }
 
