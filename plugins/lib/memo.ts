@@ -18,7 +18,9 @@ export function setBounded<K, V>(map: Map<K, V>, key: K, value: V, max: number):
 export function memo<T>(size: number, make: (key: string) => T): (key: string) => T {
   const cache = new Map<string, T>()
   return (key) => {
-    if (cache.has(key)) return cache.get(key) as T
+    // One lookup for a hit (answers are never undefined unless make() returns it).
+    const hit = cache.get(key)
+    if (hit !== undefined || cache.has(key)) return hit as T
     const value = make(key)
     setBounded(cache, key, value, size)
     return value
