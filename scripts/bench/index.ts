@@ -22,6 +22,8 @@ const V4 = '198.51.100.25'
  * list cache off on PORT + 2; all three run all the time.
  */
 const PORT = 2600
+/** The concurrent rounds' own processes (see concurrentRounds) listen on FRESH_PORT and the next two. */
+const FRESH_PORT = PORT + 10
 const ROOT = path.resolve(__dirname, '..', '..', '..')
 
 const HELP = `Usage: npm run bench [-- --quick] [-- --out FILE] [-- --no-pin] [-- --paths P,...] [-- --rounds N]
@@ -41,13 +43,15 @@ ipv6-allowed-uncached, ipv6-deferred, ipv6-dkim). --rounds: measured rounds
 per path and configuration (default 4; more rounds average out more of the
 machine's drift). The "rounds" column gives the lowest and highest ratio of
 single round pairs: how far the machine drifted while the ratio was measured.
-With several sessions (Haraka's CPU the bottleneck) the same rounds are also run
-with both configurations loaded at once on the same CPU: the "concurrent" column
-is Haraka's CPU time per message without / with the suite from those rounds, a
-throughput ratio the machine's drift cannot tilt. A second Haraka alone takes
-part in those rounds (and in each path's warm-up): the "A/A" column is the same
-ratio between the two Harakas alone, how far apart two processes of the same
-code land, the resolution of the "concurrent" figure.
+With several sessions (Haraka's CPU the bottleneck) the same number of rounds
+is also run with both configurations loaded at once on the same CPU: the
+"concurrent" column is Haraka's CPU time per message without / with the suite
+from those rounds, a throughput ratio the machine's drift cannot tilt. A second
+Haraka alone takes part in them: the "A/A" column is the same ratio between the
+two Harakas alone, how far apart two processes of the same code land, the
+resolution of the "concurrent" figure. Each of these rounds starts processes of
+its own and warms them with as many messages as it measures, so that how one
+process happens to land (memory layout) averages out over the rounds.
 `
 
 const QUEUE = "exports.hook_queue = (next) => next(OK)"
@@ -262,20 +266,34 @@ type Config = 'haraka' | 'haraka+mx6' | 'haraka+mx6 uncached' | 'haraka (control
  * the machine's speed does, it does to both at the same moments (alternating rounds see it
  * drift between them). Returns Haraka's CPU per message without / with the suite, and the
  * same between Haraka alone and the A/A control (a second Haraka alone, loaded alike).
+ *
+ * Each round has processes of its own, started for it and warmed with as many messages as
+ * it measures: two processes of the same code land a few per cent apart (memory layout),
+ * and fresh ones each round let that average out over the rounds instead of tilting all
+ * of them the same way; nor does any of them carry more history than another.
  */
-async function concurrentRounds(p: Path, pair: Config[], servers: Record<Config, HarakaServer>, sessions: number, messages: number, rounds: number, signed: Buffer): Promise<Concurrent> {
+async function concurrentRounds(p: Path, pair: Config[], start: (config: Config, port: number) => Promise<HarakaServer>, sessions: number, messages: number, rounds: number, signed: Buffer): Promise<Concurrent> {
   // Haraka alone first: each ratio is its CPU over another's.
   const loaded: Config[] = [...pair, 'haraka (control)']
+  const ports = loaded.map((_, i) => FRESH_PORT + i)
   const cpu = loaded.map(() => 0)
   const suite: number[] = []
   const control: number[] = []
   for (let round = 0; round < rounds; round++) {
-    const c0 = loaded.map((c) => cpuMs(servers[c].pid))
-    await Promise.all(loaded.map((c) => drive(p, portOf(c), sessions, messages, signed)))
-    const used = loaded.map((c, i) => cpuMs(servers[c].pid) - c0[i])
-    used.forEach((u, i) => (cpu[i] += u))
-    suite.push(used[0] / used[1])
-    control.push(used[0] / used[2])
+    const fresh: HarakaServer[] = []
+    try {
+      for (const [i, c] of loaded.entries()) fresh.push(await start(c, ports[i]))
+      // Unmeasured: JIT, DNS and peer list caches warm in all of them.
+      await Promise.all(ports.map((port) => drive(p, port, sessions, messages, signed)))
+      const c0 = fresh.map((h) => cpuMs(h.pid))
+      await Promise.all(ports.map((port) => drive(p, port, sessions, messages, signed)))
+      const used = fresh.map((h, i) => cpuMs(h.pid) - c0[i])
+      used.forEach((u, i) => (cpu[i] += u))
+      suite.push(used[0] / used[1])
+      control.push(used[0] / used[2])
+    } finally {
+      for (const h of fresh) await h.stop()
+    }
   }
   return { ratio: cpu[0] / cpu[1], rounds: suite, control: { ratio: cpu[0] / cpu[2], rounds: control } }
 }
@@ -330,14 +348,16 @@ async function main(): Promise<number> {
     const memory: Record<string, number> = {}
     // All configurations run at once and the load alternates between them in
     // rounds (ABBA order), so drift in what else the machine does hits both alike.
-    // The cache-off configuration runs only for its own path. The A/A control (a second
-    // Haraka alone) takes each path's warm-up round and the concurrent rounds.
-    const configs: Config[] = ['haraka', 'haraka+mx6', 'haraka (control)', ...(o.paths.includes('ipv6-allowed-uncached') ? ['haraka+mx6 uncached' as const] : [])]
-    const servers = {} as Record<Config, HarakaServer>
-    for (const c of configs) {
-      servers[c] = await startHaraka(c, redis.port)
-      if (pinned) await pin(servers[c].pid, 1)
+    // The cache-off configuration runs only for its own path. The concurrent rounds (and
+    // their A/A control, a second Haraka alone) start processes of their own.
+    const configs: Config[] = ['haraka', 'haraka+mx6', ...(o.paths.includes('ipv6-allowed-uncached') ? ['haraka+mx6 uncached' as const] : [])]
+    const startPinned = async (c: Config, port: number): Promise<HarakaServer> => {
+      const h = await startHaraka(c, redis.port, '', port)
+      if (pinned) await pin(h.pid, 1)
+      return h
     }
+    const servers = {} as Record<Config, HarakaServer>
+    for (const c of configs) servers[c] = await startPinned(c, portOf(c))
     try {
       for (const sessions of counts.sessions) {
         for (const p of o.paths) {
@@ -345,7 +365,7 @@ async function main(): Promise<number> {
           const messages = sessions === 1 ? counts.one : counts.many
           const acc = Object.fromEntries(pair.map((c) => [c, { seconds: 0, codes: {} as Record<string, number>, haraka: 0, redis: 0, cmds: 0, reads: 0, followups: 0, log: '' }]))
           // One unmeasured round first: JIT, DNS and peer list caches warm in both.
-          for (const config of [...pair, 'haraka (control)' as const]) await drive(p, portOf(config), sessions, Math.min(messages, 100), signed)
+          for (const config of pair) await drive(p, portOf(config), sessions, Math.min(messages, 100), signed)
           const roundRatios: number[] = []
           for (let round = 0; round < counts.rounds; round++) {
             const seconds: Record<string, number> = {}
@@ -370,7 +390,7 @@ async function main(): Promise<number> {
             }
             roundRatios.push(seconds[pair[0]] / seconds[pair[1]])
           }
-          const concurrent = sessions > 1 ? await concurrentRounds(p, pair, servers, sessions, messages, counts.rounds, signed) : undefined
+          const concurrent = sessions > 1 ? await concurrentRounds(p, pair, startPinned, sessions, messages, counts.rounds, signed) : undefined
           const total = messages * counts.rounds
           for (const config of pair) {
             const a = acc[config]
