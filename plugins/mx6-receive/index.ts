@@ -295,8 +295,8 @@ function signalsText(p: PeerSignals): string {
 function record(plugin: Plugin, connection: Connection, phase: string, d: Decision, o: RecordOptions = {}): void {
   const txn = connection.transaction
   const tag = `${phase}:${d.rule}`
-  // The decision time (from the hook's entry, once the peer is screened in, to the answer)
-  // ends the line: benchmarks read it from here.
+  // The decision time (from the moment the hook has a peer to judge to its answer) ends
+  // the line: benchmarks read it from here.
   const line = `${phase}${o.subject ?? ''} verdict=${d.verdict} rule=${d.rule}: ${d.reason}${o.signals ? signalsText(o.signals) : ''}${since(o.start)}`
   if (txn && !o.repeat) {
     // The line is the results' human summary too (haraka-results would otherwise collate
