@@ -29,7 +29,7 @@ const ROOT = path.resolve(__dirname, '..', '..', '..')
 const HELP = `Usage: npm run bench [-- --quick] [-- --out FILE] [-- --no-pin] [-- --paths P,...] [-- --rounds N]
 
 Runs Haraka with and without haraka-mx6 side by side (same run, same machine,
-all processes up all the time, load rounds alternating between them) inside
+load rounds alternating between processes that stay up throughout) inside
 the test namespace (needs root, like npm test) and reports throughput, CPU time
 per message of Haraka and of Redis, how busy Haraka was, decision latency,
 Redis commands and reads per message, scaling with list size and memory, with
