@@ -265,7 +265,11 @@ export interface RedisStoreOptions {
    * goes out at the end of its event-loop turn. 0: each turn's records at its end. @default 0
    */
   attemptWriteMs?: number
-  onCountError?: (err: Error) => void
+  /**
+   * A write off the decision path failed (it is dropped, never retried): the day's
+   * counters, or a follow-up record (not written, or its builder threw).
+   */
+  onWriteError?: (what: 'counters' | 'follow-up record', err: Error) => void
   /**
    * Keep the answers of the peer's CIDR lookups (ip:allow, ip:green) in process
    * while Redis reports every change of those hashes (CLIENT TRACKING); a single
@@ -452,7 +456,7 @@ export class RedisListStore implements ListStore {
       ['zremrangebyrank', k.attempts, 0, -maxEntries - 1],
     ]
     if (midHash) cmds.push(['set', k.attemptByMessageId(midHash), envelopeHash, 'EX', ttlSec])
-    batch(this.client, cmds).catch((err: Error) => this.opts.onCountError?.(err))
+    batch(this.client, cmds).catch((err: Error) => this.opts.onWriteError?.('follow-up record', err))
   }
 
   /** The record `make` builds; null (reported like a failed write) when it throws. */
@@ -460,7 +464,7 @@ export class RedisListStore implements ListStore {
     try {
       return make()
     } catch (err) {
-      this.opts.onCountError?.(err as Error)
+      this.opts.onWriteError?.('follow-up record', err as Error)
       return null
     }
   }
@@ -489,7 +493,7 @@ export class RedisListStore implements ListStore {
       .then((results) => {
         if (results[0]?.[0]) throw results[0][0]
       })
-      .catch((err: Error) => this.opts.onCountError?.(err))
+      .catch((err: Error) => this.opts.onWriteError?.('follow-up record', err))
   }
 
   async spfGuess(domain: string): Promise<string | null> {
@@ -517,13 +521,13 @@ export class RedisListStore implements ListStore {
     const counts = this.pending
     this.pending = new Map()
     if (this.client.status !== 'ready') {
-      this.opts.onCountError?.(new StoreUnavailableError(`redis not connected; ${counts.size} counters dropped`))
+      this.opts.onWriteError?.('counters', new StoreUnavailableError(`redis not connected; ${counts.size} counters dropped`))
       return
     }
     const key = this.keys.stats(today())
     const cmds: Array<[string, ...Array<string | number>]> = [...counts].map(([f, n]): [string, ...Array<string | number>] => ['hincrby', key, f, n])
     cmds.push(['expire', key, this.opts.statsDays * 86400])
-    await batch(this.client, cmds).catch((err: Error) => this.opts.onCountError?.(err))
+    await batch(this.client, cmds).catch((err: Error) => this.opts.onWriteError?.('counters', err))
   }
 
   async close(): Promise<void> {

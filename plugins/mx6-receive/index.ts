@@ -178,7 +178,7 @@ function connect(plugin: Plugin): ListStore {
     timeoutMs: s.timeoutMs,
     statsDays: plugin.cfg.statsDays,
     attemptWriteMs: plugin.cfg.followup.writeWindowMs,
-    onCountError: (err) => plugin.logwarn(`counter update failed: ${err.message}`),
+    onWriteError: (what, err) => plugin.logwarn(`${what} not written: ${err.message}`),
     peerCache: {
       entries: plugin.cfg.cache.entries,
       maxAgeMs: plugin.cfg.cache.maxAgeSec * 1000,

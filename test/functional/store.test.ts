@@ -155,7 +155,7 @@ describe('functional: RedisListStore on a real redis-server', function () {
   it('a record whose builder throws is left out and reported; the others of its batch are written', async () => {
     const errors: string[] = []
     const own = createRedis({ ...REDIS_DEFAULTS, port: server.port, timeoutMs: 300 })
-    const other = new RedisListStore(own, keys, { timeoutMs: 300, statsDays: 30, onCountError: (err) => errors.push(err.message) })
+    const other = new RedisListStore(own, keys, { timeoutMs: 300, statsDays: 30, onWriteError: (what, err) => errors.push(`${what}: ${err.message}`) })
     await poll(() => (own.status === 'ready' ? true : undefined), 5000, 'redis ready')
     try {
       other.recordAttempt(() => {
@@ -163,10 +163,23 @@ describe('functional: RedisListStore on a real redis-server', function () {
       }, 3600, 100000)
       other.recordAttempt(rec('kept', null, { time: '1800000000', phase: 'rcpt', verdict: 'defer' }), 3600, 100000)
       await poll(async () => ((await server.cli('EXISTS', keys.attempt('kept'))).trim() === '1' ? true : undefined), 3000, 'the other record of the batch')
-      assert.deepEqual(errors, ['broken record'])
+      assert.deepEqual(errors, ['follow-up record: broken record'])
     } finally {
       await other.close()
     }
+  })
+
+  it('counters that cannot be written are reported as counters (and dropped), follow-up records as follow-up records', async () => {
+    const errors: string[] = []
+    const own = createRedis({ ...REDIS_DEFAULTS, port: server.port, timeoutMs: 300 })
+    const other = new RedisListStore(own, keys, { timeoutMs: 300, statsDays: 30, flushMs: 60000, onWriteError: (what, err) => errors.push(`${what}: ${err.message}`) })
+    await poll(() => (own.status === 'ready' ? true : undefined), 5000, 'redis ready')
+    other.count(['rcpt.defer.none', 'rcpt.pending.none'])
+    own.disconnect()
+    await poll(() => (own.status === 'end' ? true : undefined), 3000, 'client closed')
+    await other.flush()
+    assert.deepEqual(errors, ['counters: redis not connected; 2 counters dropped'])
+    await other.close()
   })
 
   it('with a write window: the first record after a quiet spell goes out at once, the next ones wait for the window and go out together; a full batch goes at once', async () => {
