@@ -169,7 +169,7 @@ describe('functional: RedisListStore on a real redis-server', function () {
     }
   })
 
-  it('counters that cannot be written are reported as counters (and dropped), follow-up records as follow-up records', async () => {
+  it('counters that cannot be written are reported as counters (a follow-up record as such: see the builder test above)', async () => {
     const errors: string[] = []
     const own = createRedis({ ...REDIS_DEFAULTS, port: server.port, timeoutMs: 300 })
     const other = new RedisListStore(own, keys, { timeoutMs: 300, statsDays: 30, flushMs: 60000, onWriteError: (what, err) => errors.push(`${what}: ${err.message}`) })
