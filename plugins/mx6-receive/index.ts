@@ -278,7 +278,7 @@ interface RecordOptions {
   extra?: Record<string, string>
   /** The peer signals this decision consulted, for the log line. */
   signals?: PeerSignals
-  /** Log at debug level: not a decision (pending at rcpt, or an IPv4 peer left alone). */
+  /** Log at debug level: not a decision yet (pending at rcpt). */
   quiet?: boolean
   /**
    * A verdict already recorded at rcpt, repeated after DATA: counted, logged at
@@ -292,17 +292,29 @@ function signalsText(p: PeerSignals): string {
   return ` [peer signals: fcrdns ${p.fcrdns.outcome} (${p.fcrdns.detail}); asn ${p.asn.outcome} (${p.asn.detail})]`
 }
 
-function record(plugin: Plugin, connection: Connection, phase: string, d: Decision, o: RecordOptions = {}): void {
-  const txn = connection.transaction
-  const tag = `${phase}:${d.rule}`
+/** A decision's log line, which is also the human summary of its results entry. */
+function decisionLine(phase: string, d: Decision, o: RecordOptions): string {
   // The decision time (from the moment the hook has a peer to judge to its answer) ends
   // the line: benchmarks read it from here.
-  const line = `${phase}${o.subject ?? ''} verdict=${d.verdict} rule=${d.rule}: ${d.reason}${o.signals ? signalsText(o.signals) : ''}${since(o.start)}`
+  return `${phase}${o.subject ?? ''} verdict=${d.verdict} rule=${d.rule}: ${d.reason}${o.signals ? signalsText(o.signals) : ''}${since(o.start)}`
+}
+
+/**
+ * A decision's results entry. The line is the results' human summary too (haraka-results
+ * would otherwise collate one on every add). One object shape: haraka-results walks every
+ * key of it.
+ */
+function resultsEntry(phase: string, d: Decision, line: string): Record<string, string> {
+  const entry: Record<string, string> = { verdict: d.verdict, rule: d.rule, phase, reason: d.reason, human: line }
+  entry[resultList(d.verdict)] = `${phase}:${d.rule}`
+  return entry
+}
+
+function record(plugin: Plugin, connection: Connection, phase: string, d: Decision, o: RecordOptions = {}): void {
+  const txn = connection.transaction
+  const line = decisionLine(phase, d, o)
   if (txn && !o.repeat) {
-    // The line is the results' human summary too (haraka-results would otherwise collate
-    // one on every add). One object shape: haraka-results walks every key of it.
-    const entry: Record<string, string> = { verdict: d.verdict, rule: d.rule, phase, reason: d.reason, human: line }
-    entry[resultList(d.verdict)] = tag
+    const entry = resultsEntry(phase, d, line)
     if (o.extra) Object.assign(entry, o.extra)
     txn.results.add(plugin, entry)
   }
@@ -312,18 +324,17 @@ function record(plugin: Plugin, connection: Connection, phase: string, d: Decisi
 }
 
 /**
- * A skip's results entry and debug line, made once per screen: the screens of IPv4 peers
- * (one per address), of relaying and of authenticated clients are reused objects, so
- * the mail this plugin leaves alone costs a lookup here, not a new line and entry.
- * haraka-results only reads the entry (it merges it into its own object).
+ * A skip's results entry and debug line (what record() would make), made once per screen:
+ * the screens of IPv4 peers (one per address), of relaying and of authenticated clients are
+ * reused objects, so the mail this plugin leaves alone costs a lookup here, not a new line
+ * and entry. haraka-results only reads the entry (it merges it into its own object). Not counted.
  */
 const skipEntries = new WeakMap<Decision, Record<string, string>>()
 
 function recordSkip(plugin: Plugin, connection: Connection, txn: Transaction, d: Decision): void {
   let entry = skipEntries.get(d)
   if (!entry) {
-    const line = `rcpt verdict=${d.verdict} rule=${d.rule}: ${d.reason}`
-    entry = { verdict: d.verdict, rule: d.rule, phase: 'rcpt', reason: d.reason, human: line, skip: `rcpt:${d.rule}` }
+    entry = resultsEntry('rcpt', d, decisionLine('rcpt', d, {}))
     skipEntries.set(d, entry)
   }
   txn.results.add(plugin, entry)

@@ -51,7 +51,7 @@ Haraka alone takes part in them: the "A/A" column is the same ratio between the
 two Harakas alone, how far apart two processes of the same code land, the
 resolution of the "concurrent" figure. Each of these rounds starts processes of
 its own and warms them with as many messages as it measures, so that how one
-process happens to land (memory layout) averages out over the rounds.
+process happens to land averages out over the rounds.
 `
 
 const QUEUE = "exports.hook_queue = (next) => next(OK)"
@@ -268,11 +268,11 @@ type Config = 'haraka' | 'haraka+mx6' | 'haraka+mx6 uncached' | 'haraka (control
  * same between Haraka alone and the A/A control (a second Haraka alone, loaded alike).
  *
  * Each round has processes of its own, started for it and warmed with as many messages as
- * it measures: two processes of the same code land a few per cent apart (memory layout),
+ * it measures: two processes of the same code have landed up to a few per cent apart,
  * and fresh ones each round let that average out over the rounds instead of tilting all
  * of them the same way; nor does any of them carry more history than another.
  */
-async function concurrentRounds(p: Path, pair: Config[], start: (config: Config, port: number) => Promise<HarakaServer>, sessions: number, messages: number, rounds: number, signed: Buffer): Promise<Concurrent> {
+async function concurrentRounds(p: Path, pair: Served[], start: (config: Config, port: number) => Promise<HarakaServer>, sessions: number, messages: number, rounds: number, signed: Buffer): Promise<Concurrent> {
   // Haraka alone first: each ratio is its CPU over another's.
   const loaded: Config[] = [...pair, 'haraka (control)']
   const ports = loaded.map((_, i) => FRESH_PORT + i)
@@ -298,11 +298,14 @@ async function concurrentRounds(p: Path, pair: Config[], start: (config: Config,
   return { ratio: cpu[0] / cpu[1], rounds: suite, control: { ratio: cpu[0] / cpu[2], rounds: control } }
 }
 
-function portOf(config: Config): number {
-  return { haraka: PORT, 'haraka+mx6': PORT + 1, 'haraka+mx6 uncached': PORT + 2, 'haraka (control)': PORT + 9 }[config]
+/** The configurations whose processes stay up for the alternating rounds. */
+type Served = Exclude<Config, 'haraka (control)'>
+
+function portOf(config: Served): number {
+  return { haraka: PORT, 'haraka+mx6': PORT + 1, 'haraka+mx6 uncached': PORT + 2 }[config]
 }
 
-async function startHaraka(config: Config, redisPort: number, extraIni = '', port = portOf(config), prefix = 'mx6:'): Promise<HarakaServer> {
+async function startHaraka(config: Config, redisPort: number, extraIni: string, port: number, prefix = 'mx6:'): Promise<HarakaServer> {
   const withSuite = config !== 'haraka' && config !== 'haraka (control)'
   const cache = config === 'haraka+mx6 uncached' ? '[cache]\nentries=0\n' : ''
   return HarakaServer.start({
@@ -350,18 +353,18 @@ async function main(): Promise<number> {
     // rounds (ABBA order), so drift in what else the machine does hits both alike.
     // The cache-off configuration runs only for its own path. The concurrent rounds (and
     // their A/A control, a second Haraka alone) start processes of their own.
-    const configs: Config[] = ['haraka', 'haraka+mx6', ...(o.paths.includes('ipv6-allowed-uncached') ? ['haraka+mx6 uncached' as const] : [])]
+    const configs: Served[] = ['haraka', 'haraka+mx6', ...(o.paths.includes('ipv6-allowed-uncached') ? ['haraka+mx6 uncached' as const] : [])]
     const startPinned = async (c: Config, port: number): Promise<HarakaServer> => {
       const h = await startHaraka(c, redis.port, '', port)
       if (pinned) await pin(h.pid, 1)
       return h
     }
-    const servers = {} as Record<Config, HarakaServer>
+    const servers = {} as Record<Served, HarakaServer>
     for (const c of configs) servers[c] = await startPinned(c, portOf(c))
     try {
       for (const sessions of counts.sessions) {
         for (const p of o.paths) {
-          const pair: Config[] = ['haraka', p === 'ipv6-allowed-uncached' ? 'haraka+mx6 uncached' : 'haraka+mx6']
+          const pair: Served[] = ['haraka', p === 'ipv6-allowed-uncached' ? 'haraka+mx6 uncached' : 'haraka+mx6']
           const messages = sessions === 1 ? counts.one : counts.many
           const acc = Object.fromEntries(pair.map((c) => [c, { seconds: 0, codes: {} as Record<string, number>, haraka: 0, redis: 0, cmds: 0, reads: 0, followups: 0, log: '' }]))
           // One unmeasured round first: JIT, DNS and peer list caches warm in both.
