@@ -4,19 +4,15 @@
 // Prints a table and PASS/FAIL per budget, and writes the figures as JSON.
 import fs from 'node:fs'
 import os from 'node:os'
-import path from 'node:path'
 import { Redis } from 'ioredis'
 import { HarakaServer } from '../../test/support/haraka'
 import { requireTestbed } from '../../test/support/net'
 import { cpuMs, rssMiB, runOk } from '../../test/support/proc'
 import { RedisServer } from '../../test/support/redis'
-import { dkimSign } from '../../test/support/smtp'
 import { chartSvg, niceTicks, type Panel } from './chart'
-import { ourLoad, smtpSource, type LoadResult } from './load'
+import { benchMessage, drive, PATHS, QUEUE_PLUGIN, V4, V6, type LoadResult, type Path } from './load'
 import { decisionTimes, fmt, loopDelays, percentile, probeRtts } from './stats'
 
-const V6 = '2001:db8:25::25'
-const V4 = '198.51.100.25'
 /**
  * Haraka alone listens on PORT, Haraka with the suite on PORT + 1, the same with the peer
  * list cache off on PORT + 2; all three run all the time.
@@ -24,7 +20,6 @@ const V4 = '198.51.100.25'
 const PORT = 2600
 /** The concurrent rounds' own processes (see concurrentRounds) listen on FRESH_PORT and the next two. */
 const FRESH_PORT = PORT + 10
-const ROOT = path.resolve(__dirname, '..', '..', '..')
 
 const HELP = `Usage: npm run bench [-- --quick] [-- --out FILE] [-- --no-pin] [-- --paths P,...] [-- --rounds N]
 
@@ -54,7 +49,6 @@ its own and warms them with as many messages as it measures, so that how one
 process happens to land averages out over the rounds.
 `
 
-const QUEUE = "exports.hook_queue = (next) => next(OK)"
 /**
  * A plugin present in every configuration: Haraka's event-loop delay, and one Redis
  * round trip (a raw PING on its own connection every 10 ms) measured from inside
@@ -87,10 +81,6 @@ exports.register = function () {
   }, 250).unref()
 }`
 }
-
-type Path = 'ipv4' | 'ipv6-allowed' | 'ipv6-allowed-uncached' | 'ipv6-deferred' | 'ipv6-dkim'
-/** ipv6-allowed-uncached: the allow-listed path against the suite with the peer list cache off. */
-const PATHS: Path[] = ['ipv4', 'ipv6-allowed', 'ipv6-allowed-uncached', 'ipv6-deferred', 'ipv6-dkim']
 
 interface Options {
   quick: boolean
@@ -244,20 +234,6 @@ interface Concurrent {
   control: { ratio: number; rounds: number[] }
 }
 
-async function drive(path: Path, port: number, sessions: number, messages: number, signed: Buffer): Promise<LoadResult> {
-  switch (path) {
-    case 'ipv4':
-      return smtpSource({ v6: false, host: V4, port, sessions, messages })
-    case 'ipv6-allowed':
-    case 'ipv6-allowed-uncached':
-      return smtpSource({ v6: true, host: V6, port, sessions, messages })
-    case 'ipv6-deferred':
-      return ourLoad({ host: V6, port, sessions, messages, peer: (w) => `2001:db8:7::1:${w.toString(16)}`, mailFrom: 'bench@neutral.test', data: 'Subject: bench\r\n\r\nbench\r\n' })
-    case 'ipv6-dkim':
-      return ourLoad({ host: V6, port, sessions, messages, peer: (w) => `2001:db8:7::2:${w.toString(16)}`, mailFrom: 'bounce@neutral.test', data: signed })
-  }
-}
-
 type Config = 'haraka' | 'haraka+mx6' | 'haraka+mx6 uncached' | 'haraka (control)'
 
 /**
@@ -311,7 +287,7 @@ async function startHaraka(config: Config, redisPort: number, extraIni: string, 
   return HarakaServer.start({
     listen: [`[${V6}]:${port}`, `${V4}:${port}`],
     plugins: ['bench-eld', 'spf', 'dkim', ...(withSuite ? ['mx6-receive'] : []), 'rcpt_to.in_host_list', 'bench-queue'],
-    pluginFiles: { 'bench-queue': QUEUE, 'bench-eld': probe(redisPort) },
+    pluginFiles: { 'bench-queue': QUEUE_PLUGIN, 'bench-eld': probe(redisPort) },
     config: {
       // smtp-source's IPv6 peer is an address of this host: let the policy run for it too.
       'mx6-receive.ini': `[main]\nskip_private=false\nlint_interval=0\n${extraIni}[redis]\nport=${redisPort}\nprefix=${prefix}\n${cache}`,
@@ -345,7 +321,7 @@ async function main(): Promise<number> {
     report.redisRoundTripMs = rtt
     await redis.cli('HSET', 'mx6:ip:allow', '2001:db8:25::/48', 'smtp-source peers (bench)')
     await redis.cli('HSET', 'mx6:domain:allow', 'allowed.test', 'DKIM-signed bench messages')
-    const signed = await dkimSign({ domain: 'allowed.test', selector: 's1', keyFile: path.join(ROOT, 'test', 'fixtures', 'dkim', 'allowed.test.s1.key'), from: 'news@allowed.test', to: 'bob@rcpt.test', subject: 'bench', body: 'x'.repeat(800) })
+    const signed = await benchMessage()
     await fill(redis.port, 10)
 
     const memory: Record<string, number> = {}

@@ -1,8 +1,21 @@
 // Load generators for the benchmark: Postfix's smtp-source, and a small one of
 // ours for paths smtp-source cannot drive (it gives up on a 4xx after DATA, and
 // it cannot send pre-signed DKIM messages or bind public-looking peer addresses).
+import path from 'node:path'
 import { run } from '../../test/support/proc'
-import { smtpSession } from '../../test/support/smtp'
+import { dkimSign, smtpSession } from '../../test/support/smtp'
+
+/** Haraka's listen addresses in the test namespace (see TESTBED.md): IPv6 and IPv4. */
+export const V6 = '2001:db8:25::25'
+export const V4 = '198.51.100.25'
+const ROOT = path.resolve(__dirname, '..', '..', '..')
+
+/** The benchmark's queue plugin: every message is accepted and discarded. */
+export const QUEUE_PLUGIN = 'exports.hook_queue = (next) => next(OK)'
+
+export type Path = 'ipv4' | 'ipv6-allowed' | 'ipv6-allowed-uncached' | 'ipv6-deferred' | 'ipv6-dkim'
+/** ipv6-allowed-uncached: the allow-listed path against the suite with the peer list cache off. */
+export const PATHS: Path[] = ['ipv4', 'ipv6-allowed', 'ipv6-allowed-uncached', 'ipv6-deferred', 'ipv6-dkim']
 
 export interface LoadResult {
   messages: number
@@ -41,4 +54,28 @@ export async function ourLoad(opts: { host: string; port: number; sessions: numb
   await Promise.all(Array.from({ length: opts.sessions }, (_, i) => worker(i)))
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9
   return { messages: opts.messages, seconds, perSecond: opts.messages / seconds, codes }
+}
+
+/**
+ * One path's load against Haraka on `port`: smtp-source for IPv4 and the allow-listed peers
+ * (2001:db8:25::/48 is in ip:allow), our generator for unknown peers (deferred after DATA)
+ * and for the DKIM-signed message of `signed` (allowed.test in domain:allow).
+ */
+export async function drive(path: Path, port: number, sessions: number, messages: number, signed: Buffer): Promise<LoadResult> {
+  switch (path) {
+    case 'ipv4':
+      return smtpSource({ v6: false, host: V4, port, sessions, messages })
+    case 'ipv6-allowed':
+    case 'ipv6-allowed-uncached':
+      return smtpSource({ v6: true, host: V6, port, sessions, messages })
+    case 'ipv6-deferred':
+      return ourLoad({ host: V6, port, sessions, messages, peer: (w) => `2001:db8:7::1:${w.toString(16)}`, mailFrom: 'bench@neutral.test', data: 'Subject: bench\r\n\r\nbench\r\n' })
+    case 'ipv6-dkim':
+      return ourLoad({ host: V6, port, sessions, messages, peer: (w) => `2001:db8:7::2:${w.toString(16)}`, mailFrom: 'bounce@neutral.test', data: signed })
+  }
+}
+
+/** The DKIM-signed message of the ipv6-dkim path (d=allowed.test, the test key). */
+export function benchMessage(): Promise<Buffer> {
+  return dkimSign({ domain: 'allowed.test', selector: 's1', keyFile: path.join(ROOT, 'test', 'fixtures', 'dkim', 'allowed.test.s1.key'), from: 'news@allowed.test', to: 'bob@rcpt.test', subject: 'bench', body: 'x'.repeat(800) })
 }
