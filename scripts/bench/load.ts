@@ -1,6 +1,7 @@
-// Load generators for the benchmark: Postfix's smtp-source, and a small one of
-// ours for paths smtp-source cannot drive (it gives up on a 4xx after DATA, and
-// it cannot send pre-signed DKIM messages or bind public-looking peer addresses).
+// The benchmark's paths and their load, shared by npm run bench and bench:compare:
+// Postfix's smtp-source, and a small generator of ours for paths smtp-source cannot
+// drive (it gives up on a 4xx after DATA, and it cannot send pre-signed DKIM
+// messages or bind public-looking peer addresses).
 import path from 'node:path'
 import { run } from '../../test/support/proc'
 import { dkimSign, smtpSession } from '../../test/support/smtp'
@@ -61,8 +62,8 @@ export async function ourLoad(opts: { host: string; port: number; sessions: numb
  * (2001:db8:25::/48 is in ip:allow), our generator for unknown peers (deferred after DATA)
  * and for the DKIM-signed message of `signed` (allowed.test in domain:allow).
  */
-export async function drive(path: Path, port: number, sessions: number, messages: number, signed: Buffer): Promise<LoadResult> {
-  switch (path) {
+export async function drive(p: Path, port: number, sessions: number, messages: number, signed: Buffer): Promise<LoadResult> {
+  switch (p) {
     case 'ipv4':
       return smtpSource({ v6: false, host: V4, port, sessions, messages })
     case 'ipv6-allowed':
