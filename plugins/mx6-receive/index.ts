@@ -504,15 +504,14 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
 
 function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: unknown[]): void {
   const txn = connection.transaction
-  if (!txn) return next()
+  // A peer screened out at the first RCPT stays out for the transaction (as after DATA).
+  if (!txn || skippedTxns.has(txn)) return next()
   const screen = screenPeer(peerFacts(connection), plugin.cfg.policy)
   if ('skip' in screen) {
     // Left alone (IPv4, relaying, authenticated, private): recorded once per transaction,
     // nothing else read, kept or counted.
-    if (!skippedTxns.has(txn)) {
-      skippedTxns.add(txn)
-      recordSkip(plugin, connection, txn, screen.skip)
-    }
+    skippedTxns.add(txn)
+    recordSkip(plugin, connection, txn, screen.skip)
     return next()
   }
   const start = performance.now()

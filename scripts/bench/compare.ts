@@ -9,9 +9,9 @@ import os from 'node:os'
 import path from 'node:path'
 import { HarakaServer } from '../../test/support/haraka'
 import { requireTestbed } from '../../test/support/net'
-import { cpuMs, runOk } from '../../test/support/proc'
+import { runOk } from '../../test/support/proc'
 import { RedisServer } from '../../test/support/redis'
-import { benchMessage, drive, PATHS, QUEUE_PLUGIN, V4, V6, type Path } from './load'
+import { benchMessage, freshRound, PATHS, QUEUE_PLUGIN, suiteIni, V4, V6, type Path } from './load'
 
 const HELP = `Usage: npm run bench:compare -- [--path P] [--rounds N] [--messages M]
        [--sessions S] [--quick] [--no-pin] [--out FILE] BUILD...
@@ -101,19 +101,14 @@ interface Contender {
 }
 
 function start(c: Contender, port: number, redisPort: number, p: Path): Promise<HarakaServer> {
-  const cache = p === 'ipv6-allowed-uncached' ? '[cache]\nentries=0\n' : ''
   const extraFile = c.build ? path.join(c.build, 'compare.ini') : ''
-  const extra = extraFile && fs.existsSync(extraFile) ? fs.readFileSync(extraFile, 'utf8') : ''
   // The build's plugin, loaded under a name of its own: its exports become the plugin's.
   const plugin = c.build ? `Object.assign(exports, require(${JSON.stringify(path.resolve(c.build, 'dist', 'plugins', 'mx6-receive', 'index.js'))}))` : ''
   return HarakaServer.start({
     listen: [`[${V6}]:${port}`, `${V4}:${port}`],
     plugins: ['spf', 'dkim', ...(c.build ? ['mx6-build'] : []), 'rcpt_to.in_host_list', 'bench-queue'],
     pluginFiles: { 'bench-queue': QUEUE_PLUGIN, ...(c.build ? { 'mx6-build': plugin } : {}) },
-    config: {
-      // The load's IPv6 peers are addresses of this host: let the policy run for them too.
-      'mx6-receive.ini': `[main]\nskip_private=false\nlint_interval=0\n[redis]\nport=${redisPort}\n${cache}${extra.endsWith('\n') || !extra ? extra : `${extra}\n`}`,
-    },
+    config: { 'mx6-receive.ini': suiteIni(redisPort, { uncached: p === 'ipv6-allowed-uncached', more: extraFile && fs.existsSync(extraFile) ? fs.readFileSync(extraFile, 'utf8') : '' }) },
   })
 }
 
@@ -136,28 +131,18 @@ async function main(): Promise<number> {
     const signed = await benchMessage()
     process.stdout.write(`${o.path}: ${o.rounds} round(s) of ${o.messages} measured messages per process, ${o.sessions} sessions each, ${contenders.length} processes at once${pinned ? ' on CPU 1' : ''}\n`)
     for (let round = 0; round < o.rounds; round++) {
-      const up: HarakaServer[] = []
-      try {
-        for (const [i, c] of contenders.entries()) {
-          const h = await start(c, PORT + i, redis.port, o.path)
-          up.push(h)
-          if (pinned) await pin(h.pid, 1)
-        }
-        const load = () => Promise.all(up.map((_, i) => drive(o.path, PORT + i, o.sessions, o.messages, signed)))
-        // Unmeasured: JIT, DNS and peer list caches warm in all of them.
-        await load()
-        const c0 = up.map((h) => cpuMs(h.pid))
-        const results = await load()
-        const used = up.map((h, i) => cpuMs(h.pid) - c0[i])
-        used.forEach((u, i) => {
-          cpu[i] += u
-          perRound[i].push(used[0] / u)
-          for (const [code, n] of Object.entries(results[i].codes)) codes[i][code] = (codes[i][code] ?? 0) + n
-        })
-        process.stdout.write(`round ${round + 1}: ${contenders.map((c, i) => `${c.name} ${(used[0] / used[i]).toFixed(3)}`).join(', ')}\n`)
-      } finally {
-        for (const h of up) await h.stop()
-      }
+      const starts = contenders.map((c) => async (port: number) => {
+        const h = await start(c, port, redis.port, o.path)
+        if (pinned) await pin(h.pid, 1)
+        return h
+      })
+      const { cpuMs: used, loads } = await freshRound(starts, contenders.map((_, i) => PORT + i), o.path, o.sessions, o.messages, signed)
+      used.forEach((u, i) => {
+        cpu[i] += u
+        perRound[i].push(used[0] / u)
+        for (const [code, n] of Object.entries(loads[i].codes)) codes[i][code] = (codes[i][code] ?? 0) + n
+      })
+      process.stdout.write(`round ${round + 1}: ${contenders.map((c, i) => `${c.name} ${(used[0] / used[i]).toFixed(3)}`).join(', ')}\n`)
     }
   } finally {
     await redis.stop()

@@ -10,7 +10,7 @@ import { requireTestbed } from '../../test/support/net'
 import { cpuMs, rssMiB, runOk } from '../../test/support/proc'
 import { RedisServer } from '../../test/support/redis'
 import { chartSvg, niceTicks, type Panel } from './chart'
-import { benchMessage, drive, PATHS, QUEUE_PLUGIN, V4, V6, type LoadResult, type Path } from './load'
+import { benchMessage, drive, freshRound, PATHS, QUEUE_PLUGIN, suiteIni, V4, V6, type LoadResult, type Path } from './load'
 import { decisionTimes, fmt, loopDelays, percentile, probeRtts } from './stats'
 
 /**
@@ -256,20 +256,10 @@ async function concurrentRounds(p: Path, pair: Served[], start: (config: Config,
   const suite: number[] = []
   const control: number[] = []
   for (let round = 0; round < rounds; round++) {
-    const fresh: HarakaServer[] = []
-    try {
-      for (const [i, c] of loaded.entries()) fresh.push(await start(c, ports[i]))
-      // Unmeasured: JIT, DNS and peer list caches warm in all of them.
-      await Promise.all(ports.map((port) => drive(p, port, sessions, messages, signed)))
-      const c0 = fresh.map((h) => cpuMs(h.pid))
-      await Promise.all(ports.map((port) => drive(p, port, sessions, messages, signed)))
-      const used = fresh.map((h, i) => cpuMs(h.pid) - c0[i])
-      used.forEach((u, i) => (cpu[i] += u))
-      suite.push(used[0] / used[1])
-      control.push(used[0] / used[2])
-    } finally {
-      for (const h of fresh) await h.stop()
-    }
+    const { cpuMs: used } = await freshRound(loaded.map((c) => (port: number) => start(c, port)), ports, p, sessions, messages, signed)
+    used.forEach((u, i) => (cpu[i] += u))
+    suite.push(used[0] / used[1])
+    control.push(used[0] / used[2])
   }
   return { ratio: cpu[0] / cpu[1], rounds: suite, control: { ratio: cpu[0] / cpu[2], rounds: control } }
 }
@@ -283,15 +273,11 @@ function portOf(config: Served): number {
 
 async function startHaraka(config: Config, redisPort: number, extraIni: string, port: number, prefix = 'mx6:'): Promise<HarakaServer> {
   const withSuite = config !== 'haraka' && config !== 'haraka (control)'
-  const cache = config === 'haraka+mx6 uncached' ? '[cache]\nentries=0\n' : ''
   return HarakaServer.start({
     listen: [`[${V6}]:${port}`, `${V4}:${port}`],
     plugins: ['bench-eld', 'spf', 'dkim', ...(withSuite ? ['mx6-receive'] : []), 'rcpt_to.in_host_list', 'bench-queue'],
     pluginFiles: { 'bench-queue': QUEUE_PLUGIN, 'bench-eld': probe(redisPort) },
-    config: {
-      // smtp-source's IPv6 peer is an address of this host: let the policy run for it too.
-      'mx6-receive.ini': `[main]\nskip_private=false\nlint_interval=0\n${extraIni}[redis]\nport=${redisPort}\nprefix=${prefix}\n${cache}`,
-    },
+    config: { 'mx6-receive.ini': suiteIni(redisPort, { main: extraIni, prefix, uncached: config === 'haraka+mx6 uncached' }) },
   })
 }
 

@@ -3,7 +3,8 @@
 // drive (it gives up on a 4xx after DATA, and it cannot send pre-signed DKIM
 // messages or bind public-looking peer addresses).
 import path from 'node:path'
-import { run } from '../../test/support/proc'
+import type { HarakaServer } from '../../test/support/haraka'
+import { cpuMs, run } from '../../test/support/proc'
 import { dkimSign, smtpSession } from '../../test/support/smtp'
 
 /** Haraka's listen addresses in the test namespace (see TESTBED.md): IPv6 and IPv4. */
@@ -79,4 +80,42 @@ export async function drive(p: Path, port: number, sessions: number, messages: n
 /** The DKIM-signed message of the ipv6-dkim path (d=allowed.test, the test key). */
 export function benchMessage(): Promise<Buffer> {
   return dkimSign({ domain: 'allowed.test', selector: 's1', keyFile: path.join(ROOT, 'test', 'fixtures', 'dkim', 'allowed.test.s1.key'), from: 'news@allowed.test', to: 'bob@rcpt.test', subject: 'bench', body: 'x'.repeat(800) })
+}
+
+/**
+ * The mx6-receive.ini of the benchmark's Harakas, after `redisPort`. The load's IPv6 peers are
+ * addresses of this host: skip_private=false lets the policy run for them too. `main`: more
+ * [main] lines; `more`: more sections at the end; `uncached`: the peer list cache off.
+ */
+export function suiteIni(redisPort: number, o: { main?: string; prefix?: string; uncached?: boolean; more?: string } = {}): string {
+  const more = o.more && !o.more.endsWith('\n') ? `${o.more}\n` : (o.more ?? '')
+  return `[main]\nskip_private=false\nlint_interval=0\n${o.main ?? ''}[redis]\nport=${redisPort}\nprefix=${o.prefix ?? 'mx6:'}\n${o.uncached ? '[cache]\nentries=0\n' : ''}${more}`
+}
+
+/** What the processes of one round (see freshRound) used and answered. */
+export interface FreshRound {
+  /** Each process's CPU milliseconds over the measured messages. */
+  cpuMs: number[]
+  /** Each process's measured load (its replies among them). */
+  loads: LoadResult[]
+}
+
+/**
+ * One round of processes loaded at once on the same CPU (the bench's concurrent rounds,
+ * bench:compare): a fresh process from each starter, on its port; all warmed with as many
+ * messages as are measured (JIT, DNS and peer list caches), then loaded at once again and
+ * their CPU time over that second load read. The processes are stopped in any case.
+ */
+export async function freshRound(starts: Array<(port: number) => Promise<HarakaServer>>, ports: number[], p: Path, sessions: number, messages: number, signed: Buffer): Promise<FreshRound> {
+  const up: HarakaServer[] = []
+  try {
+    for (const [i, start] of starts.entries()) up.push(await start(ports[i]))
+    const load = () => Promise.all(ports.map((port) => drive(p, port, sessions, messages, signed)))
+    await load()
+    const c0 = up.map((h) => cpuMs(h.pid))
+    const loads = await load()
+    return { cpuMs: up.map((h, i) => cpuMs(h.pid) - c0[i]), loads }
+  } finally {
+    for (const h of up) await h.stop()
+  }
 }

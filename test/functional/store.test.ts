@@ -174,12 +174,15 @@ describe('functional: RedisListStore on a real redis-server', function () {
     const own = createRedis({ ...REDIS_DEFAULTS, port: server.port, timeoutMs: 300 })
     const other = new RedisListStore(own, keys, { timeoutMs: 300, statsDays: 30, flushMs: 60000, onWriteError: (what, err) => errors.push(`${what}: ${err.message}`) })
     await poll(() => (own.status === 'ready' ? true : undefined), 5000, 'redis ready')
-    other.count(['rcpt.defer.none', 'rcpt.pending.none'])
-    own.disconnect()
-    await poll(() => (own.status === 'end' ? true : undefined), 3000, 'client closed')
-    await other.flush()
-    assert.deepEqual(errors, ['counters: redis not connected; 2 counters dropped'])
-    await other.close()
+    try {
+      other.count(['rcpt.defer.none', 'rcpt.pending.none'])
+      own.disconnect()
+      await poll(() => (own.status === 'end' ? true : undefined), 3000, 'client closed')
+      await other.flush()
+      assert.deepEqual(errors, ['counters: redis not connected; 2 counters dropped'])
+    } finally {
+      await other.close()
+    }
   })
 
   it('with a write window: the first record after a quiet spell goes out at once, the next ones wait for the window and go out together; a full batch goes at once', async () => {

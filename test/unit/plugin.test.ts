@@ -55,7 +55,8 @@ describe('mx6-receive plugin glue', () => {
     ['private IPv6 peer', 'fd00::10', { isPrivate: true }, 'private', 'private IPv6 peer fd00::10 (skip_private)'],
   ] as const) {
     it(`${name}: untouched, no Redis traffic, even with Redis failing; one results entry per transaction`, async () => {
-      // Twice: the second transaction from the same kind of peer gets the same entry (reused screens).
+      // Twice: the second transaction from the same kind of peer gets an entry of the same content
+      // (made once per screen and reused; this test sees only the content).
       for (let t = 0; t < 2; t++) {
         const { plugin, store, conn } = setup(ip, 'a@x.test', opts)
         store.failWith = new Error('must not be called')
