@@ -78,7 +78,9 @@ describe('PostfixReceiver', () => {
       assert.equal(lines.length, 2, r.transcript)
       assert.equal(lines[0], `550-5.5.7 <unknown[${CLIENT6}]>: Client host rejected: ${MX6_REPLY.text}`)
       assert.equal(lines[1], `550 5.5.7 ${MX6_FOOTER}`)
-      assert.match(rcpt!.log(), new RegExp(`: reject: END-OF-MESSAGE from unknown\\[${CLIENT6}\\]: 550 5\\.5\\.7 .*: ${MX6_REPLY.text};`))
+      // Postfix writes its log line after the reply, sometimes after the client has read it: wait for it.
+      const reject = new RegExp(`: reject: END-OF-MESSAGE from unknown\\[${CLIENT6}\\]: 550 5\\.5\\.7 .*: ${MX6_REPLY.text};`)
+      assert.match(await poll(() => (reject.test(rcpt!.log()) ? rcpt!.log() : undefined), 5000, 'the reject line in the maillog'), reject)
       assert.deepEqual(rcpt!.received(), [])
     })
 
@@ -206,7 +208,8 @@ describe('PostfixReceiver', () => {
       assert.equal(d.status, 'bounced', d.lines.join('\n'))
       assert.equal(d.dsn, '5.5.7')
       assert.equal(d.relay, `${RECEIVER_HOSTNAME}[${V6}]:25`)
-      assert.match(mx6!.log(), new RegExp(`reject: END-OF-MESSAGE from \\S+\\[${SENDER.v6}\\]: 550 5\\.5\\.7`))
+      const reject = new RegExp(`reject: END-OF-MESSAGE from \\S+\\[${SENDER.v6}\\]: 550 5\\.5\\.7`)
+      assert.match(await poll(() => (reject.test(mx6!.log()) ? mx6!.log() : undefined), 5000, 'the reject line in the maillog'), reject)
       assert.equal(mx6!.received().length, 0)
     })
 
