@@ -37,7 +37,8 @@ export interface Connection {
   notes: Record<string, unknown> & { auth_user?: string }
   results: ResultStore
   transaction: Transaction | null
-  logdebug(plugin: unknown, msg: string): void
+  /** Haraka's logger appends a string as is and formats an object with util.inspect (only at a level it logs). */
+  logdebug(plugin: unknown, msg: string | object): void
   loginfo(plugin: unknown, msg: string): void
   logwarn(plugin: unknown, msg: string): void
   logerror(plugin: unknown, msg: string): void

@@ -4,6 +4,7 @@
 // Haraka glue only: hooks gather facts, the pure core in decide.ts decides,
 // and the verdict is mapped to next(). Haraka copies these named exports onto
 // the plugin object (a default export would register nothing).
+import { inspect } from 'node:util'
 import constants from 'haraka-constants'
 import DSN from 'haraka-dsn'
 import { envelopeFingerprint, messageIdFingerprint, net64, toFields, type Attempt } from '../lib/followup'
@@ -271,14 +272,12 @@ function since(start?: number): string {
 }
 
 interface RecordOptions {
-  /** What the recipient is (rcpt phase), for the log line. */
-  subject?: string
   start?: number
   /** More fields for the same results entry (one results.add per decision). */
   extra?: Record<string, string>
   /** The peer signals this decision consulted, for the log line. */
   signals?: PeerSignals
-  /** Log at debug level: not a decision yet (pending at rcpt). */
+  /** Not a decision yet (pending at rcpt): counted, logged at debug, not added to the results. */
   quiet?: boolean
   /**
    * A verdict already recorded at rcpt, repeated after DATA: counted, logged at
@@ -292,11 +291,37 @@ function signalsText(p: PeerSignals): string {
   return ` [peer signals: fcrdns ${p.fcrdns.outcome} (${p.fcrdns.detail}); asn ${p.asn.outcome} (${p.asn.detail})]`
 }
 
-/** A decision's log line, which is also the human summary of its results entry. */
-function decisionLine(phase: string, d: Decision, o: RecordOptions): string {
+/**
+ * A decision's log line, which is also the human summary of its results entry.
+ * `subject`: what the recipient is (rcpt phase), e.g. " <bob@example.com>".
+ */
+function decisionLine(phase: string, d: Decision, o: RecordOptions, subject = ''): string {
   // The decision time (from the moment the hook has a peer to judge to its answer) ends
   // the line: benchmarks read it from here.
-  return `${phase}${o.subject ?? ''} verdict=${d.verdict} rule=${d.rule}: ${d.reason}${o.signals ? signalsText(o.signals) : ''}${since(o.start)}`
+  return `${phase}${subject} verdict=${d.verdict} rule=${d.rule}: ${d.reason}${o.signals ? signalsText(o.signals) : ''}${since(o.start)}`
+}
+
+/**
+ * A debug line made only when Haraka logs it: Haraka's logger formats an object argument
+ * with util.inspect, which calls this, and skips its arguments altogether below its log
+ * level. The lines of mail the plugin leaves alone or has already decided (logged at
+ * debug) cost no string when debug is off.
+ */
+class DebugLine {
+  constructor(
+    private readonly phase: string,
+    private readonly d: Decision,
+    private readonly o: RecordOptions,
+    private readonly subject?: string,
+  ) {}
+
+  [inspect.custom](): string {
+    return this.toString()
+  }
+
+  toString(): string {
+    return decisionLine(this.phase, this.d, this.o, this.subject)
+  }
 }
 
 /**
@@ -310,35 +335,39 @@ function resultsEntry(phase: string, d: Decision, line: string): Record<string, 
   return entry
 }
 
-function record(plugin: Plugin, connection: Connection, phase: string, d: Decision, o: RecordOptions = {}): void {
+/**
+ * A decision's log line at info, results entry and counter. A recipient left pending at
+ * rcpt (not a decision yet: its decision after DATA is recorded) and a verdict repeated
+ * after DATA are counted and logged at debug, their line made only if debug is logged.
+ */
+function record(plugin: Plugin, connection: Connection, phase: string, d: Decision, o: RecordOptions, subject?: string): void {
+  if (plugin.store) plugin.store.count([`${phase}.${d.verdict}.${d.rule}`])
+  if (o.repeat || o.quiet) return connection.logdebug(plugin, new DebugLine(phase, d, o, subject))
+  const line = decisionLine(phase, d, o, subject)
   const txn = connection.transaction
-  const line = decisionLine(phase, d, o)
-  if (txn && !o.repeat) {
+  if (txn) {
     const entry = resultsEntry(phase, d, line)
     if (o.extra) Object.assign(entry, o.extra)
     txn.results.add(plugin, entry)
   }
-  if (o.quiet || o.repeat) connection.logdebug(plugin, line)
-  else connection.loginfo(plugin, line)
-  if (d.verdict !== 'skip') plugin.store?.count([`${phase}.${d.verdict}.${d.rule}`])
+  connection.loginfo(plugin, line)
 }
 
 /**
- * A skip's results entry and debug line (what record() would make), made once per screen:
- * the screens of IPv4 peers (one per address), of relaying and of authenticated clients are
- * reused objects, so the mail this plugin leaves alone costs a lookup here, not a new line
- * and entry. haraka-results only reads the entry (it merges it into its own object). Not counted.
+ * A peer this plugin leaves alone (IPv4, relaying, authenticated, private) passes through
+ * untouched: no results entry, no counter, one debug line per transaction. The screens of
+ * IPv4 peers (one per address), of relaying and of authenticated clients are reused
+ * objects, so is their line.
  */
-const skipEntries = new WeakMap<Decision, Record<string, string>>()
+const skipLines = new WeakMap<Decision, DebugLine>()
 
-function recordSkip(plugin: Plugin, connection: Connection, txn: Transaction, d: Decision): void {
-  let entry = skipEntries.get(d)
-  if (!entry) {
-    entry = resultsEntry('rcpt', d, decisionLine('rcpt', d, {}))
-    skipEntries.set(d, entry)
+function logSkip(plugin: Plugin, connection: Connection, d: Decision): void {
+  let line = skipLines.get(d)
+  if (!line) {
+    line = new DebugLine('rcpt', d, {})
+    skipLines.set(d, line)
   }
-  txn.results.add(plugin, entry)
-  connection.logdebug(plugin, entry.human)
+  connection.logdebug(plugin, line)
 }
 
 /** The haraka-results list a verdict goes to. */
@@ -508,10 +537,10 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
   if (!txn || skippedTxns.has(txn)) return next()
   const screen = screenPeer(peerFacts(connection), plugin.cfg.policy)
   if ('skip' in screen) {
-    // Left alone (IPv4, relaying, authenticated, private): recorded once per transaction,
-    // nothing else read, kept or counted.
+    // Left alone (IPv4, relaying, authenticated, private): a debug line once per
+    // transaction, nothing else read, kept, recorded or counted.
     skippedTxns.add(txn)
-    recordSkip(plugin, connection, txn, screen.skip)
+    logSkip(plugin, connection, screen.skip)
     return next()
   }
   const start = performance.now()
@@ -540,9 +569,11 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
       const pg = peerGreen(facts.ipv6, facts.peerSignals, answers, plugin.cfg.policy.green)
       if (pg) s.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
     }
-    // An ip:allow hit consults no green list: nothing to summarise then.
-    const extra: Record<string, string> = answers && !answers.ipAllow ? { green_signals: greenSummary(s.known) } : {}
-    settleRcpt(plugin, connection, s, rcptAddr, facts.rcpt, d, { start, signals: facts.peerSignals, quiet: d.verdict === 'pending', extra })
+    // An ip:allow hit consults no green list: nothing to summarise then; nor for a
+    // recipient left pending (not in the results: its decision after DATA is).
+    const pending = d.verdict === 'pending'
+    const extra: Record<string, string> = answers && !answers.ipAllow && !pending ? { green_signals: greenSummary(s.known) } : {}
+    settleRcpt(plugin, connection, s, rcptAddr, facts.rcpt, d, { start, signals: facts.peerSignals, quiet: pending, extra })
     if (d.verdict === 'defer') {
       if (d.rule === 'none') rememberAttempt(plugin, connection, screen.ipv6, 'rcpt', 'defer', d.reason, [rcptAddr])
       return next(constants.denysoft, deferReply(plugin))
@@ -589,9 +620,9 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
 }
 
 /** A recipient's RCPT verdict: kept for data_post, recorded (results, log line, counter). */
-function settleRcpt(plugin: Plugin, connection: Connection, s: TxnState, addr: HarakaAddress, rcpt: Mailbox | null, d: Decision, o: Omit<RecordOptions, 'subject'>): void {
+function settleRcpt(plugin: Plugin, connection: Connection, s: TxnState, addr: HarakaAddress, rcpt: Mailbox | null, d: Decision, o: RecordOptions): void {
   s.recipients.set(rcptId(addr), { rcpt, prior: d })
-  record(plugin, connection, 'rcpt', d, { ...o, subject: ` <${rcpt?.address ?? '?'}>` })
+  record(plugin, connection, 'rcpt', d, o, ` <${rcpt?.address ?? '?'}>`)
 }
 
 function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void {

@@ -116,7 +116,8 @@ describe('e2e: mx6ctl explain decides like mx6-receive', function () {
     if (r.dataEnd?.code === 250) {
       const meta = (await haraka.waitForCaptured(before + 1)).at(-1)!.meta
       assert.equal(meta.remote_ip, s.peer)
-      const res = meta.results?.['mx6-receive'] as Record<string, unknown>
+      // A peer the plugin leaves alone (IPv4) gets no results entry: "untouched".
+      const res = (meta.results?.['mx6-receive'] ?? { verdict: 'untouched', rule: '', reason: '' }) as Record<string, unknown>
       const spf = meta.results?.spf as Record<string, unknown> | undefined
       const dkim = meta.results?.dkim as Record<string, unknown> | undefined
       const pass = dkim?.pass
@@ -225,7 +226,7 @@ describe('e2e: mx6ctl explain decides like mx6-receive', function () {
 
   it('IPv4 peer: not acted on, by the plugin or by explain', async () => {
     const rec = await plugin({ peer: '192.0.2.12', mailFrom: 'someone@neutral.test' })
-    assert.equal(rec.accepted, true)
+    assert.deepEqual([rec.accepted, rec.verdict], [true, 'untouched'])
     const e = await explain({ peer: '192.0.2.12', mailFrom: 'someone@neutral.test' }, rec)
     assert.deepEqual([e.final.verdict, e.final.rule], ['skip', 'ipv4'])
     assert.ok(e.notes.some((n: string) => n.startsWith('mx6-receive does not act on IPv4 peers')))

@@ -135,7 +135,7 @@ describe('e2e: mx6-receive in a real Haraka', function () {
     assert.equal(outcome(r), 'data:250')
     const got = (await haraka.waitForCaptured(before + 1)).at(-1)!
     assert.equal(got.meta.remote_ip, '192.0.2.10')
-    assert.deepEqual((got.meta.results?.['mx6-receive'] as Record<string, unknown>).skip, ['rcpt:ipv4'])
+    assert.equal(got.meta.results?.['mx6-receive'], undefined, 'untouched: no results entry either')
   })
 
   it('an entry added with redis-cli takes effect on the next transaction', async () => {
@@ -162,7 +162,8 @@ describe('e2e: mx6-receive in a real Haraka', function () {
   it('skips a private IPv6 peer (loopback) by default', async () => {
     const r = await send({ peer: '::1', host: '::1', mailFrom: 'someone@neutral.test' })
     assert.equal(outcome(r), 'data:250')
-    assert.deepEqual((haraka.captured().at(-1)!.meta.results?.['mx6-receive'] as Record<string, unknown>).skip, ['rcpt:private'])
+    // Judged, it would have no basis and be deferred; left alone, it gets no results entry.
+    assert.equal(haraka.captured().at(-1)!.meta.results?.['mx6-receive'], undefined)
   })
 
   it('keeps per-day counters per verdict and rule in Redis', async () => {
@@ -202,6 +203,24 @@ describe('e2e: mx6-receive in a real Haraka', function () {
     }, 15000, 'IPv6 decisions after Redis returned', 200)
     assert.equal(outcome(back), 'data:250')
     assert.match(haraka.log(), /connected again/)
+  })
+})
+
+describe('e2e: mx6-receive at Haraka log level debug', function () {
+  this.timeout(60000)
+  const rx = useReceiver({ listen: [`[${V6MX}]:2527`, `${V4MX}:2527`], config: { 'log.ini': '[main]\nlevel=debug\ntimestamps=true\n' } })
+
+  it('logs the lines made only at debug level (an IPv4 skip, a verdict repeated after DATA) as text', async () => {
+    await rx.redis.cli('HSET', 'mx6:ip:allow', '2001:db8:7::100/120', 'partner relay')
+    for (const peer of ['192.0.2.10', '2001:db8:7::101']) assert.equal(outcome(await send({ peer, mailFrom: 'someone@neutral.test', port: 2527 })), 'data:250', peer)
+    const lines = await poll(() => {
+      const log = rx.haraka.log()
+      const skip = /\[DEBUG\] \[[^\]]+\] \[mx6-receive\] rcpt verdict=skip rule=ipv4: IPv4 peer 192\.0\.2\.10$/m.exec(log)
+      const repeat = /\[DEBUG\] \[[^\]]+\] \[mx6-receive\] data_post verdict=trusted rule=ip:allow: 2001:db8:7::101 in ip:allow 2001:db8:7::100\/120 \("partner relay"\) \(\d+\.\d{3} ms\)$/m.exec(log)
+      return skip && repeat ? [skip[0], repeat[0]] : undefined
+    }, 5000, 'the two debug lines in the log')
+    assert.equal(lines.length, 2)
+    assert.doesNotMatch(rx.haraka.log(), /\[mx6-receive\] (DebugLine|\[object)/)
   })
 })
 
