@@ -41,14 +41,14 @@ export async function smtpSource(opts: { v6: boolean; host: string; port: number
  * `sessions` workers, each sending its share of `messages` one SMTP session per
  * message from its own peer address (peers(i) gives worker i's address).
  */
-export async function ourLoad(opts: { host: string; port: number; sessions: number; messages: number; peer: (worker: number) => string; mailFrom: string; data: string | Buffer }): Promise<LoadResult> {
+export async function ourLoad(opts: { host: string; port: number; sessions: number; messages: number; peer: (worker: number) => string; mailFrom: string; data: string | Buffer | (() => string) }): Promise<LoadResult> {
   const codes: Record<string, number> = {}
   let left = opts.messages
   const t0 = process.hrtime.bigint()
   const worker = async (w: number): Promise<void> => {
     while (left > 0) {
       left--
-      const r = await smtpSession({ host: opts.host, port: opts.port, localAddress: opts.peer(w), ehlo: 'bench.neutral.test', mailFrom: opts.mailFrom, rcptTo: ['bob@rcpt.test'], data: opts.data, timeoutMs: 60000 })
+      const r = await smtpSession({ host: opts.host, port: opts.port, localAddress: opts.peer(w), ehlo: 'bench.neutral.test', mailFrom: opts.mailFrom, rcptTo: ['bob@rcpt.test'], data: typeof opts.data === 'function' ? opts.data() : opts.data, timeoutMs: 60000 })
       const code = String(r.dataEnd?.code ?? r.rcpt[0]?.code ?? r.mail.code)
       codes[code] = (codes[code] ?? 0) + 1
     }
@@ -71,10 +71,26 @@ export async function drive(p: Path, port: number, sessions: number, messages: n
     case 'ipv6-allowed-uncached':
       return smtpSource({ v6: true, host: V6, port, sessions, messages })
     case 'ipv6-deferred':
-      return ourLoad({ host: V6, port, sessions, messages, peer: (w) => `2001:db8:7::1:${w.toString(16)}`, mailFrom: 'bench@neutral.test', data: 'Subject: bench\r\n\r\nbench\r\n' })
+      return ourLoad({ host: V6, port, sessions, messages, peer: (w) => `2001:db8:7::1:${w.toString(16)}`, mailFrom: 'bench@neutral.test', data: () => smtpSourceMessage('bench@neutral.test', 'bob@rcpt.test') })
     case 'ipv6-dkim':
       return ourLoad({ host: V6, port, sessions, messages, peer: (w) => `2001:db8:7::2:${w.toString(16)}`, mailFrom: 'bounce@neutral.test', data: signed })
   }
+}
+
+let messages = 0
+/** 1,000 octets of body in lines of 80 with CRLF, numbered, as smtp-source -l 1000 sends them. */
+const BODY = Array.from({ length: 13 }, (_, i) => `${(i + 1) % 10}${'X'.repeat(i < 12 ? 77 : 37)}\r\n`).join('')
+
+/**
+ * The message of a path our generator drives instead of smtp-source (unknown peers,
+ * deferred after DATA): what smtp-source sends with -l 1000, so that every path but the
+ * DKIM-signed one carries the same message. Headers From, To, Date and a Message-Id of
+ * its own per message (a follow-up record then has a Message-ID key to write, as for
+ * real mail), then the 1,000-octet body.
+ */
+export function smtpSourceMessage(from: string, to: string): string {
+  messages++
+  return `From: <${from}>\r\nTo: <${to}>\r\nDate: ${new Date().toUTCString()}\r\nMessage-Id: <${process.pid.toString(16)}.${messages.toString(16)}@bench.neutral.test>\r\n\r\n${BODY}`
 }
 
 /** The DKIM-signed message of the ipv6-dkim path (d=allowed.test, the test key). */
