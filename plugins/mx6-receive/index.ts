@@ -353,26 +353,21 @@ function record(plugin: Plugin, connection: Connection, phase: string, d: Decisi
   connection.loginfo(plugin, line)
 }
 
+/** No options: the line of a skip has no time, signals or extra fields. */
+const NO_OPTIONS: RecordOptions = Object.freeze({})
+
 /**
  * A peer this plugin leaves alone (IPv4, relaying, authenticated, private) passes through
- * untouched: no results entry, no counter, one debug line per transaction. The screens of
- * IPv4 peers (one per address), of relaying and of authenticated clients are reused
- * objects, so is their line.
+ * untouched: no results entry, no counter, one debug line per transaction (a small object,
+ * made into text only when Haraka logs debug).
  */
-const skipLines = new WeakMap<Decision, DebugLine>()
-
 function logSkip(plugin: Plugin, connection: Connection, d: Decision): void {
-  let line = skipLines.get(d)
-  if (!line) {
-    line = new DebugLine('rcpt', d, {})
-    skipLines.set(d, line)
-  }
-  connection.logdebug(plugin, line)
+  connection.logdebug(plugin, new DebugLine('rcpt', d, NO_OPTIONS))
 }
 
-/** The haraka-results list a verdict goes to. */
-function resultList(v: Decision['verdict']): 'pass' | 'fail' | 'skip' | 'msg' {
-  return v === 'trusted' || v === 'green' ? 'pass' : v === 'defer' || v === 'fallback' ? 'fail' : v === 'skip' ? 'skip' : 'msg'
+/** The haraka-results list a decision goes to (skips and pending recipients make no entry). */
+function resultList(v: Decision['verdict']): 'pass' | 'fail' | 'msg' {
+  return v === 'trusted' || v === 'green' ? 'pass' : v === 'defer' || v === 'fallback' ? 'fail' : 'msg'
 }
 
 function isMx6Session(plugin: Plugin, connection: Connection): boolean {
@@ -572,7 +567,7 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
     // An ip:allow hit consults no green list: nothing to summarise then; nor for a
     // recipient left pending (not in the results: its decision after DATA is).
     const pending = d.verdict === 'pending'
-    const extra: Record<string, string> = answers && !answers.ipAllow && !pending ? { green_signals: greenSummary(s.known) } : {}
+    const extra = answers && !answers.ipAllow && !pending ? { green_signals: greenSummary(s.known) } : undefined
     settleRcpt(plugin, connection, s, rcptAddr, facts.rcpt, d, { start, signals: facts.peerSignals, quiet: pending, extra })
     if (d.verdict === 'defer') {
       if (d.rule === 'none') rememberAttempt(plugin, connection, screen.ipv6, 'rcpt', 'defer', d.reason, [rcptAddr])
