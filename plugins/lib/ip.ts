@@ -84,16 +84,58 @@ function networkText(bytes: number[], len: number): string {
 }
 
 /**
+ * How many addresses' candidates are remembered. Each costs about 10 KB (one flat string
+ * of the 129 prefixes and the array of slices of it), so at most about 10 MB however many
+ * distinct peers connect; an address not among the last ones costs one rebuild (tens of
+ * microseconds) at its next lookup. A repeat peer's candidates are asked for at every
+ * transaction (the peer list cache is keyed by them).
+ */
+export const PREFIX_MEMO_SIZE = 1024
+
+/** The candidates of an address joined by newlines (the peer lookup script's one argument), by array. */
+const joinedOf = new WeakMap<readonly string[], string>()
+
+/**
  * Every canonical CIDR entry that would cover `canonicalV6`, longest first
  * (/128 ... /0): 129 hash fields, looked up in one script call whatever the list size.
- * Recently used peers are remembered: the same array for the same address.
+ * Recently used peers are remembered: the same array for the same address. The texts are
+ * slices of one string, the joined form (see joinedPrefixes), not 129 separate strings.
  */
-export const candidatePrefixes = memo(4096, (canonicalV6: string): readonly string[] => {
+export const candidatePrefixes = memo(PREFIX_MEMO_SIZE, (canonicalV6: string): readonly string[] => {
   const bytes = ipaddr.IPv6.parse(canonicalV6).toByteArray()
+  const words: number[] = []
+  for (let i = 0; i < 8; i++) words.push((bytes[2 * i] << 8) | bytes[2 * i + 1])
+  const groups = [0, 0, 0, 0, 0, 0, 0, 0]
+  const ends: number[] = []
+  let joined = ''
+  for (let len = 128; len >= 0; len--) {
+    for (let i = 0; i < 8; i++) {
+      const keep = len - i * 16
+      groups[i] = keep >= 16 ? words[i] : keep <= 0 ? 0 : words[i] & ((0xffff << (16 - keep)) & 0xffff)
+    }
+    const text = groupsText(groups)
+    joined += len === 128 ? text : `\n${text}/${len}`
+    ends.push(joined.length)
+  }
   const out: string[] = []
-  for (let len = 128; len >= 0; len--) out.push(networkText(bytes, len))
-  return Object.freeze(out)
+  for (let i = 0, from = 0; i < ends.length; from = ends[i++] + 1) out.push(joined.slice(from, ends[i]))
+  const list = Object.freeze(out)
+  joinedOf.set(list, joined)
+  return list
 })
+
+/**
+ * Candidates joined by newlines: the string they were cut from when they come from
+ * candidatePrefixes (built once per array), else joined once per array.
+ */
+export function joinedPrefixes(candidates: readonly string[]): string {
+  let s = joinedOf.get(candidates)
+  if (s === undefined) {
+    s = candidates.join('\n')
+    joinedOf.set(candidates, s)
+  }
+  return s
+}
 
 export type CidrCheck =
   | { ok: true; canonical: string }

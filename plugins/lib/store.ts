@@ -1,6 +1,7 @@
 // The list store: what the decision core needs from Redis, behind a narrow interface.
 import { ReplyError } from 'ioredis'
 import { batch, isCluster, type RedisClient } from './redis'
+import { joinedPrefixes } from './ip'
 import { Keys } from './keys'
 import { TrackedCache } from './tracking'
 
@@ -201,19 +202,11 @@ interface AttemptBatch {
 /** At most this many follow-up records per script call (a longer batch is sent at once). */
 export const MAX_ATTEMPTS_PER_CALL = 200
 
-const joined = new WeakMap<readonly string[], string>()
 /**
- * The candidates as the script's one argument. candidatePrefixes() hands out one
- * array per address (memoised), so the string is built once per array, not per lookup.
+ * The candidates as the script's one argument: built once per array (see joinedPrefixes;
+ * candidatePrefixes() hands out one array per address), not per lookup.
  */
-export function joinedCandidates(candidates: readonly string[]): string {
-  let s = joined.get(candidates)
-  if (s === undefined) {
-    s = candidates.join('\n')
-    joined.set(candidates, s)
-  }
-  return s
-}
+export const joinedCandidates = joinedPrefixes
 
 /** Per key of the script call: its hit, null (looked, no hit) or undefined (not looked at: an earlier key hit). */
 type ScriptHits = Array<Hit | null | undefined>

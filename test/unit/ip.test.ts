@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { candidatePrefixes, checkV6Entry, classifyPeer, matchesListener, parseListener } from '../../plugins/lib/ip'
+import { candidatePrefixes, checkV6Entry, classifyPeer, joinedPrefixes, matchesListener, parseListener, PREFIX_MEMO_SIZE } from '../../plugins/lib/ip'
 
 describe('ip: classifyPeer', () => {
   const cases: Array<[string, ReturnType<typeof classifyPeer>]> = [
@@ -36,6 +36,21 @@ describe('ip: candidatePrefixes', () => {
     for (const cand of candidatePrefixes('2001:db8:ffff:ffff:ffff:ffff:ffff:ffff')) {
       assert.deepEqual(checkV6Entry(cand), { ok: true, canonical: cand }, cand)
     }
+  })
+  it('the joined form is the candidates joined by newlines, the same string for the same array', () => {
+    const c = candidatePrefixes('2001:db8:7::10')
+    const j = joinedPrefixes(c)
+    assert.equal(j, [...c].join('\n'))
+    assert.equal(joinedPrefixes(c), j)
+    assert.equal(joinedPrefixes(['2001:db8::/32', '::/0']), '2001:db8::/32\n::/0')
+  })
+  it(`remembers the candidates of the last ${PREFIX_MEMO_SIZE} addresses, no more (memory stays bounded whatever the peers)`, () => {
+    const first = candidatePrefixes('2001:db8:77::1')
+    assert.equal(candidatePrefixes('2001:db8:77::1'), first, 'a repeat address gets the same array')
+    for (let i = 0; i < PREFIX_MEMO_SIZE; i++) candidatePrefixes(`2001:db8:78::${(i + 1).toString(16)}`)
+    const again = candidatePrefixes('2001:db8:77::1')
+    assert.notEqual(again, first, 'the oldest address was dropped')
+    assert.deepEqual(again, first)
   })
   it('handles CIDR edges at byte and nibble boundaries', () => {
     const c = candidatePrefixes('2001:db8:abcd:12ff::1')

@@ -5,7 +5,7 @@ import fc from 'fast-check'
 import ipaddr from 'ipaddr.js'
 import { authResultsLines } from '../../plugins/lib/authres'
 import { canonicalDomain } from '../../plugins/lib/domain'
-import { candidatePrefixes, checkV6Entry, classifyPeer } from '../../plugins/lib/ip'
+import { candidatePrefixes, checkV6Entry, classifyPeer, joinedPrefixes } from '../../plugins/lib/ip'
 import { Keys } from '../../plugins/lib/keys'
 import { normaliseMailbox } from '../../plugins/lib/mailbox'
 import { replyLines } from '../../plugins/lib/reply'
@@ -36,6 +36,8 @@ describe('properties: addresses and CIDRs', function () {
         assert.equal(c.length, 129)
         assert.equal(new Set(c).size, 129)
         assert.equal(c[0], addr)
+        assert.equal(joinedPrefixes(c), [...c].join('\n'))
+        c.forEach((cidr, i) => assert.equal(i === 0 ? 128 : Number(cidr.split('/')[1]), 128 - i, cidr))
         for (const cidr of c) {
           assert.deepEqual(checkV6Entry(cidr), { ok: true, canonical: cidr })
           if (cidr.includes('/')) assert.ok(ipaddr.IPv6.parse(addr).match(ipaddr.parseCIDR(cidr) as [ipaddr.IPv6, number]), cidr)
