@@ -2,6 +2,7 @@
 import { ReplyError } from 'ioredis'
 import { batch, isCluster, type RedisClient } from './redis'
 import { joinedPrefixes } from './ip'
+import { memo } from './memo'
 import { Keys } from './keys'
 import { TrackedCache } from './tracking'
 
@@ -58,6 +59,12 @@ export interface ListStore {
    * list cache holds all of it (no round trip); undefined otherwise.
    */
   cached?(req: LookupRequest): LookupReply | undefined
+  /**
+   * What the peer list cache holds for a peer's ip:allow and, with `green`, ip:green (the
+   * answers a lookup of its candidate prefixes in those lists gave), found by its canonical
+   * address without building the candidates; undefined when the cache does not hold them.
+   */
+  cachedPeer?(ipv6: string, green: boolean): LookupReply | undefined
   /**
    * Records a deferred IPv6 attempt (fingerprints with a TTL, a bounded index), off the
    * decision path; never delays or fails the caller. `make` builds the record (hashing,
@@ -229,20 +236,16 @@ function domainCacheKey(candidates: readonly string[]): string {
   return `domain|${candidates.join(' ')}`
 }
 
-const cacheKeyMemo = new WeakMap<readonly string[], string[]>()
 /**
- * The peer list cache's key for a script call: which hashes it asks (0: ip:allow and
- * ip:green, 1: ip:allow, 2: ip:green) and the peer's candidates, built once per
- * (memoised) candidate array rather than per lookup.
+ * The peer list cache's keys for a peer's script calls, by which hashes a call asks (0:
+ * ip:allow and ip:green, 1: ip:allow, 2: ip:green). Keyed by the peer's canonical address
+ * (its /128, the first candidate), so that a repeat peer's answers are found without its
+ * candidates; made once per recent address rather than per lookup.
  */
-function peerCacheKey(shape: 0 | 1 | 2, candidates: readonly string[]): string {
-  let keys = cacheKeyMemo.get(candidates)
-  if (keys === undefined) {
-    const c = `${candidates.length}|${candidates[0]}`
-    keys = [`allow+green|${c}`, `allow|${c}`, `green|${c}`]
-    cacheKeyMemo.set(candidates, keys)
-  }
-  return keys[shape]
+const peerCacheKeys = memo(4096, (ipv6: string): readonly string[] => [`allow+green|${ipv6}`, `allow|${ipv6}`, `green|${ipv6}`])
+
+function peerCacheKey(shape: 0 | 1 | 2, ipv6: string): string {
+  return peerCacheKeys(ipv6)[shape]
 }
 
 export interface RedisStoreOptions {
@@ -328,6 +331,17 @@ export class RedisListStore implements ListStore {
     return reply
   }
 
+  cachedPeer(ipv6: string, green: boolean): LookupReply | undefined {
+    if (!this.cache?.enabled) return undefined
+    // The call lookup() makes for the peer's lists on a single Redis (the cache is off on a Cluster).
+    const hits = this.cache.get(peerCacheKey(green ? 0 : 1, ipv6))
+    if (hits === undefined) return undefined
+    const reply: LookupReply = {}
+    if (hits[0] !== undefined) reply.ipAllow = hits[0]
+    if (green && hits[1] !== undefined) reply.ipGreen = hits[1]
+    return reply
+  }
+
   /**
    * The script calls for the peer's CIDR lists and the domain:allow lookup, with their
    * list cache keys and the answers the cache holds. ip:allow and ip:green share the
@@ -343,7 +357,7 @@ export class RedisListStore implements ListStore {
     const ipCalls = together ? [ipKeys] : ipKeys.map((x) => [x])
     // Answers of earlier script calls for the same peer, while Redis vouches that the hashes did not change.
     const cache = this.cache
-    const cacheKeys = cache ? ipCalls.map((call) => peerCacheKey(call.length === 2 ? 0 : call[0][0] === 'ipAllow' ? 1 : 2, call[0][2])) : []
+    const cacheKeys = cache ? ipCalls.map((call) => peerCacheKey(call.length === 2 ? 0 : call[0][0] === 'ipAllow' ? 1 : 2, call[0][2][0])) : []
     // domain:allow changes as seldom as the peer lists: cached the same way.
     const domainKey = cache && req.domainCandidates?.length ? domainCacheKey(req.domainCandidates) : ''
     return {

@@ -117,14 +117,6 @@ function bookMembers(sender: Mailbox): string[] {
   return [sender.address, ...domainCandidates(sender.domain).map((d) => `@${d}`)]
 }
 
-/**
- * The lookups that depend on the peer address alone (ip:allow, ip:green): what the
- * glue asks the peer list cache before planning RCPT's round trip.
- */
-export function planPeer(ipv6: string, cfg: PolicyConfig): LookupRequest {
-  return { ipCandidates: candidatePrefixes(ipv6), ...planPeerGreen(ipv6, undefined, {}, cfg.green) }
-}
-
 /** What rcpt must ask the store: the peer's prefixes, the SPF domain, the recipient's book. */
 export function planRcpt(f: RcptFacts, known: Known, cfg: PolicyConfig): LookupRequest {
   const req: LookupRequest = {}

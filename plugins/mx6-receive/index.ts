@@ -25,7 +25,6 @@ import {
   decideData,
   decideRcpt,
   planData,
-  planPeer,
   planRcpt,
   printable,
   rememberAnswers,
@@ -251,7 +250,9 @@ function state(txn: Transaction, ipv6: string): TxnState {
  * the transaction: Redis is then asked only what is left (nothing, for an allow-listed peer).
  */
 function probePeerCache(plugin: Plugin, known: Known, ipv6: string): void {
-  const peer = connect(plugin).cached?.(planPeer(ipv6, plugin.cfg.policy))
+  const store = connect(plugin)
+  // By the peer's address: its candidate prefixes are built only when Redis must be asked.
+  const peer = store.cachedPeer?.(ipv6, plugin.cfg.policy.green.ipGreen)
   if (peer) rememberAnswers(known, peer)
 }
 

@@ -65,6 +65,28 @@ describe('functional: the peer list cache (CLIENT TRACKING) on a real redis-serv
     assert.deepEqual(await ask(store, '2001:db8:c1::9'), { ipAllow: null, ipGreen: null })
   })
 
+  it('finds a repeat peer by its address alone (cachedPeer) with the answers its candidates find, and loses it on a change', async () => {
+    const { store } = storeFor()
+    await cacheOn(store)
+    await server.cli('HSET', 'mx6:ip:allow', '2001:db8:c2::/48', 'partner')
+    const ip = '2001:db8:c2::9'
+    const peerOnly = { ipCandidates: candidatePrefixes(ip), ipGreenCandidates: candidatePrefixes(ip) }
+    assert.equal(store.cachedPeer(ip, true), undefined, 'nothing cached before the first lookup')
+    await ask(store, ip)
+    assert.deepEqual(store.cachedPeer(ip, true), { ipAllow: { entry: '2001:db8:c2::/48', note: 'partner' } })
+    assert.deepEqual(store.cachedPeer(ip, true), store.cached(peerOnly))
+    assert.equal(store.cachedPeer(ip, false), undefined, 'an ip:allow-only call is another call: not cached yet')
+    assert.equal(store.cachedPeer('2001:db8:c2::a', true), undefined, 'another address of the same network is another peer')
+    await store.lookup({ ipCandidates: candidatePrefixes(ip) })
+    assert.deepEqual(store.cachedPeer(ip, false), { ipAllow: { entry: '2001:db8:c2::/48', note: 'partner' } })
+    await server.cli('HDEL', 'mx6:ip:allow', '2001:db8:c2::/48')
+    assert.equal(store.cachedPeer(ip, true), undefined, 'emptied by the invalidation')
+    await server.cli('HSET', 'mx6:ip:green', '2001:db8:c2::/64', 'green')
+    await ask(store, ip)
+    assert.deepEqual(store.cachedPeer(ip, true), { ipAllow: null, ipGreen: { entry: '2001:db8:c2::/64', note: 'green' } })
+    assert.deepEqual(store.cachedPeer(ip, true), store.cached(peerOnly))
+  })
+
   it('domain:allow answers are cached the same way: a listed domain costs no command, a change with redis-cli is seen at once', async () => {
     const { store, states } = storeFor()
     await cacheOn(store)

@@ -36,6 +36,13 @@ export class FakeStore implements ListStore {
     return reply
   }
 
+  cachedPeer(_ipv6: string, green: boolean): LookupReply | undefined {
+    this.cachedAsked++
+    if (!this.peerCache) return undefined
+    const { ipAllow, ipGreen } = this.peerCache
+    return { ...(ipAllow !== undefined ? { ipAllow } : {}), ...(green && ipGreen !== undefined ? { ipGreen } : {}) }
+  }
+
   async lookup(req: LookupRequest): Promise<LookupReply> {
     this.requests.push(req)
     if (this.failWith) throw this.failWith

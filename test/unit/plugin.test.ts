@@ -248,7 +248,7 @@ describe('mx6-receive plugin glue', () => {
   it('anything thrown in either hook defers: Haraka would otherwise carry on to the next plugin, which may accept', () => {
     // A broken peer list cache.
     const { plugin: p5, store: s5, conn: c5 } = setup('2001:db8:7::10', 'a@other.test')
-    s5.cached = () => {
+    s5.cachedPeer = () => {
       throw new Error('cache broken')
     }
     const broken: unknown[][] = []
