@@ -87,8 +87,8 @@ function networkText(bytes: number[], len: number): string {
  * How many addresses' candidates are remembered. Each costs about 10 KB (one flat string
  * of the 129 prefixes and the array of slices of it), so at most about 10 MB however many
  * distinct peers connect; an address not among the last ones costs one rebuild (tens of
- * microseconds) at its next lookup. A repeat peer's candidates are asked for at every
- * transaction (the peer list cache is keyed by them).
+ * microseconds) when Redis must be asked about it again (the peer list cache finds a
+ * repeat peer by its address, without its candidates).
  */
 export const PREFIX_MEMO_SIZE = 1024
 
