@@ -41,7 +41,7 @@ function rfc5952(v6: ipaddr.IPv6): string {
 }
 
 /** RFC 5952 text of eight 16-bit groups: lower-case hex, the longest run (2+) of zero groups as "::". */
-function groupsText(g: Uint16Array | number[]): string {
+function groupsText(g: number[]): string {
   let bestAt = -1
   let bestLen = 1
   for (let i = 0; i < 8; ) {
@@ -70,16 +70,25 @@ function groupsText(g: Uint16Array | number[]): string {
   return out
 }
 
-/** Canonical text of the address masked to `len` bits: a single address (/128) carries no suffix. */
-function networkText(bytes: number[], len: number): string {
-  const groups = new Uint16Array(8)
+/** The address's eight 16-bit groups (from its 16 bytes). */
+function wordsOf(bytes: number[]): number[] {
+  const words: number[] = []
+  for (let i = 0; i < 8; i++) words.push((bytes[2 * i] << 8) | bytes[2 * i + 1])
+  return words
+}
+
+/** RFC 5952 text of `words` masked to `len` bits (`groups`: scratch space for the masked groups). */
+function maskedText(words: number[], len: number, groups: number[]): string {
   for (let i = 0; i < 8; i++) {
     const keep = len - i * 16
-    if (keep <= 0) break
-    const word = (bytes[2 * i] << 8) | bytes[2 * i + 1]
-    groups[i] = keep >= 16 ? word : word & ((0xffff << (16 - keep)) & 0xffff)
+    groups[i] = keep >= 16 ? words[i] : keep <= 0 ? 0 : words[i] & ((0xffff << (16 - keep)) & 0xffff)
   }
-  const text = groupsText(groups)
+  return groupsText(groups)
+}
+
+/** Canonical text of the address masked to `len` bits: a single address (/128) carries no suffix. */
+function networkText(bytes: number[], len: number): string {
+  const text = maskedText(wordsOf(bytes), len, [0, 0, 0, 0, 0, 0, 0, 0])
   return len === 128 ? text : `${text}/${len}`
 }
 
@@ -102,18 +111,12 @@ const joinedOf = new WeakMap<readonly string[], string>()
  * slices of one string, the joined form (see joinedPrefixes), not 129 separate strings.
  */
 export const candidatePrefixes = memo(PREFIX_MEMO_SIZE, (canonicalV6: string): readonly string[] => {
-  const bytes = ipaddr.IPv6.parse(canonicalV6).toByteArray()
-  const words: number[] = []
-  for (let i = 0; i < 8; i++) words.push((bytes[2 * i] << 8) | bytes[2 * i + 1])
+  const words = wordsOf(ipaddr.IPv6.parse(canonicalV6).toByteArray())
   const groups = [0, 0, 0, 0, 0, 0, 0, 0]
   const ends: number[] = []
   let joined = ''
   for (let len = 128; len >= 0; len--) {
-    for (let i = 0; i < 8; i++) {
-      const keep = len - i * 16
-      groups[i] = keep >= 16 ? words[i] : keep <= 0 ? 0 : words[i] & ((0xffff << (16 - keep)) & 0xffff)
-    }
-    const text = groupsText(groups)
+    const text = maskedText(words, len, groups)
     joined += len === 128 ? text : `\n${text}/${len}`
     ends.push(joined.length)
   }

@@ -152,7 +152,7 @@ function firstMember(members: string[], flags: unknown): string | null {
 /**
  * The CIDR lists' lookup, run inside Redis: KEYS are hashes in priority order
  * (ip:allow, then ip:green), ARGV[1] the candidate fields, most specific first,
- * joined by newlines (see joinedCandidates). Returns [key index, field, value]
+ * joined by newlines (see joinedPrefixes). Returns [key index, field, value]
  * for the first hash that holds one of them and stops there: a peer found in
  * ip:allow needs no ip:green answer. One argument out and only the hit back
  * costs the client a fraction of what 129 arguments and 129-field HMGET
@@ -208,12 +208,6 @@ interface AttemptBatch {
 
 /** At most this many follow-up records per script call (a longer batch is sent at once). */
 export const MAX_ATTEMPTS_PER_CALL = 200
-
-/**
- * The candidates as the script's one argument: built once per array (see joinedPrefixes;
- * candidatePrefixes() hands out one array per address), not per lookup.
- */
-export const joinedCandidates = joinedPrefixes
 
 /** Per key of the script call: its hit, null (looked, no hit) or undefined (not looked at: an earlier key hit). */
 type ScriptHits = Array<Hit | null | undefined>
@@ -379,7 +373,7 @@ export class RedisListStore implements ListStore {
     const reply: LookupReply = {}
     const token = cache?.token() ?? null
     ipCalls.forEach((call, j) => {
-      if (cached[j] === undefined) cmds.push([FIRST_FIELD, call.length, ...call.map((x) => x[1]), joinedCandidates(call[0][2])])
+      if (cached[j] === undefined) cmds.push([FIRST_FIELD, call.length, ...call.map((x) => x[1]), joinedPrefixes(call[0][2])])
     })
     if (req.domainCandidates?.length && !domain.hits) cmds.push(['hmget', k.domainAllow, ...req.domainCandidates])
     for (const b of req.books ?? []) cmds.push(['smismember', k.book(b.owner), ...b.members])
