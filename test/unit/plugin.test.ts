@@ -56,8 +56,8 @@ describe('mx6-receive plugin glue', () => {
     ['private IPv6 peer', 'fd00::10', { isPrivate: true }, 'private', 'private IPv6 peer fd00::10 (skip_private)'],
   ] as const) {
     it(`${name}: untouched, no Redis traffic, even with Redis failing; no results entry, one debug line per transaction`, async () => {
-      // Twice: the second transaction from the same kind of peer logs the same line (made
-      // once per screen and reused; this test sees only its text).
+      // Twice: the second transaction from the same kind of peer logs the same line (the
+      // screen is reused, the line object is made per transaction; this test sees its text).
       for (let t = 0; t < 2; t++) {
         const { plugin, store, conn } = setup(ip, 'a@x.test', opts)
         store.failWith = new Error('must not be called')
