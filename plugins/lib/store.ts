@@ -76,7 +76,7 @@ export interface ListStore {
   /** The last-resort SPF record stored for a domain (mx6:spf:guess), or null. */
   spfGuess(domain: string): Promise<string | null>
   /** Adds 1 to each decision counter of today; never delays or fails the caller. */
-  count(fields: string[]): void
+  count(fields: readonly string[]): void
   close(): Promise<void>
 }
 
@@ -506,7 +506,7 @@ export class RedisListStore implements ListStore {
    * Counters are summed in memory and written once per flush interval, off the
    * decision path: a decision phase stays one Redis round trip.
    */
-  count(fields: string[]): void {
+  count(fields: readonly string[]): void {
     for (const f of fields) this.pending.set(f, (this.pending.get(f) ?? 0) + 1)
     if (this.pending.size > 0 && !this.flushTimer) {
       this.flushTimer = setTimeout(() => void this.flush(), this.opts.flushMs ?? 1000)

@@ -102,11 +102,20 @@ export interface RcptFacts {
 /** Lookups already answered earlier in the same transaction (per-transaction cache). */
 export type Known = Omit<LookupReply, 'books'>
 
-/** The store fields that depend only on the peer and the envelope, cached per transaction. */
-const CACHED: Array<keyof Known> = ['ipAllow', 'domainAllow', 'ipGreen', 'hostGreen', 'asnGreen', 'domainGreen', 'history']
-
+/**
+ * Keeps the answers of a reply that depend only on the peer and the envelope (every field
+ * of Known) for the rest of the transaction.
+ */
 export function rememberAnswers(known: Known, reply: LookupReply): void {
-  for (const k of CACHED) if (reply[k] !== undefined) (known as Record<string, unknown>)[k] = reply[k]
+  // Field by field, each a plain property read (a loop over the names would read every
+  // field of every reply by a computed key).
+  if (reply.ipAllow !== undefined) known.ipAllow = reply.ipAllow
+  if (reply.domainAllow !== undefined) known.domainAllow = reply.domainAllow
+  if (reply.ipGreen !== undefined) known.ipGreen = reply.ipGreen
+  if (reply.hostGreen !== undefined) known.hostGreen = reply.hostGreen
+  if (reply.asnGreen !== undefined) known.asnGreen = reply.asnGreen
+  if (reply.domainGreen !== undefined) known.domainGreen = reply.domainGreen
+  if (reply.history !== undefined) known.history = reply.history
 }
 
 function spfPassDomain(spf: SpfFact | null): string | null {
@@ -142,8 +151,17 @@ function hitText(h: Hit): string {
  * (the first rule of decideRcpt, and all of it for such a peer).
  */
 export function trustedPeer(ipv6: string, hit: Hit): Decision {
-  return { verdict: 'trusted', rule: 'ip:allow', final: true, reason: `${ipv6} in ip:allow ${hitText(hit)}` }
+  // A repeat peer brings the same hit (the peer list cache's) every time: its decision,
+  // immutable, is made once per hit and peer and kept as long as the hit is.
+  const last = trustedByHit.get(hit)
+  if (last?.ipv6 === ipv6) return last.decision
+  const decision: Decision = Object.freeze({ verdict: 'trusted', rule: 'ip:allow', final: true, reason: `${ipv6} in ip:allow ${hitText(hit)}` })
+  trustedByHit.set(hit, { ipv6, decision })
+  return decision
 }
+
+/** The last decision trustedPeer made for a hit, and for which peer (see there). */
+const trustedByHit = new WeakMap<Hit, { ipv6: string; decision: Decision }>()
 
 /** `answers` is null when the store failed: an IPv6 peer then gets a 4xx, never an accept. */
 export function decideRcpt(f: RcptFacts, answers: (Known & LookupReply) | null, cfg: PolicyConfig): Decision {
@@ -300,7 +318,8 @@ export function acceptedTogether(recipients: readonly Decision[]): Decision | nu
     else if (d.verdict !== 'trusted') return null
   }
   weakest ??= recipients[0]
-  return weakest ? { ...weakest, final: true } : null
+  if (!weakest) return null
+  return weakest.final ? weakest : { ...weakest, final: true }
 }
 
 /** Text from the peer made safe for a log line or a reply: printable ASCII, bounded. */

@@ -59,7 +59,11 @@ interface TxnState {
   /** The peer, as screened at rcpt: a peer this plugin judges. */
   ipv6: string
   known: Known
-  recipients: Map<string, RecipientState>
+  /**
+   * What rcpt decided for each recipient, by Haraka's address object (the one rcpt_to
+   * holds after DATA; see recipientState for one it does not).
+   */
+  recipients: Map<HarakaAddress, RecipientState>
   /** Peer-level greenlisting found at rcpt: a basis for every recipient after DATA. */
   peerGreen?: Decision
   /** The last-resort SPF evaluation, started by the first RCPT (null: not needed). */
@@ -93,8 +97,12 @@ interface ConnNotes {
  */
 const txnNotesOf = new WeakMap<Transaction, TxnNotes>()
 const connNotesOf = new WeakMap<Connection, ConnNotes>()
-/** Transactions whose peer rcpt screened out (IPv4, relaying, authenticated, private): not ours to judge. */
-const skippedTxns = new WeakSet<Transaction>()
+/**
+ * The notes of a transaction whose peer rcpt screened out (IPv4, relaying, authenticated,
+ * private): not ours to judge. One shared, frozen object, kept in txnNotesOf like any
+ * other transaction's notes: one lookup tells a hook both whether to leave and what it knows.
+ */
+const SKIPPED: TxnNotes = Object.freeze({})
 
 /** The entry of `key` in `map`, made empty on first use. */
 function notesOf<K extends object, V extends object>(map: WeakMap<K, V>, key: K): V {
@@ -239,10 +247,26 @@ export function shutdown(this: Plugin): void {
   this.store = null
 }
 
-function state(txn: Transaction, ipv6: string): TxnState {
-  const n = txnNotes(txn)
+/** The transaction's state, made at its first RCPT; `notes`: what txnNotesOf holds for it (looked up by the caller). */
+function state(txn: Transaction, ipv6: string, notes: TxnNotes | undefined): TxnState {
+  let n = notes
+  if (!n) txnNotesOf.set(txn, (n = {}))
   n.state ??= { ipv6, known: {}, recipients: new Map() }
   return n.state
+}
+
+/**
+ * What rcpt decided for a recipient of rcpt_to: found by Haraka's address object (the
+ * one its RCPT hook was given), else (an object rcpt did not see, e.g. one a later plugin
+ * made) by the address, the last RCPT of that address.
+ */
+function recipientState(s: TxnState, addr: HarakaAddress): RecipientState | undefined {
+  const same = s.recipients.get(addr)
+  if (same) return same
+  const id = rcptId(addr)
+  let found: RecipientState | undefined
+  for (const [seen, r] of s.recipients) if (rcptId(seen) === id) found = r
+  return found
 }
 
 /**
@@ -342,7 +366,7 @@ function resultsEntry(phase: string, d: Decision, line: string): Record<string, 
  * after DATA are counted and logged at debug, their line made only if debug is logged.
  */
 function record(plugin: Plugin, connection: Connection, phase: string, d: Decision, o: RecordOptions, subject?: string): void {
-  if (plugin.store) plugin.store.count([`${phase}.${d.verdict}.${d.rule}`])
+  if (plugin.store) plugin.store.count(counterOf(phase, d))
   if (o.repeat || o.quiet) return connection.logdebug(plugin, new DebugLine(phase, d, o, subject))
   const line = decisionLine(phase, d, o, subject)
   const txn = connection.transaction
@@ -353,6 +377,21 @@ function record(plugin: Plugin, connection: Connection, phase: string, d: Decisi
   }
   connection.loginfo(plugin, line)
 }
+
+/**
+ * The counter of a kind of decision (phase, verdict, rule), as the one-field list
+ * ListStore.count takes: made once per kind, the same (frozen) list every time after.
+ */
+function counterOf(phase: string, d: Decision): readonly string[] {
+  let byVerdict = counters.get(phase)
+  if (!byVerdict) counters.set(phase, (byVerdict = new Map()))
+  let byRule = byVerdict.get(d.verdict)
+  if (!byRule) byVerdict.set(d.verdict, (byRule = new Map()))
+  let fields = byRule.get(d.rule)
+  if (!fields) byRule.set(d.rule, (fields = Object.freeze([`${phase}.${d.verdict}.${d.rule}`])))
+  return fields
+}
+const counters = new Map<string, Map<string, Map<string, readonly string[]>>>()
 
 /** No options: the line of a skip has no time, signals or extra fields. */
 const NO_OPTIONS: RecordOptions = Object.freeze({})
@@ -529,19 +568,21 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
 
 function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: unknown[]): void {
   const txn = connection.transaction
+  if (!txn) return next()
   // A peer screened out at the first RCPT stays out for the transaction (as after DATA).
-  if (!txn || skippedTxns.has(txn)) return next()
+  const notes = txnNotesOf.get(txn)
+  if (notes === SKIPPED) return next()
   const screen = screenPeer(peerFacts(connection), plugin.cfg.policy)
   if ('skip' in screen) {
     // Left alone (IPv4, relaying, authenticated, private): a debug line once per
     // transaction, nothing else read, kept, recorded or counted.
-    skippedTxns.add(txn)
+    txnNotesOf.set(txn, SKIPPED)
     logSkip(plugin, connection, screen.skip)
     return next()
   }
   const start = performance.now()
   const rcptAddr = params[0] as Transaction['rcpt_to'][number]
-  const s = state(txn, screen.ipv6)
+  const s = state(txn, screen.ipv6, notes)
   if (s.known.ipAllow === undefined) probePeerCache(plugin, s.known, screen.ipv6)
   // A peer in ip:allow (the list cache knows it, or an earlier RCPT asked Redis) is trusted
   // for every recipient whatever SPF, the sender or the DNS signals say: decided here, with
@@ -617,15 +658,16 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
 
 /** A recipient's RCPT verdict: kept for data_post, recorded (results, log line, counter). */
 function settleRcpt(plugin: Plugin, connection: Connection, s: TxnState, addr: HarakaAddress, rcpt: Mailbox | null, d: Decision, o: RecordOptions): void {
-  s.recipients.set(rcptId(addr), { rcpt, prior: d })
+  s.recipients.set(addr, { rcpt, prior: d })
   record(plugin, connection, 'rcpt', d, o, ` <${rcpt?.address ?? '?'}>`)
 }
 
 function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void {
   const txn = connection.transaction
-  // A peer screened out at rcpt (IPv4, relaying, authenticated, private) stays out.
-  if (!txn || skippedTxns.has(txn)) return next()
+  if (!txn) return next()
   const n = txnNotesOf.get(txn)
+  // A peer screened out at rcpt (IPv4, relaying, authenticated, private) stays out.
+  if (n === SKIPPED) return next()
   const start = performance.now()
   // Read at entry: the data_post hooks still to run after this one.
   const filtersAfter = laterHooks(connection)
@@ -635,7 +677,7 @@ function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void 
   if (!s) {
     const screen = screenPeer(peerFacts(connection), plugin.cfg.policy)
     if ('skip' in screen) return next()
-    s = state(txn, screen.ipv6)
+    s = state(txn, screen.ipv6, n)
   }
   const ipv6 = s.ipv6
   // Every recipient trusted or green for good at rcpt (an allow-listed peer, say): the
@@ -649,7 +691,7 @@ function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void 
   // is undecided, never trusted.
   const recipients = txn.rcpt_to.map(
     (r): RecipientState =>
-      s.recipients.get(rcptId(r)) ?? {
+      recipientState(s, r) ?? {
         rcpt: mailbox(r, plugin.cfg.recipientDelimiter),
         prior: { verdict: 'pending', rule: 'none', final: false, reason: 'not seen at rcpt' },
       },
@@ -728,7 +770,7 @@ function acceptedAtRcpt(s: TxnState, rcptTo: HarakaAddress[]): Decision | null {
   if (rcptTo.length === 0) return null
   const priors: Decision[] = []
   for (const r of rcptTo) {
-    const prior = s.recipients.get(rcptId(r))?.prior
+    const prior = recipientState(s, r)?.prior
     if (!prior?.final) return null
     priors.push(prior)
   }

@@ -7,9 +7,12 @@ import {
   decideRcpt,
   planData,
   planRcpt,
+  rememberAnswers,
   screenPeer,
+  trustedPeer,
   type DataFacts,
   type Decision,
+  type Known,
   type PeerFacts,
   type PolicyConfig,
   type RcptFacts,
@@ -99,6 +102,38 @@ describe('decide: decideRcpt', () => {
   it('says which entry matched, with its note', () => {
     const d = decideRcpt(rcptFacts(null, 'a@x.test'), { ipAllow: hit('2001:db8:7::/48', 'partner') }, CFG)
     assert.match(d.reason, /2001:db8:7::\/48 \("partner"\)/)
+  })
+})
+
+describe('decide: trustedPeer and rememberAnswers', () => {
+  it('trustedPeer: one (frozen) decision per hit and peer, made again for another peer of the same hit', () => {
+    const h = hit('2001:db8:7::/48', 'partner')
+    const a = trustedPeer('2001:db8:7::1', h)
+    assert.equal(trustedPeer('2001:db8:7::1', h), a, 'the same peer and hit: the same decision')
+    assert.ok(Object.isFrozen(a))
+    const b = trustedPeer('2001:db8:7::2', h)
+    assert.match(b.reason, /^2001:db8:7::2 in ip:allow 2001:db8:7::\/48 \("partner"\)$/)
+    assert.match(trustedPeer('2001:db8:7::1', h).reason, /^2001:db8:7::1 in ip:allow /, 'back to the first peer: its own reason')
+    assert.match(trustedPeer('2001:db8:7::1', hit('2001:db8:7::/48', 'other note')).reason, /\("other note"\)$/, 'another hit: its own text')
+  })
+
+  it('rememberAnswers keeps every field of Known that a reply has, and leaves the others', () => {
+    // Required<Known>: a field added to Known must be added here (and to rememberAnswers).
+    const all: Required<Known> = {
+      ipAllow: hit('2001:db8:7::/48'),
+      domainAllow: null,
+      ipGreen: hit('2001:db8:7::/64'),
+      hostGreen: hit('mail.x.test'),
+      asnGreen: null,
+      domainGreen: hit('x.test'),
+      history: [null],
+    }
+    const known: Known = {}
+    rememberAnswers(known, { ...all, books: ['a@x.test'] })
+    assert.deepEqual(known, all, 'books are per recipient: not kept')
+    const kept: Known = { ipAllow: null, ipGreen: hit('2001:db8:7::/64') }
+    rememberAnswers(kept, { domainAllow: hit('x.test') })
+    assert.deepEqual(kept, { ipAllow: null, ipGreen: hit('2001:db8:7::/64'), domainAllow: hit('x.test') }, 'fields the reply lacks stay as they were')
   })
 })
 

@@ -75,7 +75,7 @@ export class FakeStore implements ListStore {
     return this.spfGuesses.get(domain) ?? null
   }
 
-  count(fields: string[]): void {
+  count(fields: readonly string[]): void {
     this.counted.push(...fields)
   }
 

@@ -145,6 +145,23 @@ describe('mx6-receive plugin glue', () => {
     }
   })
 
+  it("a recipient is found after DATA by Haraka's address object its RCPT was given, also when a later plugin rewrote it in place", async () => {
+    const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
+    setSpf(conn, 'Pass', 'other.test')
+    // Trusted at RCPT by the recipient's own address book: a verdict about bob only.
+    store.books.set('bob@rcpt.test', new Set(['a@other.test']))
+    // As Haraka does: the object the rcpt hook gets is the one rcpt_to holds.
+    const bob = new Address('<bob@rcpt.test>')
+    conn.transaction.rcpt_to = [bob]
+    await fixtures.callRcpt(plugin, conn, bob)
+    assert.equal(conn.transaction.results.get('mx6-receive').rule, 'book')
+    // An alias plugin after mx6-receive rewrites the recipient in place.
+    bob.user = 'robert'
+    assert.equal((await fixtures.callDataPost(plugin, conn)).rc, OK, 'the recipient keeps its RCPT verdict: trusted, decided at once')
+    assert.equal(store.requests.length, 1, 'nothing asked after DATA')
+    assert.deepEqual(store.counted, ['rcpt.trusted.book', 'data_post.trusted.book'])
+  })
+
   it('the first RCPT asks the peer lists and the rest in one request; later recipients reuse the answers', async () => {
     const { plugin, store, conn } = setup('2001:db8:7::10', 'a@other.test')
     setSpf(conn, 'Pass', 'other.test')
