@@ -151,16 +151,23 @@ function hitText(h: Hit): string {
  * (the first rule of decideRcpt, and all of it for such a peer).
  */
 export function trustedPeer(ipv6: string, hit: Hit): Decision {
-  // A repeat peer brings the same hit (the peer list cache's) every time: its decision,
-  // immutable, is made once per hit and peer and kept as long as the hit is.
+  return { verdict: 'trusted', rule: 'ip:allow', final: true, reason: `${ipv6} in ip:allow ${hitText(hit)}` }
+}
+
+/**
+ * trustedPeer for a hit that is kept and handed out again (the peer list cache's, which a
+ * repeat peer brings every time): the decision, immutable, is made once per hit and peer
+ * and kept as long as the hit is. (A hit of a fresh Redis reply is used once: trustedPeer.)
+ */
+export function trustedRepeatPeer(ipv6: string, hit: Hit): Decision {
   const last = trustedByHit.get(hit)
   if (last?.ipv6 === ipv6) return last.decision
-  const decision: Decision = Object.freeze({ verdict: 'trusted', rule: 'ip:allow', final: true, reason: `${ipv6} in ip:allow ${hitText(hit)}` })
+  const decision = Object.freeze(trustedPeer(ipv6, hit))
   trustedByHit.set(hit, { ipv6, decision })
   return decision
 }
 
-/** The last decision trustedPeer made for a hit, and for which peer (see there). */
+/** The last decision trustedRepeatPeer made for a hit, and for which peer (see there). */
 const trustedByHit = new WeakMap<Hit, { ipv6: string; decision: Decision }>()
 
 /** `answers` is null when the store failed: an IPv6 peer then gets a 4xx, never an accept. */

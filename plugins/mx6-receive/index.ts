@@ -29,7 +29,7 @@ import {
   printable,
   rememberAnswers,
   screenPeer,
-  trustedPeer,
+  trustedRepeatPeer,
   type DataFacts,
   type Decision,
   type Known,
@@ -588,7 +588,7 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
   // for every recipient whatever SPF, the sender or the DNS signals say: decided here, with
   // nothing else read or started (no last-resort SPF guess, no lookup, no promise).
   if (s.known.ipAllow) {
-    settleRcpt(plugin, connection, s, rcptAddr, mailbox(rcptAddr, plugin.cfg.recipientDelimiter), trustedPeer(screen.ipv6, s.known.ipAllow), { start })
+    settleRcpt(plugin, connection, s, rcptAddr, mailbox(rcptAddr, plugin.cfg.recipientDelimiter), trustedRepeatPeer(screen.ipv6, s.known.ipAllow), { start })
     return next()
   }
   if (s.spfGuess === undefined) s.spfGuess = lastResortSpf(plugin, connection, txn, screen.ipv6)

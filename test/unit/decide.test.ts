@@ -9,7 +9,7 @@ import {
   planRcpt,
   rememberAnswers,
   screenPeer,
-  trustedPeer,
+  trustedRepeatPeer,
   type DataFacts,
   type Decision,
   type Known,
@@ -106,15 +106,16 @@ describe('decide: decideRcpt', () => {
 })
 
 describe('decide: trustedPeer and rememberAnswers', () => {
-  it('trustedPeer: one (frozen) decision per hit and peer, made again for another peer of the same hit', () => {
+  it('trustedRepeatPeer: one (frozen) decision per hit and peer, made again for another peer of the same hit', () => {
     const h = hit('2001:db8:7::/48', 'partner')
-    const a = trustedPeer('2001:db8:7::1', h)
-    assert.equal(trustedPeer('2001:db8:7::1', h), a, 'the same peer and hit: the same decision')
+    const a = trustedRepeatPeer('2001:db8:7::10', h)
+    assert.equal(trustedRepeatPeer('2001:db8:7::10', h), a, 'the same peer and hit: the same decision')
     assert.ok(Object.isFrozen(a))
-    const b = trustedPeer('2001:db8:7::2', h)
+    assert.deepEqual(a, decideRcpt(rcptFacts(null, 'a@x.test'), { ipAllow: h }, CFG), "decideRcpt's decision for the same peer and hit")
+    const b = trustedRepeatPeer('2001:db8:7::2', h)
     assert.match(b.reason, /^2001:db8:7::2 in ip:allow 2001:db8:7::\/48 \("partner"\)$/)
-    assert.match(trustedPeer('2001:db8:7::1', h).reason, /^2001:db8:7::1 in ip:allow /, 'back to the first peer: its own reason')
-    assert.match(trustedPeer('2001:db8:7::1', hit('2001:db8:7::/48', 'other note')).reason, /\("other note"\)$/, 'another hit: its own text')
+    assert.match(trustedRepeatPeer('2001:db8:7::10', h).reason, /^2001:db8:7::10 in ip:allow /, 'back to the first peer: its own reason')
+    assert.match(trustedRepeatPeer('2001:db8:7::10', hit('2001:db8:7::/48', 'other note')).reason, /\("other note"\)$/, 'another hit: its own text')
   })
 
   it('rememberAnswers keeps every field of Known that a reply has, and leaves the others', () => {
