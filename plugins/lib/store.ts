@@ -320,6 +320,11 @@ export class RedisListStore implements ListStore {
 
   cached(req: LookupRequest): LookupReply | undefined {
     if (!this.cache?.enabled || !onlyCachedLists(req)) return undefined
+    // domain:allow alone (the after-DATA check of an authenticated domain): its one cache entry.
+    if (!req.ipCandidates?.length && !req.ipGreenCandidates?.length && req.domainCandidates?.length) {
+      const hits = this.cache.get(domainCacheKey(req.domainCandidates))
+      return hits === undefined ? undefined : { domainAllow: hits[0] ?? null }
+    }
     const { ipCalls, cached, domain } = this.cachedParts(req)
     if (!cached.every((c) => c !== undefined) || (req.domainCandidates?.length && !domain.hits)) return undefined
     const reply: LookupReply = {}

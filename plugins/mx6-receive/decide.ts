@@ -232,20 +232,37 @@ export function alignedDomains(f: DataFacts, mode: Alignment): string[] {
   return [...new Set(auth.filter((d) => aligned(d, fromDomain, mode)))]
 }
 
-export function planData(f: DataFacts, cfg: PolicyConfig): LookupRequest {
-  const req: LookupRequest = {}
-  const open = f.recipients.filter(needsCheck)
-  if (open.length === 0 || !('mailbox' in f.from)) return req
+/** The domains an authenticated From makes eligible after DATA, and their list candidates. */
+export interface DataDomains {
+  /** The From domain and the passing SPF/DKIM domains aligned with it. */
+  domains: string[]
+  /** Their parent-domain candidates, asked of domain:allow and domain:green alike. */
+  candidates: string[]
+}
+
+/**
+ * The domains a message's lookups after DATA are about; null when there is nothing to ask
+ * (no recipient left open, no usable From, or no passing domain aligned with it).
+ */
+export function dataDomains(f: DataFacts, cfg: PolicyConfig): DataDomains | null {
+  if (!('mailbox' in f.from) || !f.recipients.some(needsCheck)) return null
   const authd = alignedDomains(f, cfg.alignment)
-  if (authd.length === 0) return req
-  const from = f.from.mailbox
+  if (authd.length === 0) return null
   // The From domain is authenticated through an aligned identifier (DMARC), so
   // it and the aligned identifiers themselves may match domain:allow entries.
-  const domains = [from.domain, ...authd]
+  const domains = [f.from.mailbox.domain, ...authd]
+  return { domains, candidates: allCandidates(domains) }
+}
+
+/** What to ask after DATA; `eligible`: dataDomains' answer, when the caller has it already. */
+export function planData(f: DataFacts, cfg: PolicyConfig, eligible: DataDomains | null = dataDomains(f, cfg)): LookupRequest {
+  const req: LookupRequest = {}
+  if (!eligible || !('mailbox' in f.from)) return req
   // domain:allow and domain:green are asked for the same candidates (read-only, shared).
-  req.domainCandidates = allCandidates(domains)
-  Object.assign(req, planDomainGreen(domains, cfg.green, req.domainCandidates))
-  const owners = bookOwners(open)
+  req.domainCandidates = eligible.candidates
+  Object.assign(req, planDomainGreen(eligible.domains, cfg.green, req.domainCandidates))
+  const owners = bookOwners(f.recipients.filter(needsCheck))
+  const from = f.from.mailbox
   if (owners.length > 0) req.books = owners.map((owner) => ({ owner, members: bookMembers(from) }))
   return req
 }

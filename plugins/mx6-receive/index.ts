@@ -22,6 +22,7 @@ import { BOOLEANS, CONFIG_FILE, peerResolver, readReceiveConfig, type Ini, type 
 import {
   acceptedTogether,
   alignedDomains,
+  dataDomains,
   decideData,
   decideRcpt,
   planData,
@@ -724,12 +725,13 @@ function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void 
   // Every recipient was decided at rcpt, not all accepted (acceptedAtRcpt took the rest):
   // nothing to look up, the verdict stands (at once).
   if (!open) return finish(decideData(facts, {}, plugin.cfg.policy).message)
-  const req = planData(facts, plugin.cfg.policy)
+  const eligible = dataDomains(facts, plugin.cfg.policy)
   // An authenticated domain in domain:allow decides every open recipient, whatever the
   // books, green lists and DNS signals say: when the list cache knows it is listed, that
-  // is all (at once, without waiting for the peer's DNS lookups).
-  const listed = req.domainCandidates && connect(plugin).cached?.({ domainCandidates: req.domainCandidates })
+  // is all (at once, before the other lookups are planned or the peer's DNS lookups waited for).
+  const listed = eligible && connect(plugin).cached?.({ domainCandidates: eligible.candidates })
   if (listed?.domainAllow) return finish(decideData(facts, listed, plugin.cfg.policy).message)
+  const req = planData(facts, plugin.cfg.policy, eligible)
   const green = plugin.cfg.policy.green
   const decide = (signals: PeerSignals | undefined): Promise<void> | undefined => {
     // One pipeline: the message's lookups and, for a peer not yet green, the DNS-based green lists.
