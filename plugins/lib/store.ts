@@ -320,15 +320,15 @@ export class RedisListStore implements ListStore {
 
   cached(req: LookupRequest): LookupReply | undefined {
     if (!this.cache?.enabled || !onlyCachedLists(req)) return undefined
-    // domain:allow alone (the after-DATA check of an authenticated domain): its one cache entry.
-    if (!req.ipCandidates?.length && !req.ipGreenCandidates?.length && req.domainCandidates?.length) {
-      const hits = this.cache.get(domainCacheKey(req.domainCandidates))
-      return hits === undefined ? undefined : { domainAllow: hits[0] ?? null }
-    }
-    const { ipCalls, cached, domain } = this.cachedParts(req)
-    if (!cached.every((c) => c !== undefined) || (req.domainCandidates?.length && !domain.hits)) return undefined
+    const domain = this.cachedDomain(req)
+    if (domain.key && !domain.hits) return undefined
     const reply: LookupReply = {}
-    ipCalls.forEach((call, j) => takeHits(reply, call, cached[j]!))
+    // The peer's lists, when asked (the plugin asks them by address: cachedPeer).
+    if (req.ipCandidates?.length || req.ipGreenCandidates?.length) {
+      const { ipCalls, cached } = this.cachedParts(req)
+      if (!cached.every((c) => c !== undefined)) return undefined
+      ipCalls.forEach((call, j) => takeHits(reply, call, cached[j]!))
+    }
     if (domain.hits) reply.domainAllow = domain.hits[0] ?? null
     return reply
   }
@@ -345,12 +345,12 @@ export class RedisListStore implements ListStore {
   }
 
   /**
-   * The script calls for the peer's CIDR lists and the domain:allow lookup, with their
-   * list cache keys and the answers the cache holds. ip:allow and ip:green share the
-   * peer's candidates: one call for both on a single Redis (ip:green is skipped when
-   * ip:allow hits); one per hash on a Cluster (the two keys live in different slots).
+   * The script calls for the peer's CIDR lists, with their list cache keys and the answers
+   * the cache holds. ip:allow and ip:green share the peer's candidates: one call for both
+   * on a single Redis (ip:green is skipped when ip:allow hits); one per hash on a Cluster
+   * (the two keys live in different slots).
    */
-  private cachedParts(req: LookupRequest): { ipCalls: PeerCall[]; cacheKeys: string[]; cached: Array<ScriptHits | undefined>; domain: { key: string; hits: ScriptHits | undefined } } {
+  private cachedParts(req: LookupRequest): { ipCalls: PeerCall[]; cacheKeys: string[]; cached: Array<ScriptHits | undefined> } {
     const k = this.keys
     const ipKeys: PeerCall = []
     if (req.ipCandidates?.length) ipKeys.push(['ipAllow', k.ipAllow, req.ipCandidates])
@@ -360,14 +360,14 @@ export class RedisListStore implements ListStore {
     // Answers of earlier script calls for the same peer, while Redis vouches that the hashes did not change.
     const cache = this.cache
     const cacheKeys = cache ? ipCalls.map((call) => peerCacheKey(call.length === 2 ? 0 : call[0][0] === 'ipAllow' ? 1 : 2, call[0][2][0])) : []
+    return { ipCalls, cacheKeys, cached: ipCalls.map((_, j) => (cache ? cache.get(cacheKeys[j]) : undefined)) }
+  }
+
+  /** The domain:allow lookup's list cache key ('' when none) and the answer the cache holds. */
+  private cachedDomain(req: LookupRequest): { key: string; hits: ScriptHits | undefined } {
     // domain:allow changes as seldom as the peer lists: cached the same way.
-    const domainKey = cache && req.domainCandidates?.length ? domainCacheKey(req.domainCandidates) : ''
-    return {
-      ipCalls,
-      cacheKeys,
-      cached: ipCalls.map((_, j) => (cache ? cache.get(cacheKeys[j]) : undefined)),
-      domain: { key: domainKey, hits: domainKey ? cache?.get(domainKey) : undefined },
-    }
+    const key = this.cache && req.domainCandidates?.length ? domainCacheKey(req.domainCandidates) : ''
+    return { key, hits: key ? this.cache?.get(key) : undefined }
   }
 
   async lookup(req: LookupRequest): Promise<LookupReply> {
@@ -377,7 +377,8 @@ export class RedisListStore implements ListStore {
     const k = this.keys
     const cache = this.cache
     // Script calls the cache answers are not sent: a repeat peer with nothing else to ask costs no round trip.
-    const { ipCalls, cacheKeys, cached, domain } = this.cachedParts(req)
+    const { ipCalls, cacheKeys, cached } = this.cachedParts(req)
+    const domain = this.cachedDomain(req)
     const reply: LookupReply = {}
     const token = cache?.token() ?? null
     ipCalls.forEach((call, j) => {
