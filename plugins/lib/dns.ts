@@ -197,10 +197,21 @@ export class CachingResolver {
     return this.cache.size
   }
 
-  /** The answer the cache holds for this name and type, if any and not expired (no query). */
-  cached(name: string, type: 'AAAA' | 'PTR' | 'TXT'): Lookup<string> | undefined {
+  /**
+   * The answer the cache holds for this name and type, if any and not expired (no query).
+   * `until`, when given, is lowered to the answer's expiry (ms, the cache's clock): what is
+   * computed from several answers holds until the first of them expires.
+   */
+  cached(name: string, type: 'AAAA' | 'PTR' | 'TXT', until?: { at: number }): Lookup<string> | undefined {
     const hit = this.cache.get(`${type} ${name.toLowerCase()}`)
-    return hit && hit.expires > this.now() ? (hit.value as Lookup<string>) : undefined
+    if (!hit || hit.expires <= this.now()) return undefined
+    if (until && hit.expires < until.at) until.at = hit.expires
+    return hit.value as Lookup<string>
+  }
+
+  /** Whether a time from `cached`'s `until` (ms, the cache's clock) is still to come. */
+  before(at: number): boolean {
+    return this.now() < at
   }
 
   private async lookup(name: string, type: RrType): Promise<Lookup<Parsed>> {

@@ -39,13 +39,15 @@ import {
   type SpfFact,
 } from './decide'
 import { peerGreen, planPeerGreen } from './green'
-import { gatherPeerSignals, matchHelo, type PeerSignals } from './peer-signals'
+import { matchHelo, PeerSignalsMemo, type PeerSignals } from './peer-signals'
 import { evaluateGuess, type GuessResult } from './spf-guess'
 import { dkimPassDomains, fromFact, mailbox, peerFacts, rcptId, spfFact } from './facts'
 
 interface Plugin extends PluginBase {
   cfg: ReceiveConfig
   resolver: CachingResolver
+  /** The peer signals memo and the settings it was made for (see signalsSource). */
+  signalsMemo?: { cfg: ReceiveConfig; memo: PeerSignalsMemo }
   store: ListStore | null
   storeSettings: string
   lintTimer: NodeJS.Timeout | null
@@ -312,9 +314,9 @@ interface RecordOptions {
   repeat?: boolean
 }
 
-/** The peer signals in a few words, for a decision's log line. */
+/** The peer signals in a few words, for a decision's log line (made once per result of withHelo). */
 function signalsText(p: PeerSignals): string {
-  return ` [peer signals: fcrdns ${p.fcrdns.outcome} (${p.fcrdns.detail}); asn ${p.asn.outcome} (${p.asn.detail})]`
+  return signalsTexts.get(p) ?? ` [peer signals: fcrdns ${p.fcrdns.outcome} (${p.fcrdns.detail}); asn ${p.asn.outcome} (${p.asn.detail})]`
 }
 
 /**
@@ -449,22 +451,43 @@ function deferReply(plugin: Plugin): unknown {
   return reply
 }
 
-/** Starts the peer's DNS lookups (FCrDNS, origin AS) once per connection; null when none is enabled. */
-function startPeerSignals(plugin: Plugin, connection: Connection, ipv6: string): Promise<PeerSignals> | null {
+/**
+ * Where the peer's DNS signals come from: the memo of the current resolver and settings
+ * (made anew after a config reload); null when no DNS signal is enabled.
+ */
+function signalsSource(plugin: Plugin): PeerSignalsMemo | null {
   const g = plugin.cfg.policy.green
   if (!g.fcrdns && !g.hostGreen && !g.asn) return null
+  const m = plugin.signalsMemo
+  if (m && m.cfg === plugin.cfg && m.memo.dns === plugin.resolver) return m.memo
+  const memo = new PeerSignalsMemo(plugin.resolver, { fcrdns: g.fcrdns || g.hostGreen, asn: g.asn, asnZone: plugin.cfg.signals.asnZone })
+  plugin.signalsMemo = { cfg: plugin.cfg, memo }
+  return memo
+}
+
+/**
+ * Starts the peer's DNS lookups (FCrDNS, origin AS) once per connection: the connection's
+ * notes, which hold them; null when none is enabled. A peer whose answers are all cached
+ * has its signals at once (no promise).
+ */
+function startPeerSignals(plugin: Plugin, connection: Connection, ipv6: string): ConnNotes | null {
+  const source = signalsSource(plugin)
+  if (!source) return null
   const n = connNotes(connection)
-  let p = n.signals
-  if (!p) {
-    p = gatherPeerSignals(ipv6, plugin.resolver, { fcrdns: g.fcrdns || g.hostGreen, asn: g.asn, asnZone: plugin.cfg.signals.asnZone })
-    // Kept once settled, so a later hook can go on without waiting on the promise.
-    p.then(
-      (dnsPart) => (n.signalsDone = dnsPart),
-      () => undefined,
-    )
-    n.signals = p
+  if (n.signalsDone || n.signals) return n
+  const known = source.cached(ipv6)
+  if (known) {
+    n.signalsDone = known
+    return n
   }
-  return p
+  const p = source.gather(ipv6)
+  // Kept once settled, so a later hook can go on without waiting on the promise.
+  p.then(
+    (dnsPart) => (n.signalsDone = dnsPart),
+    () => undefined,
+  )
+  n.signals = p
+  return n
 }
 
 /**
@@ -490,8 +513,9 @@ export function mx6_connect(this: Plugin, next: Next, connection: Connection): v
 
 /** The peer signals with this transaction's HELO applied, recorded in the connection results once. */
 async function peerSignals(plugin: Plugin, connection: Connection, ipv6: string): Promise<PeerSignals | undefined> {
-  const dnsPart = await startPeerSignals(plugin, connection, ipv6)
-  return dnsPart ? withHelo(plugin, connection, dnsPart) : undefined
+  const n = startPeerSignals(plugin, connection, ipv6)
+  if (!n) return undefined
+  return withHelo(plugin, connection, n, n.signalsDone ?? (await n.signals!))
 }
 
 /**
@@ -499,21 +523,46 @@ async function peerSignals(plugin: Plugin, connection: Connection, ipv6: string)
  * lookups (started here if not yet) are still on their way.
  */
 function settledPeerSignals(plugin: Plugin, connection: Connection, ipv6: string): PeerSignals | null | undefined {
-  if (!startPeerSignals(plugin, connection, ipv6)) return null
-  const dnsPart = connNotes(connection).signalsDone
-  return dnsPart && withHelo(plugin, connection, dnsPart)
+  const n = startPeerSignals(plugin, connection, ipv6)
+  if (!n) return null
+  return n.signalsDone && withHelo(plugin, connection, n, n.signalsDone)
 }
 
-function withHelo(plugin: Plugin, connection: Connection, dnsPart: PeerSignals): PeerSignals {
-  const signals = { ...dnsPart, fcrdns: matchHelo(dnsPart.fcrdns, connection.hello?.host, plugin.cfg.signals.heloMatch) }
-  const n = connNotes(connection)
-  n.fcrdnsName = signals.fcrdns.confirmed[0] ?? ''
+/** A peer's signals with a HELO name applied: the signals, their words for the log line and their connection results entry. */
+interface HeloApplied {
+  helo: string | undefined
+  mode: ReceiveConfig['signals']['heloMatch']
+  signals: PeerSignals
+  entry: Readonly<Record<string, string>>
+}
+
+/**
+ * The last HELO name applied to each DNS part of the peer signals (see withHelo): a repeat
+ * peer's connections with the same HELO share one result, its words and results entry.
+ */
+const heloApplied = new WeakMap<PeerSignals, HeloApplied>()
+/** The words of each peer signals result withHelo made (see signalsText). */
+const signalsTexts = new WeakMap<PeerSignals, string>()
+
+function withHelo(plugin: Plugin, connection: Connection, n: ConnNotes, dnsPart: PeerSignals): PeerSignals {
+  const helo = connection.hello?.host
+  const mode = plugin.cfg.signals.heloMatch
+  let a = heloApplied.get(dnsPart)
+  if (!a || a.helo !== helo || a.mode !== mode) {
+    const signals: PeerSignals = Object.freeze({ fcrdns: matchHelo(dnsPart.fcrdns, helo, mode), asn: dnsPart.asn })
+    const text = signalsText(signals)
+    signalsTexts.set(signals, text)
+    const entry = Object.freeze({ fcrdns: `${signals.fcrdns.outcome}: ${signals.fcrdns.detail}`, asn: `${signals.asn.outcome}: ${signals.asn.detail}`, human: `peer signals:${text}` })
+    a = { helo, mode, signals, entry }
+    heloApplied.set(dnsPart, a)
+  }
+  n.fcrdnsName = a.signals.fcrdns.confirmed[0] ?? ''
   if (!n.signalsRecorded) {
     n.signalsRecorded = true
     // Logged with the decision that uses them (see signalsText).
-    connection.results.add(plugin, { fcrdns: `${signals.fcrdns.outcome}: ${signals.fcrdns.detail}`, asn: `${signals.asn.outcome}: ${signals.asn.detail}`, human: `peer signals:${signalsText(signals)}` })
+    connection.results.add(plugin, a.entry)
   }
-  return signals
+  return a.signals
 }
 
 /**

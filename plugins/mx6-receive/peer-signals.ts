@@ -4,6 +4,7 @@
 import { orgDomain } from '../lib/domain'
 import type { CachingResolver, Lookup } from '../lib/dns'
 import { classifyPeer, reverseNibbles } from '../lib/ip'
+import { setBounded } from '../lib/memo'
 
 export type Outcome = 'pass' | 'fail' | 'skip' | 'err'
 
@@ -54,14 +55,14 @@ export async function confirmedNames(ip: string, dns: CachingResolver): Promise<
 }
 
 /** The same from the resolver's cache alone (no promise); undefined when an answer is not cached. */
-function confirmedNamesCached(ip: string, dns: CachingResolver): FcrdnsResult | undefined {
-  const ptr = dns.cached(ptrName(ip), 'PTR')
+function confirmedNamesCached(ip: string, dns: CachingResolver, until?: { at: number }): FcrdnsResult | undefined {
+  const ptr = dns.cached(ptrName(ip), 'PTR', until)
   if (!ptr) return undefined
   const names = fromPtr(ptr)
   if (!Array.isArray(names)) return names
   const forward: Array<readonly [string, Lookup<string>]> = []
   for (const n of names) {
-    const a = dns.cached(n, 'AAAA')
+    const a = dns.cached(n, 'AAAA', until)
     if (!a) return undefined
     forward.push([n, a])
   }
@@ -129,14 +130,60 @@ async function querySignals(ip: string, dns: CachingResolver, cfg: SignalsConfig
 
 /**
  * The same from the resolver's cache alone, for a peer seen within the answers' TTLs:
- * no promise, no query. undefined when any answer needed is not cached.
+ * no promise, no query. undefined when any answer needed is not cached. `until`: lowered
+ * to the expiry of the first answer used to expire (see CachingResolver.cached).
  */
-export function cachedPeerSignals(ip: string, dns: CachingResolver, cfg: SignalsConfig): PeerSignals | undefined {
-  const f = cfg.fcrdns ? confirmedNamesCached(ip, dns) : SKIP_FCRDNS
+export function cachedPeerSignals(ip: string, dns: CachingResolver, cfg: SignalsConfig, until?: { at: number }): PeerSignals | undefined {
+  const f = cfg.fcrdns ? confirmedNamesCached(ip, dns, until) : SKIP_FCRDNS
   if (!f) return undefined
-  const txt = cfg.asn ? dns.cached(asnName(ip, cfg.asnZone), 'TXT') : undefined
+  const txt = cfg.asn ? dns.cached(asnName(ip, cfg.asnZone), 'TXT', until) : undefined
   if (cfg.asn && !txt) return undefined
   return { fcrdns: f, asn: txt ? fromTxt(txt) : SKIP_ASN }
+}
+
+/**
+ * The peer signals of recent peers, each computed once from the resolver's cache and
+ * kept (frozen) until the first answer it was computed from expires: a repeat peer's
+ * connection then costs one map lookup instead of building its DNS names, reading the
+ * cache and classifying the answers again. At most `max` peers (oldest dropped first);
+ * one per resolver and settings (a config reload makes both anew).
+ */
+export class PeerSignalsMemo {
+  private readonly memo = new Map<string, { signals: PeerSignals; until: number }>()
+  constructor(
+    readonly dns: CachingResolver,
+    readonly cfg: SignalsConfig,
+    private readonly max = 4096,
+  ) {}
+
+  /** The peer's signals from the memo or the resolver's cache (no promise); undefined when an answer is not cached. */
+  cached(ip: string): PeerSignals | undefined {
+    const hit = this.memo.get(ip)
+    if (hit && this.dns.before(hit.until)) return hit.signals
+    const until = { at: Infinity }
+    const signals = cachedPeerSignals(ip, this.dns, this.cfg, until)
+    if (!signals) {
+      if (hit) this.memo.delete(ip)
+      return undefined
+    }
+    const kept = freezeSignals(signals)
+    // Each new peer brings a new entry: the memo stays bounded however many there are.
+    if (hit) this.memo.delete(ip)
+    setBounded(this.memo, ip, { signals: kept, until: until.at }, this.max)
+    return kept
+  }
+
+  /** The peer's signals: from the memo or the cache at once, else looked up. */
+  gather(ip: string): Promise<PeerSignals> {
+    const known = this.cached(ip)
+    return known ? Promise.resolve(known) : querySignals(ip, this.dns, this.cfg)
+  }
+}
+
+function freezeSignals(s: PeerSignals): PeerSignals {
+  Object.freeze(s.fcrdns.confirmed)
+  Object.freeze(s.asn.asns)
+  return Object.freeze({ fcrdns: Object.freeze(s.fcrdns), asn: Object.freeze(s.asn) })
 }
 
 export interface SignalsConfig {

@@ -6,7 +6,7 @@ import { reverseNibbles } from '../../plugins/lib/ip'
 import { normaliseMailbox } from '../../plugins/lib/mailbox'
 import { decideData, decideRcpt, planRcpt, type DataFacts, type PolicyConfig, type RcptFacts } from '../../plugins/mx6-receive/decide'
 import { GREEN_DEFAULTS, historyPasses, peerGreen } from '../../plugins/mx6-receive/green'
-import { cachedPeerSignals, fcrdns, gatherPeerSignals, originAsn, type PeerSignals } from '../../plugins/mx6-receive/peer-signals'
+import { cachedPeerSignals, fcrdns, gatherPeerSignals, originAsn, PeerSignalsMemo, type PeerSignals } from '../../plugins/mx6-receive/peer-signals'
 import { evaluateGuess } from '../../plugins/mx6-receive/spf-guess'
 
 const IP = '2001:db8:7::10'
@@ -85,6 +85,51 @@ describe('green: peer signals from the resolver cache', () => {
       assert.equal(cachedPeerSignals(IP, r, opts), undefined, 'an answer past its TTL (60 s) is not used')
     })
   }
+  it('the memo computes a repeat peer once, until the first answer it used expires', async () => {
+    let t = 1_000_000
+    const ttl = (r: RawReply, s: number): RawReply => ({ ...r, answers: r.answers.map((a) => ({ ...a, ttl: s })) })
+    // PTR 300 s, AAAA 60 s, TXT 120 s: the signals hold for 60 s.
+    const zt: Zone = { [`PTR ${PTR}`]: ttl(z[`PTR ${PTR}`] as RawReply, 300), 'AAAA client.other.test': ttl(z['AAAA client.other.test'] as RawReply, 60), [`TXT ${reverseNibbles(IP)}.${zone}`]: ttl(z[`TXT ${reverseNibbles(IP)}.${zone}`] as RawReply, 120) }
+    const r = new CachingResolver(new TableDns(zt), { negativeTtl: 0, maxTtl: 3600, now: () => t })
+    const opts = { fcrdns: true, asn: true, asnZone: zone }
+    const memo = new PeerSignalsMemo(r, opts)
+    assert.equal(memo.cached(IP), undefined, 'nothing cached yet')
+    const live = await memo.gather(IP)
+    assert.equal(live.fcrdns.outcome, 'pass')
+    assert.equal(live.asn.outcome, 'pass')
+    let reads = 0
+    const cached = r.cached.bind(r)
+    r.cached = (...a: Parameters<CachingResolver['cached']>) => (reads++, cached(...a))
+    const first = memo.cached(IP)
+    assert.deepEqual(first, live)
+    assert.ok(first && Object.isFrozen(first) && Object.isFrozen(first.fcrdns) && Object.isFrozen(first.fcrdns.confirmed), 'shared, so frozen')
+    const readsOnce = reads
+    assert.ok(readsOnce > 0)
+    t += 59_000
+    assert.equal(memo.cached(IP), first, 'the same result, 59 s later')
+    assert.equal(await memo.gather(IP), first)
+    assert.equal(reads, readsOnce, 'the resolver cache was not read again')
+    t += 2_000
+    assert.equal(memo.cached(IP), undefined, 'the AAAA answer (60 s) has expired: not from the memo either')
+    assert.ok(reads > readsOnce)
+  })
+  it('the memo is bounded: the oldest peer goes first', async () => {
+    const t = 1_000_000
+    const peers = ['2001:db8:7::10', '2001:db8:7::11', '2001:db8:7::12']
+    const zb: Zone = Object.fromEntries(peers.map((ip) => [`PTR ${reverseNibbles(ip)}.ip6.arpa`, { rcode: 3, answers: [], authorities: [{ type: 6, ttl: 300, minimum: 300 }] }]))
+    const r = new CachingResolver(new TableDns(zb), { negativeTtl: 0, maxTtl: 3600, now: () => t })
+    const memo = new PeerSignalsMemo(r, { fcrdns: true, asn: false, asnZone: zone }, 2)
+    for (const ip of peers) await memo.gather(ip)
+    const kept = peers.map((ip) => memo.cached(ip))
+    let reads = 0
+    const cached = r.cached.bind(r)
+    r.cached = (...a: Parameters<CachingResolver['cached']>) => (reads++, cached(...a))
+    // The last two are in the memo; the first was dropped and is read from the resolver's cache again.
+    assert.equal(memo.cached(peers[2]), kept[2])
+    assert.equal(reads, 0)
+    assert.equal(memo.cached(peers[0])?.fcrdns.outcome, 'fail')
+    assert.equal(reads, 1)
+  })
   it('a cached NXDOMAIN for the PTR is an answer too; an uncached AAAA of a PTR name is not', async () => {
     let t = 1_000_000
     const soa = { type: 6, ttl: 300, minimum: 300 }

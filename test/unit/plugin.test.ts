@@ -303,6 +303,47 @@ describe('mx6-receive plugin glue', () => {
     }
   })
 
+  it("a repeat peer's DNS signals are computed once; each connection's HELO is applied to them, its own results entry and line", async () => {
+    const ip = '2001:db8:7::10'
+    const asked: string[] = []
+    const answer = (type: number, f: Record<string, unknown>) => ({ rcode: 0, answers: [{ type, ttl: 300, ...f }], authorities: [] })
+    const resolver = new CachingResolver(
+      {
+        query: async (name: string, type: string) => {
+          asked.push(`${type} ${name}`)
+          if (type === 'PTR') return answer(12, { domain: 'client.other.test.' })
+          if (type === 'AAAA' && name === 'client.other.test') return answer(28, { address: ip })
+          return { rcode: 3, answers: [], authorities: [] }
+        },
+      },
+      { negativeTtl: 300, maxTtl: 3600 },
+    )
+    const { plugin, store } = setup(ip, 'a@other.test')
+    plugin.resolver = resolver
+    store.peerCache = { ipAllow: null, ipGreen: null }
+    const seen: string[][] = []
+    for (const helo of ['client.other.test', 'mail.elsewhere.test', 'client.other.test']) {
+      const conn: Any = fixtures.makeConnection({ ip, mailFrom: 'a@other.test', helo })
+      conn.remote.is_private = false
+      conn.hooks_to_run = [['spamassassin', 'hook_data_post']]
+      await fixtures.callRcpt(plugin, conn, 'bob@rcpt.test')
+      for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r))
+      conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
+      setHeaderFrom(conn, 'a@other.test')
+      const lines: string[] = []
+      conn.loginfo = (_p: unknown, line: unknown) => lines.push(String(line))
+      await fixtures.callDataPost(plugin, conn)
+      const res = conn.transaction.results.get('mx6-receive')
+      seen.push([String(conn.results.get('mx6-receive')?.fcrdns), `${res.verdict} ${res.rule}`, /\[peer signals: fcrdns (\w+)/.exec(lines.join('\n'))?.[1] ?? 'no line'])
+    }
+    assert.deepEqual(seen, [
+      ['pass: forward-confirmed client.other.test matches HELO', 'green fcrdns', 'pass'],
+      ['fail: forward-confirmed client.other.test but HELO "mail.elsewhere.test" differs', 'defer none', 'fail'],
+      ['pass: forward-confirmed client.other.test matches HELO', 'green fcrdns', 'pass'],
+    ])
+    assert.equal(asked.length, 2, `the PTR and AAAA lookups of the first connection only: ${asked.join(', ')}`)
+  })
+
   it("keeps its own state out of Haraka's notes: connection and transaction notes have the same keys after RCPT and DATA, IPv6 (with DNS signals and a last-resort SPF guess) and IPv4", async () => {
     for (const ip of ['2001:db8:7::10', '192.0.2.10']) {
       const { plugin, store, conn } = setup(ip, 'a@nospf.test')
