@@ -218,14 +218,28 @@ export interface DataFacts {
   dkimPass: string[]
   from: FromFact
   recipients: RecipientState[]
+  /** alignedDomains' answer for these facts, kept by its first call (see there). */
+  aligned?: { mode: Alignment; domains: readonly string[] }
 }
 
 function needsCheck(r: RecipientState): boolean {
   return !r.prior.final && (r.prior.verdict === 'pending' || r.prior.verdict === 'trusted' || r.prior.verdict === 'green')
 }
 
-/** The passing SPF and DKIM domains aligned with the From domain. */
-export function alignedDomains(f: DataFacts, mode: Alignment): string[] {
+/**
+ * The passing SPF and DKIM domains aligned with the From domain. Kept in the facts by the
+ * first call for a mode (after DATA the hook asks up to three times per message: for the
+ * lookups, the decision and the follow-up record); facts are not changed once made.
+ */
+export function alignedDomains(f: DataFacts, mode: Alignment): readonly string[] {
+  const kept = f.aligned
+  if (kept?.mode === mode) return kept.domains
+  const domains = Object.freeze(findAligned(f, mode))
+  f.aligned = { mode, domains }
+  return domains
+}
+
+function findAligned(f: DataFacts, mode: Alignment): string[] {
   if (!('mailbox' in f.from)) return []
   const fromDomain = f.from.mailbox.domain
   const auth = [spfPassDomain(f.spf), ...f.dkimPass.map(canonicalDomain)].filter((d): d is string => !!d)

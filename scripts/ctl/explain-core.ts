@@ -111,7 +111,7 @@ export interface Explanation {
   guess: GuessResult | null
   from: string
   /** Passing SPF/DKIM domains aligned with the From domain. */
-  alignedDomains: string[]
+  alignedDomains: readonly string[]
   dkimPass: string[]
   peerSignals: PeerSignals | null
   /** The screen's skip decision (IPv4, private ...), or null when the policy applies. */
@@ -376,7 +376,7 @@ export async function explain(f: ExplainFacts, deps: ExplainDeps): Promise<Expla
 }
 
 /** Candidate entries, each checked by deciding again with it added. */
-async function suggest(f: ExplainFacts, s: Session, deps: ExplainDeps, ev: Evaluation, authd: string[], out: Explanation): Promise<void> {
+async function suggest(f: ExplainFacts, s: Session, deps: ExplainDeps, ev: Evaluation, authd: readonly string[], out: Explanation): Promise<void> {
   const cfg = deps.cfg
   const ipv6 = s.ipv6!
   const works = async (add: Additions): Promise<Evaluation> => evaluate(f, s, cfg, new OverlayStore(deps.store, add))
@@ -462,7 +462,7 @@ async function suggest(f: ExplainFacts, s: Session, deps: ExplainDeps, ev: Evalu
 }
 
 /** Why the domain rules, and the weaker signals, did not apply. */
-function notesWhyNot(f: ExplainFacts, s: Session, cfg: ReceiveConfig, authd: string[], out: Explanation): void {
+function notesWhyNot(f: ExplainFacts, s: Session, cfg: ReceiveConfig, authd: readonly string[], out: Explanation): void {
   const spf = s.spf
   const spfText = spf ? `spf=${spf.result}${spf.domain ? ` ${printable(spf.domain)}` : ''}${spf.guess ? ' (last-resort guess)' : ''}` : 'no SPF result (null sender)'
   if (!('mailbox' in f.from)) {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { normaliseMailbox } from '../../plugins/lib/mailbox'
 import type { LookupReply } from '../../plugins/lib/store'
 import {
+  alignedDomains,
   decideData,
   decideRcpt,
   planData,
@@ -167,6 +168,15 @@ describe('decide: planData and decideData', () => {
     const d = decideData(f, {}, CFG)
     assert.equal(d.message.verdict, 'defer')
     assert.match(d.message.reason, /not relaxed-aligned/)
+  })
+  it('the aligned domains are found once per facts and mode, and kept in the facts', () => {
+    const f = dataFacts({ spf: { result: 'pass', domain: 'bounce.allowed.test' }, dkim: ['allowed.test'], from: 'Ann@allowed.test' })
+    const relaxed = alignedDomains(f, 'relaxed')
+    assert.deepEqual(relaxed, ['bounce.allowed.test', 'allowed.test'])
+    assert.ok(Object.isFrozen(relaxed), 'kept, so frozen')
+    assert.equal(alignedDomains(f, 'relaxed'), relaxed, 'the second call answers from the facts')
+    assert.deepEqual(alignedDomains(f, 'strict'), ['allowed.test'], 'another mode is found anew')
+    assert.deepEqual(alignedDomains(dataFacts({ dkim: ['other.test'], from: 'a@allowed.test' }), 'relaxed'), [])
   })
   it('asks for the From domain, aligned identifiers and every open book in one request', () => {
     const f = dataFacts({ dkim: ['mail.allowed.test'], from: 'Ann@allowed.test', rcpts: ['bob@rcpt.test', 'eve+x@rcpt.test'], priors: [pending, provisional] })
