@@ -300,28 +300,32 @@ export function decideData(f: DataFacts, answers: LookupReply | null, cfg: Polic
   }
   const authd = alignedDomains(f, cfg.alignment)
   const fromText = 'mailbox' in f.from ? f.from.mailbox.address : `no usable From (${f.from.problem})`
-  const unauth =
-    'mailbox' in f.from && authd.length === 0
-      ? `From ${fromText} not ${cfg.alignment}-aligned with a passing SPF/DKIM domain (spf=${f.spf?.result ?? 'none'}${f.spf?.domain ? ` ${printable(f.spf.domain)}` : ''}, dkim pass=${f.dkimPass.map((d) => printable(d)).join(',') || 'none'})`
-      : fromText
+  if (authd.length === 0) {
+    // Without an aligned identifier the From is unauthenticated: no domain or book rule
+    // counts, and every open recipient takes the same verdict (the peer's green basis, else
+    // the deferral), made once for all of them.
+    const unauth =
+      'mailbox' in f.from
+        ? `From ${fromText} not ${cfg.alignment}-aligned with a passing SPF/DKIM domain (spf=${f.spf?.result ?? 'none'}${f.spf?.domain ? ` ${printable(f.spf.domain)}` : ''}, dkim pass=${f.dkimPass.map((d) => printable(d)).join(',') || 'none'})`
+        : fromText
+    const same: Decision = f.peerGreen ?? { verdict: 'defer', rule: 'none', final: true, reason: unauth }
+    return summarise(f, f.recipients.map((r) => (needsCheck(r) ? same : r.prior)))
+  }
   const members = answers.books ?? []
   const bookMember = new Map(bookOwners(open).map((owner, i) => [owner, members[i] ?? null]))
-  const dg = authd.length ? domainGreen(answers, f.now, cfg.green) : null
+  const dg = domainGreen(answers, f.now, cfg.green)
   const recipients = f.recipients.map((r): Decision => {
     if (!needsCheck(r)) return r.prior
-    // Without an aligned identifier the From is unauthenticated: no domain or book rule counts.
-    if (authd.length > 0) {
-      if (answers.domainAllow) {
-        return { verdict: 'trusted', rule: 'domain:allow', final: true, reason: `From ${fromText} authenticated via ${authd.join(',')}, domain:allow ${hitText(answers.domainAllow)}` }
-      }
-      const member = r.rcpt ? bookMember.get(r.rcpt.address) : null
-      if (member && r.rcpt) {
-        return { verdict: 'trusted', rule: 'book', final: true, reason: `authenticated From ${fromText} matches ${member} in the book of ${r.rcpt.address}` }
-      }
-      if (dg) return { verdict: 'green', rule: dg.rule, final: true, reason: `From ${fromText} authenticated via ${authd.join(',')}; ${dg.reason}` }
+    if (answers.domainAllow) {
+      return { verdict: 'trusted', rule: 'domain:allow', final: true, reason: `From ${fromText} authenticated via ${authd.join(',')}, domain:allow ${hitText(answers.domainAllow)}` }
     }
+    const member = r.rcpt ? bookMember.get(r.rcpt.address) : null
+    if (member && r.rcpt) {
+      return { verdict: 'trusted', rule: 'book', final: true, reason: `authenticated From ${fromText} matches ${member} in the book of ${r.rcpt.address}` }
+    }
+    if (dg) return { verdict: 'green', rule: dg.rule, final: true, reason: `From ${fromText} authenticated via ${authd.join(',')}; ${dg.reason}` }
     if (f.peerGreen) return f.peerGreen
-    return { verdict: 'defer', rule: 'none', final: true, reason: authd.length ? `From ${fromText} authenticated via ${authd.join(',')} but in no list` : unauth }
+    return { verdict: 'defer', rule: 'none', final: true, reason: `From ${fromText} authenticated via ${authd.join(',')} but in no list` }
   })
   return summarise(f, recipients)
 }
@@ -358,6 +362,26 @@ export function acceptedTogether(recipients: readonly Decision[]): Decision | nu
   weakest ??= recipients[0]
   if (!weakest) return null
   return weakest.final ? weakest : { ...weakest, final: true }
+}
+
+/**
+ * Each greenlisting list lookup of this transaction: hit (with the entry), miss, or not
+ * asked. Without a hit and without history the words depend only on which lists were asked
+ * (16 combinations): each is made once (see noHitSummaries).
+ */
+export function greenSummary(k: Known): string {
+  if (k.history !== undefined || k.ipGreen || k.hostGreen || k.asnGreen || k.domainGreen) return summariseGreen(k)
+  const asked = (k.ipGreen === null ? 8 : 0) | (k.hostGreen === null ? 4 : 0) | (k.asnGreen === null ? 2 : 0) | (k.domainGreen === null ? 1 : 0)
+  return (noHitSummaries[asked] ??= summariseGreen(k))
+}
+
+/** greenSummary's words for a transaction without a hit, by which of the four lists were asked. */
+const noHitSummaries: string[] = []
+
+function summariseGreen(k: Known): string {
+  const one = (name: string, h: Known['ipGreen']) => `${name}=${h === undefined ? 'n/a' : h ? `hit(${printable(h.entry, 60)})` : 'miss'}`
+  const hist = k.history === undefined ? 'n/a' : k.history.map((h) => (h ? `${h.domain}:${h.count}` : 'none')).join(',')
+  return [one('ip:green', k.ipGreen), one('host:green', k.hostGreen), one('asn:green', k.asnGreen), one('domain:green', k.domainGreen), `history=${hist}`].join(' ')
 }
 
 /** Text from the peer made safe for a log line or a reply: printable ASCII, bounded. */

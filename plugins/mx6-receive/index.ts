@@ -25,6 +25,7 @@ import {
   dataDomains,
   decideData,
   decideRcpt,
+  greenSummary,
   planData,
   planRcpt,
   printable,
@@ -835,13 +836,6 @@ function acceptedAtRcpt(s: TxnState, rcptTo: HarakaAddress[]): Decision | null {
 function laterHooks(connection: Connection): boolean {
   const rest = (connection as Connection & { hooks_to_run?: unknown[] }).hooks_to_run
   return !Array.isArray(rest) || rest.length > 0
-}
-
-/** Each greenlisting list lookup of this transaction: hit (with the entry), miss, or not asked. */
-function greenSummary(k: Known): string {
-  const one = (name: string, h: Known['ipGreen']) => `${name}=${h === undefined ? 'n/a' : h ? `hit(${printable(h.entry, 60)})` : 'miss'}`
-  const hist = k.history === undefined ? 'n/a' : k.history.map((h) => (h ? `${h.domain}:${h.count}` : 'none')).join(',')
-  return [one('ip:green', k.ipGreen), one('host:green', k.hostGreen), one('asn:green', k.asnGreen), one('domain:green', k.domainGreen), `history=${hist}`].join(' ')
 }
 
 /** The sending domain for the follow-up: the aligned, authenticated From domain, if any. */

@@ -6,6 +6,7 @@ import {
   alignedDomains,
   decideData,
   decideRcpt,
+  greenSummary,
   planData,
   planRcpt,
   rememberAnswers,
@@ -177,6 +178,32 @@ describe('decide: planData and decideData', () => {
     assert.equal(alignedDomains(f, 'relaxed'), relaxed, 'the second call answers from the facts')
     assert.deepEqual(alignedDomains(f, 'strict'), ['allowed.test'], 'another mode is found anew')
     assert.deepEqual(alignedDomains(dataFacts({ dkim: ['other.test'], from: 'a@allowed.test' }), 'relaxed'), [])
+  })
+  it('an unauthenticated From: every open recipient takes the same deferral, one decided at rcpt keeps its verdict', () => {
+    const f = dataFacts({ spf: { result: 'neutral', domain: 'other.test' }, dkim: ['Evil.test'], from: 'ceo@allowed.test', rcpts: ['bob@rcpt.test', 'eve@rcpt.test', 'ann@rcpt.test'], priors: [pending, finalTrust, provisional] })
+    const d = decideData(f, {}, CFG)
+    const reason = 'From ceo@allowed.test not relaxed-aligned with a passing SPF/DKIM domain (spf=neutral other.test, dkim pass=Evil.test)'
+    assert.deepEqual(
+      d.recipients.map((r) => `${r.verdict}/${r.rule}: ${r.reason}`),
+      [`defer/none: ${reason}`, 'trusted/ip:allow: x', `defer/none: ${reason}`],
+    )
+    assert.deepEqual([d.message.verdict, d.message.reason], ['defer', `2 of 3 recipients without basis (${reason}); whole message deferred`])
+    const noFrom = decideData(dataFacts({ from: null }), {}, CFG)
+    assert.equal(noFrom.message.reason, 'no usable From (no From header)')
+  })
+  it('the green lookups summarised: each list hit, missed or not asked; the words of a transaction without a hit are made once per combination', () => {
+    const hit = { entry: 'client.other.test', note: 'n' }
+    const rows: Array<[Known, string]> = [
+      [{}, 'ip:green=n/a host:green=n/a asn:green=n/a domain:green=n/a history=n/a'],
+      [{ ipGreen: null }, 'ip:green=miss host:green=n/a asn:green=n/a domain:green=n/a history=n/a'],
+      [{ ipGreen: null, asnGreen: null }, 'ip:green=miss host:green=n/a asn:green=miss domain:green=n/a history=n/a'],
+      [{ ipGreen: null, hostGreen: hit }, 'ip:green=miss host:green=hit(client.other.test) asn:green=n/a domain:green=n/a history=n/a'],
+      [{ ipGreen: null, history: [null] }, 'ip:green=miss host:green=n/a asn:green=n/a domain:green=n/a history=none'],
+      [{ hostGreen: null, domainGreen: null, history: [{ domain: 'other.test', count: 3, first: 1, last: 2 }] }, 'ip:green=n/a host:green=miss asn:green=n/a domain:green=miss history=other.test:3'],
+      [{ hostGreen: null, domainGreen: null }, 'ip:green=n/a host:green=miss asn:green=n/a domain:green=miss history=n/a'],
+    ]
+    // Twice, in order and reversed: an answer kept for one combination is never given for another.
+    for (const r of [...rows, ...[...rows].reverse()]) assert.equal(greenSummary(r[0]), r[1])
   })
   it('asks for the From domain, aligned identifiers and every open book in one request', () => {
     const f = dataFacts({ dkim: ['mail.allowed.test'], from: 'Ann@allowed.test', rcpts: ['bob@rcpt.test', 'eve+x@rcpt.test'], priors: [pending, provisional] })
