@@ -160,15 +160,13 @@ export class PeerSignalsMemo {
   cached(ip: string): PeerSignals | undefined {
     const hit = this.memo.get(ip)
     if (hit && this.dns.before(hit.until)) return hit.signals
+    // Expired: made again below (as the newest entry) if the resolver's cache still can.
+    if (hit) this.memo.delete(ip)
     const until = { at: Infinity }
     const signals = cachedPeerSignals(ip, this.dns, this.cfg, until)
-    if (!signals) {
-      if (hit) this.memo.delete(ip)
-      return undefined
-    }
+    if (!signals) return undefined
     const kept = freezeSignals(signals)
     // Each new peer brings a new entry: the memo stays bounded however many there are.
-    if (hit) this.memo.delete(ip)
     setBounded(this.memo, ip, { signals: kept, until: until.at }, this.max)
     return kept
   }
