@@ -58,9 +58,19 @@ export class Keys {
   attemptByMessageId(midHash: string): string {
     return `${this.prefix}fp:mid:${midHash}`
   }
-  /** Every recorded attempt (sorted set: envelope fingerprint -> time of the deferral). */
+  /**
+   * Every recorded attempt (sorted set: envelope fingerprint -> time of its first
+   * deferral), bounded: an envelope trimmed from it loses its attempt hash too.
+   */
   get attempts(): string {
     return `${this.prefix}fp:index`
+  }
+  /**
+   * Every recorded Message-ID fingerprint (sorted set: -> time of its latest deferral),
+   * bounded like attempts: one trimmed from it loses its attemptByMessageId key too.
+   */
+  get attemptMessageIds(): string {
+    return `${this.prefix}fp:midindex`
   }
   /** `address` must come from normaliseMailbox (no control characters, bounded length). */
   book(address: string): string {

@@ -66,8 +66,8 @@ export interface ListStore {
    */
   cachedPeer?(ipv6: string, green: boolean): LookupReply | undefined
   /**
-   * Records a deferred IPv6 attempt (fingerprints with a TTL, a bounded index), off the
-   * decision path; never delays or fails the caller. `make` builds the record (hashing,
+   * Records a deferred IPv6 attempt (fingerprints with a TTL, in bounded indexes whose
+   * trimmed entries are deleted with their keys), off the decision path; never delays or fails the caller. `make` builds the record (hashing,
    * field texts) when it is written: with a single Redis, together with the others of its
    * batch after the hook has answered; on a Cluster, at once. A `make` that throws loses
    * that record only (reported like a failed write).
@@ -170,16 +170,28 @@ return {}`
 const FIRST_FIELD = 'mx6FirstField'
 
 /**
+ * At most this many entries leave each follow-up index per write (with their keys): a
+ * lowered max_entries is reached over the next writes, without one long script.
+ */
+export const MAX_TRIMMED_PER_WRITE = 1000
+
+/**
  * The follow-up records of deferred attempts in one call (a single Redis; a Cluster
  * gets the same commands one by one, the keys live in different slots). KEYS[1] is
- * the attempts index, then each record's attempt hash and, if it has one, its
- * Message-ID key. ARGV: TTL, most entries, and the records as one JSON array of
- * {t: time, e: envelope hash, a: index in KEYS of its attempt hash, m: of its
- * Message-ID key or 0, f: its other fields}: one argument per batch costs the
- * client a fraction of twenty per record. Records are applied in order; a retry
- * of the same envelope keeps the time of the first deferral.
+ * the attempts index, KEYS[2] the Message-ID index, then each record's attempt hash
+ * and, if it has one, its Message-ID key. ARGV: TTL, most entries, the records as one
+ * JSON array of {t: time, e: envelope hash, a: index in KEYS of its attempt hash, m: of
+ * its Message-ID key or 0, h: the Message-ID hash, f: its other fields} (one argument
+ * per batch costs the client a fraction of twenty per record), and the key prefixes of
+ * attempt hashes and Message-ID keys. Records are applied in order; a retry of the same
+ * envelope keeps the time of the first deferral. Then both indexes are trimmed (older
+ * than the TTL, then the oldest past the most entries, at most MAX_TRIMMED_PER_WRITE
+ * each), and what leaves an index is deleted with it: Redis holds at most that many
+ * attempt hashes and Message-ID keys, not every deferral of the TTL. (Those keys are
+ * named from the prefixes, not passed in KEYS: this script runs on a single Redis only.)
  */
 export const RECORD_ATTEMPT_LUA = `local ttl = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
 local latest = 0
 for _, r in ipairs(cjson.decode(ARGV[3])) do
   local key = KEYS[r.a]
@@ -189,13 +201,41 @@ for _, r in ipairs(cjson.decode(ARGV[3])) do
   if #f > 0 then redis.call('HSET', key, unpack(f)) end
   redis.call('EXPIRE', key, ttl)
   redis.call('ZADD', KEYS[1], 'NX', r.t, r.e)
-  if r.m > 0 then redis.call('SET', KEYS[r.m], r.e, 'EX', ttl) end
+  if r.m > 0 then
+    redis.call('SET', KEYS[r.m], r.e, 'EX', ttl)
+    redis.call('ZADD', KEYS[2], r.t, r.h)
+  end
   if tonumber(r.t) > latest then latest = tonumber(r.t) end
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', latest - ttl)
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[2]) - 1)
+local function trim(index, prefix)
+  local gone = redis.call('ZRANGEBYSCORE', index, '-inf', latest - ttl, 'LIMIT', 0, ${MAX_TRIMMED_PER_WRITE})
+  local over = math.min(${MAX_TRIMMED_PER_WRITE}, redis.call('ZCARD', index) - #gone - max)
+  if over > 0 then
+    for _, v in ipairs(redis.call('ZRANGE', index, #gone, #gone + over - 1)) do gone[#gone + 1] = v end
+  end
+  for _, v in ipairs(gone) do
+    redis.call('DEL', prefix .. v)
+    redis.call('ZREM', index, v)
+  end
+end
+trim(KEYS[1], ARGV[4])
+trim(KEYS[2], ARGV[5])
 return 1`
 const RECORD_ATTEMPT = 'mx6RecordAttempt'
+
+/**
+ * Marks a deferred attempt as come back over IPv4, if it is still there: an attempt hash
+ * that expired or was trimmed (see RECORD_ATTEMPT_LUA) since it was read is not made
+ * again, without a TTL. One key: the same on a single Redis and a Cluster.
+ */
+const MARK_RETURNED_LUA = `if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'returned', ARGV[1], 'returned_from', ARGV[2])
+return 1`
+
+/** Whether the attempt hash `key` was there and is now marked as returned at `now` from `from`. */
+export async function markReturned(client: RedisClient, key: string, now: number, from: string): Promise<boolean> {
+  return Number(await client.eval(MARK_RETURNED_LUA, 1, key, String(now), from)) === 1
+}
 
 /** Follow-up records of one event-loop turn or write window, not built yet (see recordAttempt). */
 interface AttemptBatch {
@@ -462,11 +502,56 @@ export class RedisListStore implements ListStore {
       ['hset', k.attempt(envelopeHash), ...Object.entries(rest).flat()],
       ['expire', k.attempt(envelopeHash), ttlSec],
       ['zadd', k.attempts, 'NX', now, envelopeHash],
-      ['zremrangebyscore', k.attempts, '-inf', now - ttlSec],
-      ['zremrangebyrank', k.attempts, 0, -maxEntries - 1],
     ]
-    if (midHash) cmds.push(['set', k.attemptByMessageId(midHash), envelopeHash, 'EX', ttlSec])
-    batch(this.client, cmds).catch((err: Error) => this.opts.onWriteError?.('follow-up record', err))
+    if (midHash) cmds.push(['set', k.attemptByMessageId(midHash), envelopeHash, 'EX', ttlSec], ['zadd', k.attemptMessageIds, now, midHash])
+    batch(this.client, cmds)
+      .then((results) => {
+        const err = results.find(([e]) => e)?.[0]
+        if (err) throw err
+        return this.trimAttempts(now - ttlSec, maxEntries)
+      })
+      .catch((err: Error) => this.opts.onWriteError?.('follow-up record', err))
+  }
+
+  /** A Cluster's trim of the follow-up indexes is under way (see trimAttempts). */
+  private trimming = false
+  /** The trim asked for while one was under way: run when it ends (the latest ask). */
+  private trimNext: { cutoff: number; maxEntries: number } | null = null
+
+  /**
+   * On a Cluster, what RECORD_ATTEMPT_LUA does after its records, one command at a time
+   * (the keys live in different slots): each index loses its entries older than `cutoff`,
+   * then its oldest past `maxEntries` (at most MAX_TRIMMED_PER_WRITE each), and each
+   * entry's key goes with it. One trim at a time per store: one asked for meanwhile runs
+   * when it ends. A record another node writes for an entry being trimmed may go with it:
+   * evidence, not mail.
+   */
+  private async trimAttempts(cutoff: number, maxEntries: number): Promise<void> {
+    if (this.trimming) {
+      this.trimNext = { cutoff, maxEntries }
+      return
+    }
+    this.trimming = true
+    try {
+      const c = this.client
+      const k = this.keys
+      for (const [index, keyOf] of [
+        [k.attempts, (h: string) => k.attempt(h)],
+        [k.attemptMessageIds, (h: string) => k.attemptByMessageId(h)],
+      ] as const) {
+        const gone = await c.zrangebyscore(index, '-inf', cutoff, 'LIMIT', 0, MAX_TRIMMED_PER_WRITE)
+        const over = Math.min(MAX_TRIMMED_PER_WRITE, (await c.zcard(index)) - gone.length - maxEntries)
+        if (over > 0) gone.push(...(await c.zrange(index, String(gone.length), String(gone.length + over - 1))))
+        if (gone.length === 0) continue
+        await Promise.all(gone.map((h) => c.del(keyOf(h))))
+        await c.zrem(index, ...gone)
+      }
+    } finally {
+      this.trimming = false
+    }
+    const next = this.trimNext
+    this.trimNext = null
+    if (next) await this.trimAttempts(next.cutoff, next.maxEntries)
   }
 
   /** The record `make` builds; null (reported like a failed write) when it throws. */
@@ -487,19 +572,19 @@ export class RedisListStore implements ListStore {
     if (b.timer) clearTimeout(b.timer)
     this.attemptsSent = performance.now()
     const k = this.keys
-    const keys = [k.attempts]
-    const records: Array<{ t: string; e: string; a: number; m: number; f: Record<string, string> }> = []
+    const keys = [k.attempts, k.attemptMessageIds]
+    const records: Array<{ t: string; e: string; a: number; m: number; h?: string; f: Record<string, string> }> = []
     for (const make of b.makes) {
       const r = this.build(make)
       if (!r) continue
       // A retry of the same deferred envelope keeps the time of the first deferral (HSETNX in the script).
       const { time, ...rest } = r.fields
       const a = keys.push(k.attempt(r.envelopeHash))
-      const m = r.midHash ? keys.push(k.attemptByMessageId(r.midHash)) : 0
-      records.push({ t: time, e: r.envelopeHash, a, m, f: rest })
+      if (r.midHash) records.push({ t: time, e: r.envelopeHash, a, m: keys.push(k.attemptByMessageId(r.midHash)), h: r.midHash, f: rest })
+      else records.push({ t: time, e: r.envelopeHash, a, m: 0, f: rest })
     }
     if (records.length === 0) return
-    await batch(this.client, [[RECORD_ATTEMPT, keys.length, ...keys, b.ttlSec, b.maxEntries, JSON.stringify(records)]])
+    await batch(this.client, [[RECORD_ATTEMPT, keys.length, ...keys, b.ttlSec, b.maxEntries, JSON.stringify(records), k.attempt(''), k.attemptByMessageId('')]])
       .then((results) => {
         if (results[0]?.[0]) throw results[0][0]
       })

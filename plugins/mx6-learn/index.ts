@@ -13,6 +13,7 @@ import { dkimPassDomains, fromFact, mailbox, spfFact } from '../mx6-receive/fact
 import { BOOLEANS, CONFIG_FILE, readLearnConfig, type LearnSettings } from './config'
 import { bookLesson, historyLesson } from './learn'
 import { envelopeFingerprint, messageIdFingerprint } from '../lib/followup'
+import { markReturned } from '../lib/store'
 
 interface Plugin extends PluginBase {
   cfg: LearnSettings
@@ -172,7 +173,8 @@ function matchReturn(plugin: Plugin, c: RedisClient, keys: Keys, connection: Con
       first = Number(byEnvelope.state[0])
     }
     if (!env) return
-    await c.hset(keys.attempt(env), 'returned', String(now), 'returned_from', from)
+    // Gone since it was read (expired, or trimmed by a later deferral): nothing to mark.
+    if (!(await markReturned(c, keys.attempt(env), now, from))) return
     connection.loginfo(plugin, `follow-up: deferred over IPv6 ${Math.max(0, now - first)} s ago, came back over IPv4 from ${from} (matched by ${env === pointer ? 'Message-ID' : 'envelope'})`)
   }
   work().catch((err: Error) => connection.logwarn(plugin, `follow-up not recorded: ${err.message}`))

@@ -139,8 +139,8 @@ async function redisRtt(port: number, n: number): Promise<{ p50: number; p99: nu
 /**
  * Redis's own counters: commands, reads (one per request it read off a socket: a
  * pipeline is one) and follow-up script calls (the records of deferred attempts go out
- * together, several per call under load; each call ends with one ZREMRANGEBYRANK, and
- * none is part of a decision).
+ * together, several per call under load; each call ends with one ZCARD per follow-up
+ * index, two, and none is part of a decision).
  */
 async function redisCounters(r: RedisServer): Promise<{ commands: number; reads: number; followups: number }> {
   const stats = await r.cli('INFO', 'stats', 'commandstats')
@@ -149,7 +149,7 @@ async function redisCounters(r: RedisServer): Promise<{ commands: number; reads:
   // Our own INFO call counts as one command and one read, and each probe PING (the bench's
   // plugin, one at a time) as one of each; subtract them.
   const pings = calls.ping?.calls ?? 0
-  return { commands: num(/^total_commands_processed:(\d+)/m) - 1 - pings, reads: num(/^total_reads_processed:(\d+)/m) - 1 - pings, followups: calls.zremrangebyrank?.calls ?? 0 }
+  return { commands: num(/^total_commands_processed:(\d+)/m) - 1 - pings, reads: num(/^total_reads_processed:(\d+)/m) - 1 - pings, followups: (calls.zcard?.calls ?? 0) / 2 }
 }
 
 /**

@@ -1,10 +1,13 @@
 // The main scenarios on a Redis Cluster (three masters on loopback): the keys of one
 // decision live in different hash slots, and nothing may fail with CROSSSLOT (issue 8, part).
 import assert from 'node:assert/strict'
+import { Keys } from '../../plugins/lib/keys'
+import { createRedisClient, REDIS_DEFAULTS } from '../../plugins/lib/redis'
+import { RedisListStore } from '../../plugins/lib/store'
 import { RedisCluster } from '../support/cluster'
 import { HarakaServer } from '../support/haraka'
 import { requireTestbed } from '../support/net'
-import { poll } from '../support/proc'
+import { poll, runOk } from '../support/proc'
 import { V4MX, V6MX } from '../support/receiver'
 import { ctl } from '../support/ctl'
 import { smtpSession } from '../support/smtp'
@@ -60,6 +63,31 @@ describe('e2e: mx6-receive and mx6-learn on a Redis Cluster', function () {
     assert.ok(Number(await cluster.cli('ZCARD', 'mx6:fp:index')) >= 1)
     await cluster.cli('HSET', 'mx6:ip:allow', '2001:DB8:7::900', 'typed by hand')
     await poll(() => (/"2001:DB8:7::900" never matches/.test(haraka.log()) ? true : undefined), 5000, 'lint warning')
+  })
+
+  it('the follow-up indexes stay bounded on the cluster: what leaves an index is deleted with it, node by node', async () => {
+    const keys = new Keys('bnd:')
+    const client = createRedisClient({ ...REDIS_DEFAULTS, cluster: cluster.seeds, timeoutMs: 1000 })
+    const errors: string[] = []
+    const store = new RedisListStore(client, keys, { timeoutMs: 1000, statsDays: 1, onWriteError: (_, err) => errors.push(err.message) })
+    try {
+      await poll(() => (client.status === 'ready' ? true : undefined), 10000, 'cluster client ready')
+      const t = 1_800_000_000
+      const record = (i: number) => store.recordAttempt(() => ({ envelopeHash: `e${i}`, midHash: `m${i}`, fields: { time: String(t + i), phase: 'data_post', verdict: 'defer' } }), 3600, 3)
+      const fpKeys = async () => (await Promise.all(cluster.ports.map(async (p) => (await runOk('redis-cli', ['-p', String(p), 'KEYS', 'bnd:fp:*'])).trim().split('\n').filter(Boolean)))).flat().sort()
+      const latest = [7, 8, 9]
+      const want = [keys.attempts, keys.attemptMessageIds, ...latest.map((i) => keys.attempt(`e${i}`)), ...latest.map((i) => keys.attemptByMessageId(`m${i}`))].sort()
+      // One at a time, as deferrals come: each write trims what the bound leaves out.
+      for (let i = 0; i < 10; i++) {
+        record(i)
+        await poll(async () => ((await cluster.cli('ZSCORE', keys.attemptMessageIds, `m${i}`)) !== '' ? true : undefined), 5000, `m${i} written`)
+      }
+      await poll(async () => (JSON.stringify(await fpKeys()) === JSON.stringify(want) ? true : undefined), 5000, `only ${want.join(' ')}`)
+      assert.ok(new Set(await Promise.all(want.map((k) => cluster.keySlot(k)))).size >= 3, 'the keys live in different slots')
+      assert.deepEqual(errors, [])
+    } finally {
+      await store.close()
+    }
   })
 
   it('mx6-learn learns a book on the cluster, and the reply is then accepted', async () => {

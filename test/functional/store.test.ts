@@ -4,7 +4,7 @@ import { Keys } from '../../plugins/lib/keys'
 import { lintHash } from '../../plugins/lib/lint'
 import { candidatePrefixes } from '../../plugins/lib/ip'
 import { createRedis, REDIS_DEFAULTS } from '../../plugins/lib/redis'
-import { MAX_ATTEMPTS_PER_CALL, RedisListStore, StoreReplyError, StoreTimeoutError, StoreUnavailableError, today, type AttemptRecord } from '../../plugins/lib/store'
+import { markReturned, MAX_ATTEMPTS_PER_CALL, MAX_TRIMMED_PER_WRITE, RedisListStore, StoreReplyError, StoreTimeoutError, StoreUnavailableError, today, type AttemptRecord } from '../../plugins/lib/store'
 import { poll } from '../support/proc'
 import { RedisServer } from '../support/redis'
 
@@ -129,10 +129,10 @@ describe('functional: RedisListStore on a real redis-server', function () {
       return write.apply(this, a)
     }
     built = 0
-    store.recordAttempt(rec('env1', 'mid1', fields(t, 'rcpt')), 3600, 2)
-    store.recordAttempt(rec('env1', null, fields(t + 60, 'data_post')), 3600, 2)
-    store.recordAttempt(rec('env2', null, fields(t + 1, 'rcpt')), 3600, 2)
-    store.recordAttempt(rec('env3', null, fields(t + 2, 'rcpt')), 3600, 2)
+    store.recordAttempt(rec('env1', 'mid1', fields(t, 'rcpt')), 3600, 3)
+    store.recordAttempt(rec('env1', null, fields(t + 60, 'data_post')), 3600, 3)
+    store.recordAttempt(rec('env2', null, fields(t + 1, 'rcpt')), 3600, 3)
+    store.recordAttempt(rec('env3', null, fields(t + 2, 'rcpt')), 3600, 3)
     assert.equal(writes, 0, 'nothing sent before the end of the turn')
     assert.equal(built, 0, 'nor built: the records are made when their batch is written, not by the caller (the hook)')
     await new Promise((r) => setImmediate(r))
@@ -140,16 +140,76 @@ describe('functional: RedisListStore on a real redis-server', function () {
     stream.write = write
     assert.equal(writes, 1, 'one write for the four records of one turn')
     assert.equal(built, 4, 'each built once, when its batch was written')
-    await poll(async () => ((await server.cli('ZCARD', keys.attempts)).trim() === '2' ? true : undefined), 3000, 'index trimmed to 2')
+    await poll(async () => ((await server.cli('ZCARD', keys.attempts)).trim() === '3' ? true : undefined), 3000, 'index trimmed to 3')
     const calls = await commandCalls(server)
     assert.equal((calls.evalsha ?? 0) + (calls.eval ?? 0), 1, 'the four records of one turn in one script call')
-    assert.equal(calls.zadd, 4, 'each record indexed')
+    assert.equal(calls.zadd, 5, 'each record indexed, and the Message-ID of the one that has one')
     assert.equal((await server.cli('HGET', keys.attempt('env1'), 'time')).trim(), String(t), 'the first deferral time is kept')
     assert.equal((await server.cli('HGET', keys.attempt('env1'), 'phase')).trim(), 'data_post', 'the rest is the latest')
     assert.ok(Number(await server.cli('TTL', keys.attempt('env1'))) > 3500)
     assert.equal((await server.cli('GET', keys.attemptByMessageId('mid1'))).trim(), 'env1')
     assert.ok(Number(await server.cli('TTL', keys.attemptByMessageId('mid1'))) > 3500)
-    assert.deepEqual((await server.cli('ZRANGE', keys.attempts, '0', '-1')).trim().split('\n'), ['env2', 'env3'], 'the oldest dropped first')
+    assert.deepEqual((await server.cli('ZRANGE', keys.attempts, '0', '-1')).trim().split('\n'), ['env1', 'env2', 'env3'], 'the oldest dropped first')
+    assert.equal((await server.cli('EXISTS', keys.attempt('env0'))).trim(), '0', 'with its attempt hash')
+  })
+
+  it('holds at most max_entries attempts and Message-IDs in Redis: what leaves an index (too old, or too many) is deleted with it', async () => {
+    const own = new Keys('bound:')
+    const bounded = new RedisListStore(client, own, { timeoutMs: 300, statsDays: 30 })
+    const t = 1_800_000_000
+    const fields = (time: number) => ({ time: String(time), phase: 'data_post', verdict: 'defer' })
+    const fpKeys = async () => (await server.cli('KEYS', 'bound:fp:*')).trim().split('\n').filter(Boolean).sort()
+    // 30 deferrals, each its own envelope and Message-ID, at most 5 kept: 5 of each, the latest.
+    for (let i = 0; i < 30; i++) bounded.recordAttempt(rec(`e${i}`, `m${i}`, fields(t + i)), 3600, 5)
+    await poll(async () => ((await server.cli('ZCARD', own.attempts)).trim() === '5' ? true : undefined), 3000, 'index trimmed to 5')
+    const latest = [25, 26, 27, 28, 29]
+    const expected = [own.attempts, own.attemptMessageIds, ...latest.map((i) => own.attempt(`e${i}`)), ...latest.map((i) => own.attemptByMessageId(`m${i}`))].sort()
+    assert.deepEqual(await fpKeys(), expected)
+    assert.deepEqual((await server.cli('ZRANGE', own.attemptMessageIds, '0', '-1')).trim().split('\n'), latest.map((i) => `m${i}`))
+    // A retry of a kept Message-ID moves it to the newest; a later record pushes the oldest out.
+    bounded.recordAttempt(rec('e25', 'm25', fields(t + 40)), 3600, 5)
+    bounded.recordAttempt(rec('e40', 'm40', fields(t + 41)), 3600, 5)
+    await poll(async () => (/m40/.test(await server.cli('ZRANGE', own.attemptMessageIds, '0', '-1')) ? true : undefined), 3000, 'm40 recorded')
+    assert.deepEqual((await server.cli('ZRANGE', own.attemptMessageIds, '0', '-1')).trim().split('\n'), ['m27', 'm28', 'm29', 'm25', 'm40'])
+    assert.equal((await server.cli('EXISTS', own.attemptByMessageId('m26'))).trim(), '0', 'the Message-ID key of the one pushed out is gone')
+    assert.equal((await server.cli('EXISTS', own.attemptByMessageId('m25'))).trim(), '1')
+    // The envelope index keeps first deferrals (e25 stays the oldest): e25 goes, its hash too.
+    assert.deepEqual((await server.cli('ZRANGE', own.attempts, '0', '-1')).trim().split('\n'), ['e26', 'e27', 'e28', 'e29', 'e40'])
+    assert.equal((await server.cli('EXISTS', own.attempt('e25'))).trim(), '0')
+    // Older than the TTL (from the latest record written): gone, keys and all, whatever the bound.
+    bounded.recordAttempt(rec('late', 'mlate', fields(t + 41 + 3600)), 3600, 5)
+    await poll(async () => ((await server.cli('ZCARD', own.attempts)).trim() === '1' ? true : undefined), 3000, 'aged out')
+    assert.deepEqual(await fpKeys(), [own.attempts, own.attemptMessageIds, own.attempt('late'), own.attemptByMessageId('mlate')].sort())
+  })
+
+  it('marks an attempt as come back only while it is there: a trimmed or expired one is not made again', async () => {
+    const key = new Keys('mark:').attempt('gone')
+    assert.equal(await markReturned(client, key, 1_800_000_100, '192.0.2.1'), false)
+    assert.equal((await server.cli('EXISTS', key)).trim(), '0', 'no hash without a TTL')
+    await server.cli('HSET', key, 'time', '1800000000')
+    await server.cli('EXPIRE', key, '3600')
+    assert.equal(await markReturned(client, key, 1_800_000_100, '192.0.2.1'), true)
+    assert.equal((await server.cli('HMGET', key, 'returned', 'returned_from')).trim(), '1800000100\n192.0.2.1')
+    assert.ok(Number(await server.cli('TTL', key)) > 3500, 'its TTL kept')
+  })
+
+  it('a lowered max_entries is reached over the next writes, at most MAX_TRIMMED_PER_WRITE entries leaving an index per write', async () => {
+    const own = new Keys('lower:')
+    const store2 = new RedisListStore(client, own, { timeoutMs: 300, statsDays: 30 })
+    const t = 1_800_000_000
+    const n = MAX_TRIMMED_PER_WRITE + 200
+    // n attempts written under a large bound, each with its hash.
+    const pipe = client.pipeline()
+    for (let i = 0; i < n; i++) pipe.zadd(own.attempts, t + i, `o${i}`).hset(own.attempt(`o${i}`), 'time', String(t + i))
+    await pipe.exec()
+    const written = async () => Number(await server.cli('ZCARD', own.attempts))
+    store2.recordAttempt(rec('new1', null, { time: String(t + n) }), 3600, 100)
+    await poll(async () => ((await written()) === n + 1 - MAX_TRIMMED_PER_WRITE ? true : undefined), 3000, 'first trim')
+    assert.equal((await server.cli('EXISTS', own.attempt('o0'), own.attempt(`o${MAX_TRIMMED_PER_WRITE - 1}`))).trim(), '0')
+    assert.equal((await server.cli('EXISTS', own.attempt(`o${MAX_TRIMMED_PER_WRITE}`))).trim(), '1', 'not past the per-write bound')
+    store2.recordAttempt(rec('new2', null, { time: String(t + n + 1) }), 3600, 100)
+    await poll(async () => ((await written()) === 100 ? true : undefined), 3000, 'bound reached')
+    assert.equal(Number(await server.cli('EVAL', "return #redis.call('KEYS', 'lower:fp:env:*')", '0')), 100, 'as many attempt hashes as index entries')
   })
 
   it('a record whose builder throws is left out and reported; the others of its batch are written', async () => {
