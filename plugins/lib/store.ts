@@ -67,10 +67,11 @@ export interface ListStore {
   cachedPeer?(ipv6: string, green: boolean): LookupReply | undefined
   /**
    * Records a deferred IPv6 attempt (fingerprints with a TTL, in bounded indexes whose
-   * trimmed entries are deleted with their keys), off the decision path; never delays or fails the caller. `make` builds the record (hashing,
-   * field texts) when it is written: with a single Redis, together with the others of its
-   * batch after the hook has answered; on a Cluster, at once. A `make` that throws loses
-   * that record only (reported like a failed write).
+   * trimmed entries are deleted with their keys), off the decision path; never delays or
+   * fails the caller. `make` builds the record (hashing, field texts) when it is written:
+   * with a single Redis, together with the others of its batch after the hook has
+   * answered; on a Cluster, at once. A `make` that throws loses that record only
+   * (reported like a failed write).
    */
   recordAttempt(make: () => AttemptRecord, ttlSec: number, maxEntries: number): void
   /** The last-resort SPF record stored for a domain (mx6:spf:guess), or null. */
