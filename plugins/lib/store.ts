@@ -171,8 +171,9 @@ return {}`
 const FIRST_FIELD = 'mx6FirstField'
 
 /**
- * At most this many entries leave each follow-up index per write (with their keys): a
- * lowered max_entries is reached over the next writes, without one long script.
+ * At most this many entries leave each follow-up index per write (with their keys), too
+ * old or too many: a lowered max_entries is reached over the next writes, without one
+ * long script.
  */
 export const MAX_TRIMMED_PER_WRITE = 1000
 
@@ -210,7 +211,7 @@ for _, r in ipairs(cjson.decode(ARGV[3])) do
 end
 local function trim(index, prefix)
   local gone = redis.call('ZRANGEBYSCORE', index, '-inf', latest - ttl, 'LIMIT', 0, ${MAX_TRIMMED_PER_WRITE})
-  local over = math.min(${MAX_TRIMMED_PER_WRITE}, redis.call('ZCARD', index) - #gone - max)
+  local over = math.min(${MAX_TRIMMED_PER_WRITE} - #gone, redis.call('ZCARD', index) - #gone - max)
   if over > 0 then
     for _, v in ipairs(redis.call('ZRANGE', index, #gone, #gone + over - 1)) do gone[#gone + 1] = v end
   end
@@ -541,7 +542,7 @@ export class RedisListStore implements ListStore {
         [k.attemptMessageIds, (h: string) => k.attemptByMessageId(h)],
       ] as const) {
         const gone = await c.zrangebyscore(index, '-inf', cutoff, 'LIMIT', 0, MAX_TRIMMED_PER_WRITE)
-        const over = Math.min(MAX_TRIMMED_PER_WRITE, (await c.zcard(index)) - gone.length - maxEntries)
+        const over = Math.min(MAX_TRIMMED_PER_WRITE - gone.length, (await c.zcard(index)) - gone.length - maxEntries)
         if (over > 0) gone.push(...(await c.zrange(index, String(gone.length), String(gone.length + over - 1))))
         if (gone.length === 0) continue
         await Promise.all(gone.map((h) => c.del(keyOf(h))))

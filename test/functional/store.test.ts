@@ -210,6 +210,17 @@ describe('functional: RedisListStore on a real redis-server', function () {
     store2.recordAttempt(rec('new2', null, { time: String(t + n + 1) }), 3600, 100)
     await poll(async () => ((await written()) === 100 ? true : undefined), 3000, 'bound reached')
     assert.equal(Number(await server.cli('EVAL', "return #redis.call('KEYS', 'lower:fp:env:*')", '0')), 100, 'as many attempt hashes as index entries')
+    // The bound counts what leaves an index too old and too many together: 600 aged out
+    // and 400 of the oldest past the bound, 1,000 in all.
+    const aged = new Keys('aged:')
+    const store3 = new RedisListStore(client, aged, { timeoutMs: 300, statsDays: 30 })
+    const pipe2 = client.pipeline()
+    for (let i = 0; i < n; i++) pipe2.zadd(aged.attempts, i < 600 ? t - 7200 + i : t + i, `a${i}`)
+    await pipe2.exec()
+    store3.recordAttempt(rec('new3', null, { time: String(t + n) }), 3600, 100)
+    await poll(async () => (Number(await server.cli('ZCARD', aged.attempts)) < n + 1 ? true : undefined), 3000, 'aged trim')
+    assert.equal(Number(await server.cli('ZCARD', aged.attempts)), n + 1 - MAX_TRIMMED_PER_WRITE)
+    assert.equal((await server.cli('ZRANGE', aged.attempts, '0', '0')).trim(), 'a1000', 'the 600 aged out, then the 400 oldest')
   })
 
   it('a record whose builder throws is left out and reported; the others of its batch are written', async () => {
