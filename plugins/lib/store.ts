@@ -525,8 +525,10 @@ export class RedisListStore implements ListStore {
    * (the keys live in different slots): each index loses its entries older than `cutoff`,
    * then its oldest past `maxEntries` (at most MAX_TRIMMED_PER_WRITE each), and each
    * entry's key goes with it. One trim at a time per store: one asked for meanwhile runs
-   * when it ends. A record another node writes for an entry being trimmed may go with it:
-   * evidence, not mail.
+   * when it ends. A record another node writes for an entry being trimmed may go with it,
+   * and one trimmed while its own commands are still on their way to other nodes (only with
+   * a bound smaller than the records in flight) may leave its key until its TTL: evidence,
+   * not mail.
    */
   private async trimAttempts(cutoff: number, maxEntries: number): Promise<void> {
     if (this.trimming) {
