@@ -517,45 +517,50 @@ export class RedisListStore implements ListStore {
 
   /** A Cluster's trim of the follow-up indexes is under way (see trimAttempts). */
   private trimming = false
-  /** The trim asked for while one was under way: run when it ends (the latest ask). */
+  /** The latest trim asked for and not started yet: run by the one under way when it ends. */
   private trimNext: { cutoff: number; maxEntries: number } | null = null
 
   /**
    * On a Cluster, what RECORD_ATTEMPT_LUA does after its records, one command at a time
    * (the keys live in different slots): each index loses its entries older than `cutoff`,
-   * then its oldest past `maxEntries` (at most MAX_TRIMMED_PER_WRITE each), and each
+   * then its oldest past `maxEntries` (at most MAX_TRIMMED_PER_WRITE in all), and each
    * entry's key goes with it. One trim at a time per store: one asked for meanwhile runs
-   * when it ends. A record another node writes for an entry being trimmed may go with it,
-   * and one trimmed while its own commands are still on their way to other nodes (only with
-   * a bound smaller than the records in flight) may leave its key until its TTL: evidence,
-   * not mail.
+   * when it ends (after a failure, the next write's trim catches up). A record another
+   * node writes for an entry being trimmed may go with it, and one trimmed while its own
+   * commands are still on their way to other nodes (only with a bound smaller than the
+   * records in flight) may leave its key until its TTL: evidence, not mail.
    */
   private async trimAttempts(cutoff: number, maxEntries: number): Promise<void> {
-    if (this.trimming) {
-      this.trimNext = { cutoff, maxEntries }
-      return
-    }
+    this.trimNext = { cutoff, maxEntries }
+    if (this.trimming) return
     this.trimming = true
     try {
-      const c = this.client
-      const k = this.keys
-      for (const [index, keyOf] of [
-        [k.attempts, (h: string) => k.attempt(h)],
-        [k.attemptMessageIds, (h: string) => k.attemptByMessageId(h)],
-      ] as const) {
-        const gone = await c.zrangebyscore(index, '-inf', cutoff, 'LIMIT', 0, MAX_TRIMMED_PER_WRITE)
-        const over = Math.min(MAX_TRIMMED_PER_WRITE - gone.length, (await c.zcard(index)) - gone.length - maxEntries)
-        if (over > 0) gone.push(...(await c.zrange(index, String(gone.length), String(gone.length + over - 1))))
-        if (gone.length === 0) continue
-        await Promise.all(gone.map((h) => c.del(keyOf(h))))
-        await c.zrem(index, ...gone)
+      for (let t = this.takeTrim(); t; t = this.takeTrim()) {
+        await this.trimIndex(this.keys.attempts, (h) => this.keys.attempt(h), t.cutoff, t.maxEntries)
+        await this.trimIndex(this.keys.attemptMessageIds, (h) => this.keys.attemptByMessageId(h), t.cutoff, t.maxEntries)
       }
     } finally {
       this.trimming = false
+      this.trimNext = null
     }
-    const next = this.trimNext
+  }
+
+  /** The trim asked for and not started yet, no longer waiting (null when none). */
+  private takeTrim(): { cutoff: number; maxEntries: number } | null {
+    const t = this.trimNext
     this.trimNext = null
-    if (next) await this.trimAttempts(next.cutoff, next.maxEntries)
+    return t
+  }
+
+  /** One index's part of trimAttempts. */
+  private async trimIndex(index: string, keyOf: (member: string) => string, cutoff: number, maxEntries: number): Promise<void> {
+    const c = this.client
+    const gone = await c.zrangebyscore(index, '-inf', cutoff, 'LIMIT', 0, MAX_TRIMMED_PER_WRITE)
+    const over = Math.min(MAX_TRIMMED_PER_WRITE - gone.length, (await c.zcard(index)) - gone.length - maxEntries)
+    if (over > 0) gone.push(...(await c.zrange(index, String(gone.length), String(gone.length + over - 1))))
+    if (gone.length === 0) return
+    await Promise.all(gone.map((h) => c.del(keyOf(h))))
+    await c.zrem(index, ...gone)
   }
 
   /** The record `make` builds; null (reported like a failed write) when it throws. */

@@ -62,7 +62,7 @@ export interface ExplainFacts {
 export interface ExplainDeps {
   cfg: ReceiveConfig
   store: Pick<ListStore, 'lookup' | 'spfGuess'>
-  /** FCrDNS/origin AS of the peer (the plugin's gatherPeerSignals); undefined when all are disabled. */
+  /** FCrDNS/origin AS of the peer (gatherPeerSignals: the lookups the plugin's PeerSignalsMemo makes); undefined when all are disabled. */
   peerSignals(ipv6: string, helo: string): Promise<PeerSignals | undefined>
   /** The plugin's last-resort SPF evaluation (spf-guess.ts). */
   evaluateGuess(ip: string, domain: string, mailFrom: string, helo: string, record: string, timeoutMs: number): Promise<string>
