@@ -10,7 +10,8 @@ export interface Attempt {
   /** Unix seconds of the (first) deferral. */
   time: number
   phase: 'rcpt' | 'data_post'
-  verdict: 'defer' | 'fallback'
+  /** would-defer / would-fallback: recorded in mode=observe, where the mail was accepted over IPv6. */
+  verdict: 'defer' | 'fallback' | 'would-defer' | 'would-fallback'
   reason: string
   mailFrom: string
   rcpts: string[]
@@ -82,7 +83,7 @@ export function fromFields(f: Record<string, string>): Attempt | null {
   return {
     time,
     phase: f.phase === 'data_post' ? 'data_post' : 'rcpt',
-    verdict: f.verdict === 'fallback' ? 'fallback' : 'defer',
+    verdict: f.verdict === 'fallback' || f.verdict === 'would-defer' || f.verdict === 'would-fallback' ? f.verdict : 'defer',
     reason: f.reason ?? '',
     mailFrom: f.mail_from ?? '',
     rcpts: f.rcpts ? f.rcpts.split(',') : [],
@@ -102,6 +103,8 @@ export interface SenderStats {
 }
 
 export interface FollowupReport {
+  /** Attempts recorded in mode=observe: accepted over IPv6, so never expected back (not in the figures below). */
+  observed: number
   deferred: number
   returned: number
   share: number
@@ -129,10 +132,17 @@ function group(attempts: Attempt[], key: (a: Attempt) => string): SenderStats[] 
   return [...m.values()].sort((a, b) => b.deferred - a.deferred || a.sender.localeCompare(b.sender))
 }
 
-export function report(attempts: Attempt[]): FollowupReport {
+/** mode=observe records what it would have deferred; that mail was accepted, so it never comes back. */
+function wasDeferred(a: Attempt): boolean {
+  return a.verdict === 'defer' || a.verdict === 'fallback'
+}
+
+export function report(all: Attempt[]): FollowupReport {
+  const attempts = all.filter(wasDeferred)
   const back = attempts.filter((a) => a.returned !== undefined)
   const delays = back.map((a) => Math.max(0, a.returned! - a.time)).sort((x, y) => x - y)
   return {
+    observed: all.length - attempts.length,
     deferred: attempts.length,
     returned: back.length,
     share: attempts.length ? back.length / attempts.length : 0,
@@ -155,7 +165,7 @@ export interface Suggestion {
  */
 export function suggestions(attempts: Attempt[], nowSec: number, windowSec: number): Suggestion[] {
   const bySender = new Map<string, Attempt[]>()
-  for (const a of attempts) {
+  for (const a of attempts.filter(wasDeferred)) {
     const k = a.host ? `host ${a.host}` : `ip ${a.net}`
     bySender.set(k, [...(bySender.get(k) ?? []), a])
   }

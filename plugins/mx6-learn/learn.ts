@@ -36,7 +36,7 @@ export function bookLesson(sender: Mailbox | null, rcpts: Array<Mailbox | null>,
 /** Inbound IPv4 mail whose From domain is authenticated (aligned SPF or DKIM pass) adds to that domain's history. */
 export function historyLesson(f: Pick<DataFacts, 'spf' | 'dkimPass' | 'from'>, alignment: Alignment): HistoryLesson | null {
   if (!('mailbox' in f.from)) return null
-  const authd = alignedDomains({ ...f, mx6: false, peerGreen: null, now: 0, recipients: [] }, alignment)
+  const authd = alignedDomains({ ...f, mx6: false, peerGreen: null, now: 0, recipients: [], dkimFail: [] }, alignment)
   if (authd.length === 0) return null
   return { domain: f.from.mailbox.domain, reason: `From ${f.from.mailbox.domain} authenticated via ${authd.join(',')}` }
 }

@@ -6,12 +6,19 @@ import { readRedisSettings, type RedisSettings } from '../lib/redis'
 import { checkReplyCode, type ReplyCode } from '../lib/reply'
 import { SettingsReader, type Section } from '../lib/settings'
 import type { PolicyConfig } from './decide'
+import { AUTH_DEFAULTS, SPF_VETO_CHOICES, type AuthConfig, type SpfVeto } from './auth'
 import { GREEN_DEFAULTS, type GreenConfig } from './green'
 import type { HeloMatch } from './peer-signals'
 
 export const CONFIG_FILE = 'mx6-receive.ini'
 
 export interface ReceiveConfig {
+  /**
+   * enforce: decisions act on the mail. observe: every decision runs and is recorded (a
+   * deferral as would-defer), but the mail flows as if the plugin were not there.
+   * @default enforce
+   */
+  mode: 'enforce' | 'observe'
   policy: PolicyConfig
   /** Recipient sub-address delimiter dropped before the book lookup; empty disables. @default + */
   recipientDelimiter: string
@@ -21,7 +28,8 @@ export interface ReceiveConfig {
   statsDays: number
   /** Trusted mail ends data_post with OK, so spam filters after mx6-receive do not run. @default true */
   trustedSkipsFilters: boolean
-  defer: ReplyCode & { text: string }
+  /** The deferral: `text` for mail without a basis, `authFailText` for failed authentication. */
+  defer: ReplyCode & { text: string; authFailText: string }
   mx6: Mx6Config
   /** How the FCrDNS name must match the HELO name; and the origin AS zone. */
   signals: { heloMatch: HeloMatch; asnZone: string; dnsServers: string[]; dnsTimeoutMs: number }
@@ -57,6 +65,7 @@ export const DEFER_DEFAULT = {
   code: 451,
   status: '4.7.26',
   text: 'Not accepted over IPv6 from this host; please deliver via our IPv4 MX',
+  authFailText: 'Authentication failed (SPF, DKIM or DMARC): not accepted over IPv6; please deliver via our IPv4 MX',
 }
 
 /** ini sections as haraka-config returns them. */
@@ -66,7 +75,7 @@ export const BOOLEANS = [
   '+main.skip_private',
   '+main.trusted_skips_filters',
   '+green.ip_green',
-  '+green.fcrdns',
+  '-green.fcrdns',
   '+green.host_green',
   '-green.asn',
   '+green.domain_green',
@@ -88,17 +97,19 @@ export function readReceiveConfig(ini: Ini): { config: ReceiveConfig; errors: st
     status = DEFER_DEFAULT.status
   }
   const config: ReceiveConfig = {
+    mode: r.oneOf(main, 'main', 'mode', 'enforce', ['enforce', 'observe'] as const),
     policy: {
       skipPrivate: r.bool(main, 'main', 'skip_private', true),
       undecided: r.oneOf(main, 'main', 'undecided', 'wait', ['wait', 'defer'] as const),
       alignment: r.oneOf(main, 'main', 'alignment', 'relaxed', ['relaxed', 'strict'] as const),
       green: readGreen(r, ini.green),
+      auth: readAuth(r, ini.auth),
     },
     recipientDelimiter: main?.recipient_delimiter === '' ? '' : r.str(main, 'main', 'recipient_delimiter', '+', (s) => (/^[\x21-\x3f\x5b-\x7e]$/.test(s) && s !== '@' ? null : 'a single printable character other than @')),
     lintInterval: r.int(main, 'main', 'lint_interval', 600, 0, 86400),
     statsDays: r.int(main, 'main', 'stats_days', 30, 1, 3660),
     trustedSkipsFilters: r.bool(main, 'main', 'trusted_skips_filters', true),
-    defer: { code, status, text: r.str(d, 'defer', 'text', DEFER_DEFAULT.text) },
+    defer: { code, status, text: r.str(d, 'defer', 'text', DEFER_DEFAULT.text), authFailText: r.str(d, 'defer', 'auth_fail_text', DEFER_DEFAULT.authFailText) },
     mx6: readMx6(r, ini.mx6),
     signals: {
       heloMatch: r.oneOf(ini.green, 'green', 'fcrdns_helo_match', 'exact', ['exact', 'domain'] as const),
@@ -166,6 +177,18 @@ function readGreen(r: SettingsReader, sec: Section): GreenConfig {
       maxIdleDays: r.int(sec, 'green', 'history_max_idle_days', d.history.maxIdleDays, 1, 3650),
     },
   }
+}
+
+function readAuth(r: SettingsReader, sec: Section): AuthConfig {
+  const raw = sec?.spf_veto
+  if (raw === undefined || raw === null) return AUTH_DEFAULTS
+  const items = String(raw).split(/[\s,]+/).filter(Boolean).map((s) => s.toLowerCase())
+  const wrong = items.filter((s) => !(SPF_VETO_CHOICES as readonly string[]).includes(s))
+  if (wrong.length) {
+    r.errors.push(`${CONFIG_FILE} [auth] spf_veto=${String(raw)}: "${wrong.join(', ')}" not among ${SPF_VETO_CHOICES.join(', ')}; using the default ${AUTH_DEFAULTS.spfVeto.join(',')}`)
+    return AUTH_DEFAULTS
+  }
+  return { spfVeto: [...new Set(items)] as SpfVeto[] }
 }
 
 function ipList(r: SettingsReader, sec: Section, key: string): string[] {

@@ -8,15 +8,17 @@ import { candidatePrefixes, classifyPeer } from '../lib/ip'
 import { memo } from '../lib/memo'
 import type { Mailbox } from '../lib/mailbox'
 import type { Hit, LookupReply, LookupRequest } from '../lib/store'
-import { domainGreen, peerGreen, planDomainGreen, planPeerGreen, type GreenConfig, type GreenRule } from './green'
+import { domainGreen, peerGreen, planDomainGreen, planPeerGreen, type GreenBasis, type GreenConfig, type GreenRule } from './green'
 import type { PeerSignals } from './peer-signals'
+import { canOverride, dkimFailure, isAutomatic, overrideText, spfFailure, type AuthConfig } from './auth'
 
 /**
  * trusted: a whitelist basis; content spam filters are skipped (never the malware scan).
  * green: a weaker (greenlisting) basis; accepted subject to every content filter.
  * fallback: the MX6 "retry over IPv4" reply, only on an MX6 listener after DATA.
+ * would-defer, would-fallback: what defer and fallback become in mode=observe (see observed).
  */
-export type Verdict = 'skip' | 'trusted' | 'green' | 'pending' | 'defer' | 'fallback'
+export type Verdict = 'skip' | 'trusted' | 'green' | 'pending' | 'defer' | 'fallback' | 'would-defer' | 'would-fallback'
 
 export type Rule =
   | 'ipv4'
@@ -29,6 +31,7 @@ export type Rule =
   | 'domain:allow'
   | GreenRule
   | 'none'
+  | 'auth-fail'
   | 'store-error'
 
 export interface Decision {
@@ -37,6 +40,10 @@ export interface Decision {
   /** A decision that data_post need not look at again. */
   final: boolean
   reason: string
+  /** The list entry behind an accept, when a list decided it. */
+  entry?: string
+  /** Set when an operator's list entry accepted the message although authentication failed. */
+  override?: string
 }
 
 export interface PolicyConfig {
@@ -46,6 +53,7 @@ export interface PolicyConfig {
   undecided: 'wait' | 'defer'
   alignment: Alignment
   green: GreenConfig
+  auth: AuthConfig
 }
 
 export interface PeerFacts {
@@ -151,7 +159,7 @@ function hitText(h: Hit): string {
  * (the first rule of decideRcpt, and all of it for such a peer).
  */
 export function trustedPeer(ipv6: string, hit: Hit): Decision {
-  return { verdict: 'trusted', rule: 'ip:allow', final: true, reason: `${ipv6} in ip:allow ${hitText(hit)}` }
+  return { verdict: 'trusted', rule: 'ip:allow', final: true, reason: `${ipv6} in ip:allow ${hitText(hit)}`, entry: hit.entry }
 }
 
 /**
@@ -170,16 +178,35 @@ export function trustedRepeatPeer(ipv6: string, hit: Hit): Decision {
 /** The last decision trustedRepeatPeer made for a hit, and for which peer (see there). */
 const trustedByHit = new WeakMap<Hit, { ipv6: string; decision: Decision }>()
 
+/**
+ * `d`, accepted by an operator's own list entry although authentication failed: its reason
+ * and results say which failure which entry overrode (see auth.ts).
+ */
+export function overriding(d: Decision, failure: string | null): Decision {
+  if (!failure || d.override) return d
+  const override = overrideText(failure, d.entry ? `${d.rule} ${d.entry}` : d.rule)
+  return { ...d, reason: `${d.reason}; ${override}`, override }
+}
+
+/** A green basis as a decision, overriding `failure` when there is one (never vetoed here). */
+function greenDecision(b: GreenBasis, failure: string | null, reason = b.reason): Decision {
+  return overriding({ verdict: 'green', rule: b.rule, final: true, reason, entry: b.entry }, failure)
+}
+
 /** `answers` is null when the store failed: an IPv6 peer then gets a 4xx, never an accept. */
 export function decideRcpt(f: RcptFacts, answers: (Known & LookupReply) | null, cfg: PolicyConfig): Decision {
   if (!answers) return { verdict: 'defer', rule: 'store-error', final: true, reason: 'list store unavailable' }
-  if (answers.ipAllow) return trustedPeer(f.ipv6, answers.ipAllow)
+  const failure = spfFailure(f.spf, cfg.auth)
+  if (answers.ipAllow) return overriding(trustedPeer(f.ipv6, answers.ipAllow), failure)
+  // The book and domain rules need an SPF pass: no SPF failure can stand beside them here.
+  // What a last-resort guess authenticated is looked at again after DATA (a failing
+  // DKIM signature of the From domain vetoes the guess).
   const member = answers.books?.[0]
   if (member && f.rcpt && f.mailFrom) {
     return {
       verdict: 'trusted',
       rule: 'book',
-      final: true,
+      final: !f.spf?.guess,
       reason: `SPF-authenticated sender ${f.mailFrom.address} matches ${member} in the book of ${f.rcpt.address}`,
     }
   }
@@ -192,13 +219,21 @@ export function decideRcpt(f: RcptFacts, answers: (Known & LookupReply) | null, 
     }
   }
   const pg = peerGreen(f.ipv6, f.peerSignals, answers, cfg.green)
-  if (pg) return { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
+  const vetoed = failure && pg && isAutomatic(pg.rule) ? pg : null
+  if (pg && !vetoed) return greenDecision(pg, failure)
   const dg = spfPassDomain(f.spf) ? domainGreen(answers, f.now, cfg.green) : null
   if (dg) return { verdict: 'green', rule: dg.rule, final: false, reason: `${dg.reason} (SPF); From alignment checked after DATA` }
-  const why = `no basis at rcpt (spf=${f.spf?.result ?? 'none'}${f.spf?.domain ? ` ${printable(f.spf.domain)}` : ''})`
+  const why = failure
+    ? `failed authentication at rcpt (${failure})${vetoed ? `; ${vetoText(vetoed)}` : ''}`
+    : `no basis at rcpt (spf=${f.spf?.result ?? 'none'}${f.spf?.domain ? ` ${printable(f.spf.domain)}` : ''})`
   // MX6 sessions are always decided after DATA, per the proposal.
-  if (cfg.undecided === 'defer' && !f.mx6) return { verdict: 'defer', rule: 'none', final: true, reason: why }
+  if (cfg.undecided === 'defer' && !f.mx6) return { verdict: 'defer', rule: failure ? 'auth-fail' : 'none', final: true, reason: why }
   return { verdict: 'pending', rule: 'none', final: false, reason: `${why}; waiting for DATA${f.mx6 ? ' (MX6 session)' : ''}` }
+}
+
+/** Why an automatic signal that held did not count. */
+function vetoText(b: GreenBasis): string {
+  return `${b.rule} does not count with failed authentication (${b.reason})`
 }
 
 export type FromFact = { mailbox: Mailbox } | { problem: string }
@@ -211,19 +246,34 @@ export interface RecipientState {
 
 export interface DataFacts {
   mx6: boolean
-  /** The peer-level greenlisting found at rcpt, a basis for every recipient; null when none. */
-  peerGreen: Decision | null
+  /** The peer-level greenlisting found for this peer, a basis for every recipient; null when none. */
+  peerGreen: GreenBasis | null
   now: number
   spf: SpfFact | null
   dkimPass: string[]
+  /** d= of the DKIM signatures that failed verification. */
+  dkimFail: string[]
   from: FromFact
   recipients: RecipientState[]
   /** alignedDomains' answer for these facts, kept by its first call (see there). */
   aligned?: { mode: Alignment; domains: readonly string[] }
 }
 
-function needsCheck(r: RecipientState): boolean {
-  return !r.prior.final && (r.prior.verdict === 'pending' || r.prior.verdict === 'trusted' || r.prior.verdict === 'green')
+/** The message's failed authentication after DATA (SPF, the From domain's DKIM), or null. */
+export function dataFailure(f: DataFacts, cfg: PolicyConfig): string | null {
+  const spf = spfFailure(f.spf, cfg.auth)
+  const dkim = 'mailbox' in f.from ? dkimFailure(f.from.mailbox.domain, f.dkimPass, f.dkimFail, cfg.alignment) : null
+  return spf && dkim ? `${spf}, ${dkim}` : (spf ?? dkim)
+}
+
+/**
+ * A recipient decided after DATA: one RCPT left open, or one whose basis from RCPT a
+ * failure found after DATA takes away (a failing DKIM signature of the From domain).
+ */
+function needsCheck(r: RecipientState, failure: string | null): boolean {
+  const v = r.prior.verdict
+  if (!r.prior.final) return v === 'pending' || v === 'trusted' || v === 'green'
+  return failure !== null && (v === 'trusted' || v === 'green') && !canOverride(r.prior.rule)
 }
 
 /**
@@ -242,7 +292,9 @@ export function alignedDomains(f: DataFacts, mode: Alignment): readonly string[]
 function findAligned(f: DataFacts, mode: Alignment): string[] {
   if (!('mailbox' in f.from)) return []
   const fromDomain = f.from.mailbox.domain
-  const auth = [spfPassDomain(f.spf), ...f.dkimPass.map(canonicalDomain)].filter((d): d is string => !!d)
+  // A last-resort SPF guess is an automatic signal: a failing From-domain DKIM signature vetoes it.
+  const guessVetoed = f.spf?.guess && dkimFailure(fromDomain, f.dkimPass, f.dkimFail, mode)
+  const auth = [guessVetoed ? null : spfPassDomain(f.spf), ...f.dkimPass.map(canonicalDomain)].filter((d): d is string => !!d)
   return [...new Set(auth.filter((d) => aligned(d, fromDomain, mode)))]
 }
 
@@ -259,7 +311,8 @@ export interface DataDomains {
  * (no recipient left open, no usable From, or no passing domain aligned with it).
  */
 export function dataDomains(f: DataFacts, cfg: PolicyConfig): DataDomains | null {
-  if (!('mailbox' in f.from) || !f.recipients.some(needsCheck)) return null
+  const failure = dataFailure(f, cfg)
+  if (!('mailbox' in f.from) || !f.recipients.some((r) => needsCheck(r, failure))) return null
   const authd = alignedDomains(f, cfg.alignment)
   if (authd.length === 0) return null
   // The From domain is authenticated through an aligned identifier (DMARC), so
@@ -275,7 +328,9 @@ export function planData(f: DataFacts, cfg: PolicyConfig, eligible: DataDomains 
   // domain:allow and domain:green are asked for the same candidates (read-only, shared).
   req.domainCandidates = eligible.candidates
   Object.assign(req, planDomainGreen(eligible.domains, cfg.green, req.domainCandidates))
-  const owners = bookOwners(f.recipients.filter(needsCheck))
+  const failure = dataFailure(f, cfg)
+  // An address book never outweighs failed authentication: not asked then.
+  const owners = failure ? [] : bookOwners(f.recipients.filter((r) => needsCheck(r, failure)))
   const from = f.from.mailbox
   if (owners.length > 0) req.books = owners.map((owner) => ({ owner, members: bookMembers(from) }))
   return req
@@ -292,14 +347,21 @@ export interface DataDecision {
 }
 
 export function decideData(f: DataFacts, answers: LookupReply | null, cfg: PolicyConfig): DataDecision {
-  const open = f.recipients.filter(needsCheck)
-  if (open.length === 0) return summarise(f, f.recipients.map((r) => r.prior))
+  const failure = dataFailure(f, cfg)
+  const open = f.recipients.filter((r) => needsCheck(r, failure))
+  if (open.length === 0) return summarise(f, f.recipients.map((r) => r.prior), failure)
   if (!answers) {
     const d: Decision = { verdict: 'defer', rule: 'store-error', final: true, reason: 'list store unavailable' }
     return { message: d, recipients: f.recipients.map(() => d) }
   }
   const authd = alignedDomains(f, cfg.alignment)
   const fromText = 'mailbox' in f.from ? f.from.mailbox.address : `no usable From (${f.from.problem})`
+  // The peer's green basis, unless it is an automatic signal and authentication failed.
+  const pg = f.peerGreen
+  const vetoed = failure && pg && isAutomatic(pg.rule) ? `; ${vetoText(pg)}` : ''
+  const peer = pg && !vetoed ? greenDecision(pg, failure) : null
+  const deferred = (why: string): Decision =>
+    failure ? { verdict: 'defer', rule: 'auth-fail', final: true, reason: `failed authentication (${failure}); ${why}${vetoed}` } : { verdict: 'defer', rule: 'none', final: true, reason: why }
   if (authd.length === 0) {
     // Without an aligned identifier the From is unauthenticated: no domain or book rule
     // counts, and every open recipient takes the same verdict (the peer's green basis, else
@@ -308,26 +370,26 @@ export function decideData(f: DataFacts, answers: LookupReply | null, cfg: Polic
       'mailbox' in f.from
         ? `From ${fromText} not ${cfg.alignment}-aligned with a passing SPF/DKIM domain (spf=${f.spf?.result ?? 'none'}${f.spf?.domain ? ` ${printable(f.spf.domain)}` : ''}, dkim pass=${f.dkimPass.map((d) => printable(d)).join(',') || 'none'})`
         : fromText
-    const same: Decision = f.peerGreen ?? { verdict: 'defer', rule: 'none', final: true, reason: unauth }
-    return summarise(f, f.recipients.map((r) => (needsCheck(r) ? same : r.prior)))
+    const same = peer ?? deferred(unauth)
+    return summarise(f, f.recipients.map((r) => (needsCheck(r, failure) ? same : r.prior)), failure)
   }
   const members = answers.books ?? []
   const bookMember = new Map(bookOwners(open).map((owner, i) => [owner, members[i] ?? null]))
   const dg = domainGreen(answers, f.now, cfg.green)
+  const domainBasis = dg && !(failure && isAutomatic(dg.rule)) ? greenDecision(dg, failure, `From ${fromText} authenticated via ${authd.join(',')}; ${dg.reason}`) : null
   const recipients = f.recipients.map((r): Decision => {
-    if (!needsCheck(r)) return r.prior
+    if (!needsCheck(r, failure)) return r.prior
     if (answers.domainAllow) {
-      return { verdict: 'trusted', rule: 'domain:allow', final: true, reason: `From ${fromText} authenticated via ${authd.join(',')}, domain:allow ${hitText(answers.domainAllow)}` }
+      const d: Decision = { verdict: 'trusted', rule: 'domain:allow', final: true, reason: `From ${fromText} authenticated via ${authd.join(',')}, domain:allow ${hitText(answers.domainAllow)}`, entry: answers.domainAllow.entry }
+      return overriding(d, failure)
     }
-    const member = r.rcpt ? bookMember.get(r.rcpt.address) : null
+    const member = r.rcpt && !failure ? bookMember.get(r.rcpt.address) : null
     if (member && r.rcpt) {
       return { verdict: 'trusted', rule: 'book', final: true, reason: `authenticated From ${fromText} matches ${member} in the book of ${r.rcpt.address}` }
     }
-    if (dg) return { verdict: 'green', rule: dg.rule, final: true, reason: `From ${fromText} authenticated via ${authd.join(',')}; ${dg.reason}` }
-    if (f.peerGreen) return f.peerGreen
-    return { verdict: 'defer', rule: 'none', final: true, reason: `From ${fromText} authenticated via ${authd.join(',')} but in no list` }
+    return domainBasis ?? peer ?? deferred(`From ${fromText} authenticated via ${authd.join(',')} but in no list`)
   })
-  return summarise(f, recipients)
+  return summarise(f, recipients, failure)
 }
 
 /**
@@ -336,17 +398,30 @@ export function decideData(f: DataFacts, answers: LookupReply | null, cfg: Polic
  * on an MX6 listener, the fallback) for everyone, so that it comes back over
  * IPv4 rather than being delivered to some recipients only.
  */
-function summarise(f: DataFacts, recipients: Decision[]): DataDecision {
+function summarise(f: DataFacts, recipients: Decision[], failure: string | null): DataDecision {
   if (recipients.length === 0) return { message: { verdict: 'skip', rule: 'none', final: true, reason: 'no recipients' }, recipients }
   const accepted = acceptedTogether(recipients)
-  if (accepted) return { message: accepted, recipients }
+  // Accepted by operator entries only (needsCheck let no other basis through a failure).
+  if (accepted) return { message: overriding(accepted, failure), recipients }
   const bad = recipients.filter((d) => d.verdict !== 'trusted' && d.verdict !== 'green')
   const reason =
     bad.length === recipients.length
       ? bad[0].reason
       : `${bad.length} of ${recipients.length} recipients without basis (${bad[0].reason}); whole message ${f.mx6 ? 'falls back' : 'deferred'}`
+  // The message's rule says why: failed authentication, Redis (in mode=observe a recipient
+  // deferred at RCPT for it reaches DATA), or no basis.
+  const rule: Rule = failure ? 'auth-fail' : bad.some((d) => d.rule === 'store-error') ? 'store-error' : 'none'
   // On an MX6 listener the sender promised to understand "retry over IPv4".
-  return { message: { verdict: f.mx6 ? 'fallback' : 'defer', rule: 'none', final: true, reason }, recipients }
+  return { message: { verdict: f.mx6 ? 'fallback' : 'defer', rule, final: true, reason }, recipients }
+}
+
+/**
+ * A decision as mode=observe records it: a deferral (or fallback) becomes would-defer (or
+ * would-fallback), with everything else kept, and the mail is then left alone.
+ */
+export function observed(d: Decision, mode: 'enforce' | 'observe'): Decision {
+  if (mode === 'enforce' || (d.verdict !== 'defer' && d.verdict !== 'fallback')) return d
+  return { ...d, verdict: d.verdict === 'defer' ? 'would-defer' : 'would-fallback' }
 }
 
 /**

@@ -29,9 +29,18 @@ export function spfFact(txn: Transaction): SpfFact | null {
 
 /** haraka-plugin-dkim records {pass: [d=, ...]} for each signature that verified. */
 export function dkimPassDomains(txn: Transaction): string[] {
-  const pass = txn.results.get('dkim')?.pass
-  const list = Array.isArray(pass) ? pass : pass ? [pass] : []
-  return list.map((d) => canonicalDomain(d)).filter((d): d is string => !!d)
+  return dkimDomains(txn, 'pass')
+}
+
+/** ... and {fail: [d=, ...]} for each signature that did not. */
+export function dkimFailDomains(txn: Transaction): string[] {
+  return dkimDomains(txn, 'fail')
+}
+
+function dkimDomains(txn: Transaction, list: 'pass' | 'fail'): string[] {
+  const found = txn.results.get('dkim')?.[list]
+  const domains = Array.isArray(found) ? found : found ? [found] : []
+  return domains.map((d) => canonicalDomain(d)).filter((d): d is string => !!d)
 }
 
 /**

@@ -18,7 +18,9 @@ export interface GreenConfig {
 
 export const GREEN_DEFAULTS: GreenConfig = {
   ipGreen: true,
-  fcrdns: true,
+  // Opt-in: any sender sets up forward-confirmed reverse DNS for its own addresses in
+  // minutes; the seed calls such signals "a little less robust than competent whitelisting".
+  fcrdns: false,
   hostGreen: true,
   asn: false,
   domainGreen: true,
@@ -30,7 +32,10 @@ export type GreenRule = 'ip:green' | 'fcrdns' | 'host:green' | 'asn:green' | 'do
 export interface GreenBasis {
   rule: GreenRule
   reason: string
+  /** The list entry that holds, for the rules that are an operator's entry. */
+  entry?: string
 }
+
 
 const hitText = (h: Hit): string => (h.note ? `${h.entry} ("${h.note.replace(/[^\x20-\x7e]/g, '?').slice(0, 200)}")` : h.entry)
 
@@ -47,10 +52,15 @@ export function planPeerGreen(ipv6: string, signals: PeerSignals | undefined, kn
 
 type PeerRule = (ipv6: string, s: PeerSignals | undefined, a: LookupReply, cfg: GreenConfig) => GreenBasis | null
 
+/**
+ * The peer-level rules in order: the operator's own entries before the automatic (DNS)
+ * signals, so that the basis found is an operator's whenever one holds (only those
+ * outweigh failed authentication, see auth.ts).
+ */
 const PEER_RULES: PeerRule[] = [
-  (ip, _s, a) => (a.ipGreen ? { rule: 'ip:green', reason: `${ip} in ip:green ${hitText(a.ipGreen)}` } : null),
+  (ip, _s, a) => (a.ipGreen ? { rule: 'ip:green', reason: `${ip} in ip:green ${hitText(a.ipGreen)}`, entry: a.ipGreen.entry } : null),
+  (_ip, s, a) => (a.hostGreen && s ? { rule: 'host:green', reason: `forward-confirmed ${s.fcrdns.confirmed.join(',')} in host:green ${hitText(a.hostGreen)}`, entry: a.hostGreen.entry } : null),
   (_ip, s, _a, cfg) => (cfg.fcrdns && s?.fcrdns.outcome === 'pass' ? { rule: 'fcrdns', reason: s.fcrdns.detail } : null),
-  (_ip, s, a) => (a.hostGreen && s ? { rule: 'host:green', reason: `forward-confirmed ${s.fcrdns.confirmed.join(',')} in host:green ${hitText(a.hostGreen)}` } : null),
   (_ip, s, a) => (a.asnGreen && s ? { rule: 'asn:green', reason: `${s.asn.detail} in asn:green ${hitText(a.asnGreen)}` } : null),
 ]
 
@@ -86,7 +96,7 @@ export function historyPasses(h: History, nowSec: number, cfg: GreenConfig['hist
 
 /** The first domain-level greenlisting rule that holds for authenticated domains, or null. */
 export function domainGreen(answers: LookupReply, nowSec: number, cfg: GreenConfig): GreenBasis | null {
-  if (answers.domainGreen) return { rule: 'domain:green', reason: `authenticated domain in domain:green ${hitText(answers.domainGreen)}` }
+  if (answers.domainGreen) return { rule: 'domain:green', reason: `authenticated domain in domain:green ${hitText(answers.domainGreen)}`, entry: answers.domainGreen.entry }
   if (cfg.history.enabled) {
     for (const h of answers.history ?? []) {
       const why = h ? historyPasses(h, nowSec, cfg.history) : null

@@ -26,6 +26,8 @@ import {
   decideData,
   decideRcpt,
   greenSummary,
+  observed,
+  overriding,
   planData,
   planRcpt,
   printable,
@@ -39,10 +41,11 @@ import {
   type RecipientState,
   type SpfFact,
 } from './decide'
-import { peerGreen, planPeerGreen } from './green'
+import { spfFailure } from './auth'
+import { peerGreen, planPeerGreen, type GreenBasis } from './green'
 import { matchHelo, PeerSignalsMemo, type PeerSignals } from './peer-signals'
 import { evaluateGuess, type GuessResult } from './spf-guess'
-import { dkimPassDomains, fromFact, mailbox, peerFacts, rcptId, spfFact } from './facts'
+import { dkimFailDomains, dkimPassDomains, fromFact, mailbox, peerFacts, rcptId, spfFact } from './facts'
 
 interface Plugin extends PluginBase {
   cfg: ReceiveConfig
@@ -69,7 +72,7 @@ interface TxnState {
    */
   recipients: Map<HarakaAddress, RecipientState>
   /** Peer-level greenlisting found at rcpt: a basis for every recipient after DATA. */
-  peerGreen?: Decision
+  peerGreen?: GreenBasis
   /** The last-resort SPF evaluation, started by the first RCPT (null: not needed). */
   spfGuess?: Promise<void> | null
 }
@@ -289,7 +292,7 @@ async function lookup(plugin: Plugin, connection: Connection, req: LookupRequest
   try {
     return await connect(plugin).lookup(req)
   } catch (err) {
-    connection.logerror(plugin, `list lookup failed (${(err as Error).name}: ${(err as Error).message}); deferring IPv6 peer`)
+    connection.logerror(plugin, `list lookup failed (${(err as Error).name}: ${(err as Error).message}); ${plugin.cfg.mode === 'observe' ? 'would defer (mode=observe)' : 'deferring'} IPv6 peer`)
     connection.transaction?.results.add(plugin, { err: `store: ${(err as Error).message}` })
     return null
   }
@@ -361,6 +364,7 @@ class DebugLine {
 function resultsEntry(phase: string, d: Decision, line: string): Record<string, string> {
   const entry: Record<string, string> = { verdict: d.verdict, rule: d.rule, phase, reason: d.reason, human: line }
   entry[resultList(d.verdict)] = `${phase}:${d.rule}`
+  if (d.override) entry.override = d.override
   return entry
 }
 
@@ -409,7 +413,10 @@ function logSkip(plugin: Plugin, connection: Connection, d: Decision): void {
   connection.logdebug(plugin, new DebugLine('rcpt', d, NO_OPTIONS))
 }
 
-/** The haraka-results list a decision goes to (skips and pending recipients make no entry). */
+/**
+ * The haraka-results list a decision goes to (skips and pending recipients make no entry;
+ * a would-defer of mode=observe is a message, not a failure other plugins should act on).
+ */
 function resultList(v: Decision['verdict']): 'pass' | 'fail' | 'msg' {
   return v === 'trusted' || v === 'green' ? 'pass' : v === 'defer' || v === 'fallback' ? 'fail' : 'msg'
 }
@@ -437,19 +444,23 @@ function fallbackReply(plugin: Plugin, connection: Connection): { code: number; 
   return { code: Math.floor(m.code / 100) === 5 ? constants.deny : constants.denysoft, dsn: DSN.create(m.code, lines, subject, detail) }
 }
 
-/** The deferral reply of each [defer] configuration (a reload makes a new one). Haraka only reads it. */
-const deferReplies = new WeakMap<ReceiveConfig['defer'], unknown>()
+/** The deferral replies of each [defer] configuration (a reload makes new ones). Haraka only reads them. */
+const deferReplies = new WeakMap<ReceiveConfig['defer'], { unlisted: unknown; authFail: unknown }>()
 
-function deferReply(plugin: Plugin): unknown {
-  const d = plugin.cfg.defer
-  let reply = deferReplies.get(d)
-  if (reply === undefined) {
-    const [, subject, detail] = d.status.split('.').map(Number)
-    // The same text for every deferral: it must not tell a prober whether an address-book entry exists.
-    reply = DSN.create(d.code, replyLines(d.text), subject, detail)
-    deferReplies.set(d, reply)
+/**
+ * The deferral for a decision: failed authentication says so; everything else (no basis,
+ * Redis trouble) gets one and the same text, so that it never tells a prober whether an
+ * address-book entry exists.
+ */
+function deferReply(plugin: Plugin, d?: Decision): unknown {
+  const c = plugin.cfg.defer
+  let replies = deferReplies.get(c)
+  if (!replies) {
+    const [, subject, detail] = c.status.split('.').map(Number)
+    replies = { unlisted: DSN.create(c.code, replyLines(c.text), subject, detail), authFail: DSN.create(c.code, replyLines(c.authFailText), subject, detail) }
+    deferReplies.set(c, replies)
   }
-  return reply
+  return d?.rule === 'auth-fail' ? replies.authFail : replies.unlisted
 }
 
 /**
@@ -593,7 +604,9 @@ function lastResortSpf(plugin: Plugin, connection: Connection, txn: Transaction,
 /** Answers a decision that went wrong: logged, and the deferral reply, never an accept. */
 function failed(plugin: Plugin, phase: string, next: Next, connection: Connection): (err: Error) => void {
   return (err) => {
-    connection.logerror(plugin, `${phase} decision failed: ${err.stack ?? err.message}`)
+    const observing = plugin.cfg.mode === 'observe'
+    connection.logerror(plugin, `${phase} decision failed${observing ? ' (mode=observe: would-defer, mail left alone)' : ''}: ${err.stack ?? err.message}`)
+    if (observing) return next()
     next(constants.denysoft, deferReply(plugin))
   }
 }
@@ -639,7 +652,10 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
   // for every recipient whatever SPF, the sender or the DNS signals say: decided here, with
   // nothing else read or started (no last-resort SPF guess, no lookup, no promise).
   if (s.known.ipAllow) {
-    settleRcpt(plugin, connection, s, rcptAddr, mailbox(rcptAddr, plugin.cfg.recipientDelimiter), trustedRepeatPeer(screen.ipv6, s.known.ipAllow), { start })
+    // ... and says so when it overrides a failed SPF check.
+    const failure = spfFailure(spfFact(txn), plugin.cfg.policy.auth)
+    const d = overriding(trustedRepeatPeer(screen.ipv6, s.known.ipAllow), failure)
+    settleRcpt(plugin, connection, s, rcptAddr, mailbox(rcptAddr, plugin.cfg.recipientDelimiter), d, { start })
     return next()
   }
   if (s.spfGuess === undefined) s.spfGuess = lastResortSpf(plugin, connection, txn, screen.ipv6)
@@ -653,19 +669,15 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
     const answers = reply && { ...s.known, ...reply }
     const d = decideRcpt(facts, answers, plugin.cfg.policy)
     // Peer-level greenlisting serves recipients left open after RCPT; an allow-listed peer leaves none.
-    if (answers && !s.peerGreen && !answers.ipAllow) {
-      const pg = peerGreen(facts.ipv6, facts.peerSignals, answers, plugin.cfg.policy.green)
-      if (pg) s.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
-    }
+    if (answers && !s.peerGreen && !answers.ipAllow) s.peerGreen = peerGreen(facts.ipv6, facts.peerSignals, answers, plugin.cfg.policy.green) ?? undefined
     // An ip:allow hit consults no green list: nothing to summarise then; nor for a
     // recipient left pending (not in the results: its decision after DATA is).
     const pending = d.verdict === 'pending'
     const extra = answers && !answers.ipAllow && !pending ? { green_signals: greenSummary(s.known) } : undefined
-    settleRcpt(plugin, connection, s, rcptAddr, facts.rcpt, d, { start, signals: facts.peerSignals, quiet: pending, extra })
-    if (d.verdict === 'defer') {
-      if (d.rule === 'none') rememberAttempt(plugin, connection, screen.ipv6, 'rcpt', 'defer', d.reason, [rcptAddr])
-      return next(constants.denysoft, deferReply(plugin))
-    }
+    const shown = settleRcpt(plugin, connection, s, rcptAddr, facts.rcpt, d, { start, signals: facts.peerSignals, quiet: pending, extra })
+    if (d.verdict !== 'defer') return next()
+    if (byPolicy(d)) rememberAttempt(plugin, connection, screen.ipv6, 'rcpt', shown.verdict as Attempt['verdict'], d.reason, [rcptAddr])
+    if (shown.verdict === 'defer') return next(constants.denysoft, deferReply(plugin, d))
     next()
   }
   const ask = (signals: PeerSignals | undefined, probe: boolean): Promise<void> | undefined => {
@@ -707,10 +719,20 @@ function rcptHook(plugin: Plugin, next: Next, connection: Connection, params: un
     .catch(fail)
 }
 
-/** A recipient's RCPT verdict: kept for data_post, recorded (results, log line, counter). */
-function settleRcpt(plugin: Plugin, connection: Connection, s: TxnState, addr: HarakaAddress, rcpt: Mailbox | null, d: Decision, o: RecordOptions): void {
+/**
+ * A recipient's RCPT verdict: kept for data_post, recorded (results, log line, counter) as
+ * the mode makes it (see observed); that recorded decision is returned.
+ */
+function settleRcpt(plugin: Plugin, connection: Connection, s: TxnState, addr: HarakaAddress, rcpt: Mailbox | null, d: Decision, o: RecordOptions): Decision {
   s.recipients.set(addr, { rcpt, prior: d })
-  record(plugin, connection, 'rcpt', d, o, ` <${rcpt?.address ?? '?'}>`)
+  const shown = observed(d, plugin.cfg.mode)
+  record(plugin, connection, 'rcpt', shown, o, ` <${rcpt?.address ?? '?'}>`)
+  return shown
+}
+
+/** A deferral the policy made (no basis, failed authentication), not one Redis trouble forced. */
+function byPolicy(d: Decision): boolean {
+  return d.rule === 'none' || d.rule === 'auth-fail'
 }
 
 function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void {
@@ -731,9 +753,11 @@ function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void 
     s = state(txn, screen.ipv6, n)
   }
   const ipv6 = s.ipv6
+  // A DKIM signature that failed may take away a basis RCPT settled (see decideData).
+  const dkimFail = dkimFailDomains(txn)
   // Every recipient trusted or green for good at rcpt (an allow-listed peer, say): the
   // message takes their verdict at once, with nothing else to read.
-  const accepted = acceptedAtRcpt(s, txn.rcpt_to)
+  const accepted = dkimFail.length === 0 && acceptedAtRcpt(s, txn.rcpt_to)
   if (accepted) {
     record(plugin, connection, 'data_post', accepted, { start, repeat: true })
     return acceptNext(plugin, accepted, filtersAfter, next)
@@ -747,7 +771,7 @@ function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void 
         prior: { verdict: 'pending', rule: 'none', final: false, reason: 'not seen at rcpt' },
       },
   )
-  const open = recipients.some((r) => !r.prior.final)
+  const open = dkimFail.length > 0 || recipients.some((r) => !r.prior.final)
   const facts: DataFacts = {
     mx6: isMx6Session(plugin, connection),
     peerGreen: s.peerGreen ?? null,
@@ -755,22 +779,25 @@ function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void 
     // SPF, DKIM and the From header matter only for recipients still open after RCPT.
     spf: open ? txnSpf(txn) : null,
     dkimPass: open ? dkimPassDomains(txn) : [],
+    dkimFail,
     from: open ? fromFact(txn) : { problem: 'not needed: every recipient was decided at rcpt' },
     recipients,
   }
   const fail = failed(plugin, 'data_post', next, connection)
   const finish = (message: Decision, signals?: PeerSignals, extra: Record<string, string> = {}): void => {
-    // A message whose recipients were all decided at rcpt repeats that verdict.
-    record(plugin, connection, 'data_post', message, { start, signals, repeat: !open, extra })
-    if ((message.verdict === 'defer' || message.verdict === 'fallback') && message.rule === 'none') {
-      rememberAttempt(plugin, connection, ipv6, 'data_post', message.verdict, message.reason, txn.rcpt_to, authDomain(facts, plugin.cfg.policy))
+    const shown = observed(message, plugin.cfg.mode)
+    // A message whose recipients were all decided at rcpt repeats that verdict (and its
+    // attempt, if any, was recorded then).
+    record(plugin, connection, 'data_post', shown, { start, signals, repeat: !open, extra })
+    if ((message.verdict === 'defer' || message.verdict === 'fallback') && byPolicy(message) && open) {
+      rememberAttempt(plugin, connection, ipv6, 'data_post', shown.verdict as Attempt['verdict'], message.reason, txn.rcpt_to, authDomain(facts, plugin.cfg.policy))
     }
-    if (message.verdict === 'fallback') {
+    if (shown.verdict === 'fallback') {
       const r = fallbackReply(plugin, connection)
       return next(r.code, r.dsn)
     }
-    if (message.verdict === 'defer') return next(constants.denysoft, deferReply(plugin))
-    acceptNext(plugin, message, filtersAfter, next)
+    if (shown.verdict === 'defer') return next(constants.denysoft, deferReply(plugin, message))
+    acceptNext(plugin, shown, filtersAfter, next)
   }
   // Every recipient was decided at rcpt, not all accepted (acceptedAtRcpt took the rest):
   // nothing to look up, the verdict stands (at once).
@@ -787,12 +814,13 @@ function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void 
     // One pipeline: the message's lookups and, for a peer not yet green, the DNS-based green lists.
     if (signals) Object.assign(req, planPeerGreen(ipv6, signals, s.known, green))
     const conclude = (reply: LookupReply | null): void => {
+      let decided = facts
       if (reply && signals) {
         rememberAnswers(s.known, reply)
         const pg = peerGreen(ipv6, signals, s.known, green)
-        if (pg) facts.peerGreen = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
+        if (pg) decided = { ...facts, peerGreen: pg }
       }
-      finish(decideData(facts, reply, plugin.cfg.policy).message, signals, reply && signals ? { green_signals: greenSummary(s.known) } : {})
+      finish(decideData(decided, reply, plugin.cfg.policy).message, signals, reply && signals ? { green_signals: greenSummary(s.known) } : {})
     }
     // Nothing left to ask (the list cache and RCPT answered it all): decided at once.
     if (isEmptyRequest(req)) return void conclude({})
@@ -813,7 +841,8 @@ function dataPostHook(plugin: Plugin, next: Next, connection: Connection): void 
  * is not logged).
  */
 function acceptNext(plugin: Plugin, message: Decision, filtersAfter: boolean, next: Next): void {
-  if (message.verdict === 'trusted' && plugin.cfg.trustedSkipsFilters && filtersAfter) return next(constants.ok)
+  // mode=observe changes nothing in the mail flow: no filter is skipped either.
+  if (message.verdict === 'trusted' && plugin.cfg.trustedSkipsFilters && filtersAfter && plugin.cfg.mode === 'enforce') return next(constants.ok)
   next()
 }
 
@@ -848,7 +877,7 @@ function authDomain(f: DataFacts, policy: ReceiveConfig['policy']): string {
  * IPv4 can be recognised (mx6-learn) and reported (mx6ctl followup). Written off
  * the decision path.
  */
-function rememberAttempt(plugin: Plugin, connection: Connection, ipv6: string, phase: 'rcpt' | 'data_post', verdict: 'defer' | 'fallback', reason: string, rcpts: HarakaAddress[], domain = ''): void {
+function rememberAttempt(plugin: Plugin, connection: Connection, ipv6: string, phase: 'rcpt' | 'data_post', verdict: Attempt['verdict'], reason: string, rcpts: HarakaAddress[], domain = ''): void {
   const f = plugin.cfg.followup
   const txn = connection.transaction
   if (!f.enabled || !txn || !plugin.store) return

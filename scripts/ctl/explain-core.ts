@@ -16,7 +16,9 @@ import { isEmptyRequest, type ListStore, type LookupReply, type LookupRequest } 
 import type { ReceiveConfig } from '../../plugins/mx6-receive/config'
 import {
   alignedDomains,
+  dataFailure,
   decideData,
+  observed,
   decideRcpt,
   planData,
   planRcpt,
@@ -33,7 +35,7 @@ import {
   type SpfFact,
 } from '../../plugins/mx6-receive/decide'
 import { mailbox, rcptId } from '../../plugins/mx6-receive/facts'
-import { peerGreen } from '../../plugins/mx6-receive/green'
+import { peerGreen, type GreenBasis } from '../../plugins/mx6-receive/green'
 import type { PeerSignals } from '../../plugins/mx6-receive/peer-signals'
 import type { GuessResult } from '../../plugins/mx6-receive/spf-guess'
 
@@ -51,6 +53,8 @@ export interface ExplainFacts {
   from: FromFact
   /** d= of the DKIM signatures that verified (canonical). */
   dkimPass: string[]
+  /** d= of the DKIM signatures that failed (canonical). */
+  dkimFail: string[]
   /** haraka-plugin-spf's MAIL FROM result; given=false when explain assumed "none". */
   spf: { result: string; given: boolean }
   /** The local address the peer connected to (for MX6 listeners); null when not given. */
@@ -113,6 +117,11 @@ export interface Explanation {
   /** Passing SPF/DKIM domains aligned with the From domain. */
   alignedDomains: readonly string[]
   dkimPass: string[]
+  dkimFail: string[]
+  /** The message's failed authentication (SPF, the From domain's DKIM), or null. */
+  authFailure: string | null
+  /** enforce or observe (mode=observe: deferrals are recorded as would-defer, the mail left alone). */
+  mode: ReceiveConfig['mode']
   peerSignals: PeerSignals | null
   /** The screen's skip decision (IPv4, private ...), or null when the policy applies. */
   skip: Decision | null
@@ -248,7 +257,7 @@ async function evaluate(f: ExplainFacts, s: Session, cfg: ReceiveConfig, store: 
   const ipv6 = s.ipv6!
   const errors: string[] = []
   const known: Known = {}
-  let peerGreenDecision: Decision | undefined
+  let peerGreenBasis: GreenBasis | null = null
   const states = new Map<string, RecipientState>()
   const accepted: string[] = []
   const rcpts: RcptOutcome[] = []
@@ -265,30 +274,29 @@ async function evaluate(f: ExplainFacts, s: Session, cfg: ReceiveConfig, store: 
     const reply = await lookup(store, planRcpt(facts, known, cfg.policy), errors)
     if (reply) rememberAnswers(known, reply)
     const d = decideRcpt(facts, reply && { ...known, ...reply }, cfg.policy)
-    if (reply && !peerGreenDecision) {
-      const pg = peerGreen(ipv6, s.signals, { ...known, ...reply }, cfg.policy.green)
-      if (pg) peerGreenDecision = { verdict: 'green', rule: pg.rule, final: true, reason: pg.reason }
-    }
+    if (reply && !peerGreenBasis) peerGreenBasis = peerGreen(ipv6, s.signals, { ...known, ...reply }, cfg.policy.green)
     const id = addr ? rcptId(addr) : ''
     states.set(id, { rcpt: facts.rcpt, prior: d })
-    rcpts.push({ given: addr ? `${addr.user}@${addr.host}` : '', mailbox: facts.rcpt, decision: d })
-    // A deferred recipient is not in txn.rcpt_to after RCPT.
-    if (d.verdict !== 'defer') accepted.push(id)
+    rcpts.push({ given: addr ? `${addr.user}@${addr.host}` : '', mailbox: facts.rcpt, decision: observed(d, cfg.mode) })
+    // A deferred recipient is not in txn.rcpt_to after RCPT (in mode=observe it is).
+    if (d.verdict !== 'defer' || cfg.mode === 'observe') accepted.push(id)
   }
   if (accepted.length === 0) {
     return { rcpts, data: null, dataFacts: null, final: rcpts[0].decision, phase: 'rcpt', storeErrors: errors }
   }
   const dataFacts: DataFacts = {
     mx6: s.mx6,
-    peerGreen: peerGreenDecision ?? null,
+    peerGreen: peerGreenBasis,
     now: f.now,
     spf: s.spf,
     dkimPass: f.dkimPass,
+    dkimFail: f.dkimFail,
     from: f.from,
     recipients: accepted.map((id) => states.get(id)!),
   }
   const reply = await lookup(store, planData(dataFacts, cfg.policy), errors)
-  const data = decideData(dataFacts, reply, cfg.policy)
+  const decided = decideData(dataFacts, reply, cfg.policy)
+  const data = { ...decided, message: observed(decided.message, cfg.mode) }
   return { rcpts, data, dataFacts, final: data.message, phase: 'data_post', storeErrors: errors }
 }
 
@@ -298,13 +306,16 @@ function resultLine(cfg: ReceiveConfig, final: Decision, phase: Evaluation['phas
     case 'skip':
       return 'not acted on by mx6-receive: the other plugins decide'
     case 'trusted':
-      return `accepted as trusted (${final.rule})${cfg.trustedSkipsFilters ? ': content spam filters listed after mx6-receive are skipped (the malware scan before it is not)' : ''}`
+      return `accepted as trusted (${final.rule})${cfg.trustedSkipsFilters && cfg.mode === 'enforce' ? ': content spam filters listed after mx6-receive are skipped (the malware scan before it is not)' : ''}`
     case 'green':
       return `accepted as green (${final.rule}): every content filter still applies`
     case 'fallback':
       return `MX6 fallback ${cfg.mx6.code} ${cfg.mx6.status} after DATA: an MX6-aware sender redelivers over IPv4 to the regular MX at once`
     case 'defer':
-      return `deferred ${when} with ${cfg.defer.code} ${cfg.defer.status}${final.rule === 'store-error' ? ' (Redis trouble)' : ''}: the sender retries, at the IPv4 MX`
+      return `deferred ${when} with ${cfg.defer.code} ${cfg.defer.status} "${final.rule === 'auth-fail' ? cfg.defer.authFailText : cfg.defer.text}"${final.rule === 'store-error' ? ' (Redis trouble)' : ''}: the sender retries, at the IPv4 MX`
+    case 'would-defer':
+    case 'would-fallback':
+      return `mode=observe: ${final.verdict} (${final.rule}), recorded only; the message is accepted as if mx6-receive were not there (mode=enforce would ${final.verdict === 'would-defer' ? `defer it with ${cfg.defer.code} ${cfg.defer.status}` : `answer ${cfg.mx6.code} ${cfg.mx6.status}`})`
     default:
       return `${final.verdict} (${final.rule})`
   }
@@ -323,7 +334,7 @@ export async function explain(f: ExplainFacts, deps: ExplainDeps): Promise<Expla
   const peer = classifyPeer(f.ip)
   const s = await prepare(f, deps)
   const fromText = 'mailbox' in f.from ? f.from.mailbox.address : `no usable From (${f.from.problem})`
-  const authFacts: DataFacts = { mx6: s.mx6, peerGreen: null, now: f.now, spf: s.spf, dkimPass: f.dkimPass, from: f.from, recipients: [] }
+  const authFacts: DataFacts = { mx6: s.mx6, peerGreen: null, now: f.now, spf: s.spf, dkimPass: f.dkimPass, dkimFail: f.dkimFail, from: f.from, recipients: [] }
   const authd = alignedDomains(authFacts, cfg.policy.alignment)
   const out: Explanation = {
     peer: { given: f.ip, canonical: peer?.canonical ?? null, family: peer?.family ?? null, private: deps.isPrivate(f.ip) },
@@ -337,6 +348,9 @@ export async function explain(f: ExplainFacts, deps: ExplainDeps): Promise<Expla
     from: fromText,
     alignedDomains: authd,
     dkimPass: f.dkimPass,
+    dkimFail: f.dkimFail,
+    authFailure: dataFailure(authFacts, cfg.policy),
+    mode: cfg.mode,
     peerSignals: s.signals ?? null,
     skip: s.skip,
     rcpts: [],

@@ -16,7 +16,8 @@ import { explain, harakaIsPrivate, SPF_RESULTS, type ExplainDeps, type ExplainFa
 
 const HELP = `Usage: mx6ctl explain --ip <addr> [--helo <name>] [--mail-from <addr>]
                       [--rcpt <addr>]... [--from <addr>] [--dkim-pass <d1,d2>]
-                      [--spf <result>] [--listener <addr>|[<addr>]:<port>] [--json]
+                      [--dkim-fail <d1,d2>] [--spf <result>]
+                      [--listener <addr>|[<addr>]:<port>] [--json]
 
 Runs mx6-receive's own decision core against the live lists in Redis (the
 settings of the instance given with --config) for the facts you give, and
@@ -31,6 +32,8 @@ a basis, each checked by deciding again with it).
   --from        the From header (an address or "Name <addr>"); default: --mail-from;
                 "" for a message without From
   --dkim-pass   domains (d=) of the DKIM signatures that verified, comma-separated
+  --dkim-fail   domains (d=) of the DKIM signatures that failed, comma-separated
+                (a failing signature of the From domain is failed authentication)
   --spf         haraka-plugin-spf's result for MAIL FROM: pass, fail, softfail,
                 neutral, none (default: explain cannot evaluate SPF without the
                 peer's session), temperror, permerror. With "none" the
@@ -120,6 +123,17 @@ function listenerArg(text: string): { ip: string; port: number } {
   return { ip: addr.canonical, port }
 }
 
+/** A comma-separated list of domains, canonical, each once. */
+function domainsArg(opt: string, text: string | undefined): string[] {
+  const out: string[] = []
+  for (const d of (text ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
+    const c = canonicalDomain(d)
+    if (!c) throw new UsageError(`${opt} "${arg(d)}": not a domain`)
+    if (!out.includes(c)) out.push(c)
+  }
+  return out
+}
+
 export function parseFacts(argv: string[], now = Math.floor(Date.now() / 1000)): { facts: ExplainFacts; json: boolean } {
   const { values, positionals } = parse(argv, {
     ip: { type: 'string' },
@@ -128,6 +142,7 @@ export function parseFacts(argv: string[], now = Math.floor(Date.now() / 1000)):
     rcpt: { type: 'string', multiple: true },
     from: { type: 'string' },
     'dkim-pass': { type: 'string' },
+    'dkim-fail': { type: 'string' },
     spf: { type: 'string' },
     listener: { type: 'string' },
     json: { type: 'boolean' },
@@ -142,12 +157,8 @@ export function parseFacts(argv: string[], now = Math.floor(Date.now() / 1000)):
   if (rcpts.length > 100) throw new UsageError('at most 100 --rcpt')
   const fromText = values.from ?? (mailFrom ? `${mailFrom.user}@${mailFrom.host}` : '')
   if (fromText.length > 2000) throw new UsageError('--from: too long')
-  const dkimPass: string[] = []
-  for (const d of (values['dkim-pass'] ?? '').split(',').map((x) => x.trim()).filter(Boolean)) {
-    const c = canonicalDomain(d)
-    if (!c) throw new UsageError(`--dkim-pass "${arg(d)}": not a domain`)
-    if (!dkimPass.includes(c)) dkimPass.push(c)
-  }
+  const dkimPass = domainsArg('--dkim-pass', values['dkim-pass'])
+  const dkimFail = domainsArg('--dkim-fail', values['dkim-fail'])
   const spf = (values.spf ?? 'none').toLowerCase()
   if (!(SPF_RESULTS as readonly string[]).includes(spf)) throw new UsageError(`--spf "${arg(values.spf ?? '')}": one of ${SPF_RESULTS.join(', ')}`)
   return {
@@ -158,6 +169,7 @@ export function parseFacts(argv: string[], now = Math.floor(Date.now() / 1000)):
       rcpts,
       from: fromArg(fromText),
       dkimPass,
+      dkimFail,
       spf: { result: spf, given: values.spf !== undefined },
       listener: values.listener === undefined ? null : listenerArg(values.listener),
       now,
@@ -185,6 +197,8 @@ export function render(e: Explanation): string[] {
     if (e.guess) out.push(`           last-resort SPF for ${e.guess.domain} (${e.guess.source} record "${printable(e.guess.record)}"): ${e.guess.result}`)
     out.push(`From:      ${printable(e.from)}`)
     out.push(`DKIM pass: ${e.dkimPass.join(', ') || 'none'}`)
+    if (e.dkimFail.length) out.push(`DKIM fail: ${e.dkimFail.join(', ')}`)
+    if (e.authFailure) out.push(`auth:      failed (${e.authFailure}): no automatic signal counts; only an operator's list entry can accept`)
     out.push(`aligned:   ${e.alignedDomains.join(', ') || 'none (the From domain is not authenticated)'}`)
     if (e.peerSignals) out.push(`signals:   fcrdns ${e.peerSignals.fcrdns.outcome} (${e.peerSignals.fcrdns.detail}); asn ${e.peerSignals.asn.outcome} (${e.peerSignals.asn.detail})`)
     for (const r of e.rcpts) out.push(line('rcpt', r.given ? ` <${r.mailbox?.address ?? '?'}>` : ' (any recipient)', r.decision))

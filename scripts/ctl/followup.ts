@@ -27,6 +27,10 @@ window (default 24h; e.g. 90m, 2h, 3d, 30s) as ready-to-run commands for the
 never-retry greenlist (mx6:host:green by name, else mx6:ip:green by /64). It
 never runs them: check each sender first.
 
+Attempts recorded with mode=observe (would-defer, would-fallback) were accepted
+over IPv6 and so never come back: they are counted apart ("observed") and
+left out of every other figure and of --suggest.
+
   --json   the same as JSON
 `
 
@@ -71,6 +75,7 @@ export const followupCommand: Command = {
     }
     const f = (n: number) => (Number.isFinite(n) ? String(Math.round(n)) : '-')
     io.out(`last ${days} day(s): ${r.deferred} deferred over IPv6, ${r.returned} came back over IPv4 (${(100 * r.share).toFixed(1)} %)`)
+    if (r.observed) io.out(`mode=observe: ${r.observed} more would have been deferred (accepted over IPv6, so not expected back; not counted above)`)
     io.out(`delay until back over IPv4: p50 ${f(r.delay.p50)} s, p90 ${f(r.delay.p90)} s, max ${f(r.delay.max)} s`)
     io.out(`received over IPv6 before a deferral after DATA: ${r.bytesBeforeDataDeferral} octets`)
     for (const [title, rows] of [

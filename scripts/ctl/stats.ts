@@ -14,14 +14,17 @@ included; default 7), read from the hashes mx6:stats:YYYYMMDD (field
 once per recipient, data_post decisions once per message.
 
 Prints the totals per day and verdict, then per verdict and rule (one
-column per phase) over the whole period.
+column per phase) over the whole period. Decisions made with mode=observe
+count as would-defer and would-fallback, apart from real deferrals: that
+mail was accepted.
 
   --days N   how many days, 1 to ${MAX_DAYS}
   --json     {"from", "to", "days": [{"day", "key", "total", "counts":
-             {field: n}}], "totals": {field: n}, "total"}
+             {field: n}}], "totals": {field: n}, "verdicts": {verdict: n},
+             "total"}
 `
 
-const VERDICT_ORDER = ['trusted', 'green', 'defer', 'fallback', 'pending', 'skip']
+const VERDICT_ORDER = ['trusted', 'green', 'defer', 'fallback', 'would-defer', 'would-fallback', 'pending', 'skip']
 
 export interface DayStats {
   day: string
@@ -85,8 +88,10 @@ export const statsCommand: Command = {
         stats.push(s)
       })
       const total = stats.reduce((a, s) => a + s.total, 0)
+      const verdictTotals: Record<string, number> = {}
+      for (const [f, n] of Object.entries(totals)) verdictTotals[splitField(f).verdict] = (verdictTotals[splitField(f).verdict] ?? 0) + n
       if (values.json) {
-        io.out(JSON.stringify({ from: stats[0].day, to: stats[stats.length - 1].day, days: stats, totals, total }, null, 2))
+        io.out(JSON.stringify({ from: stats[0].day, to: stats[stats.length - 1].day, days: stats, totals, verdicts: verdictTotals, total }, null, 2))
         return 0
       }
       const period = `${stats[0].day} .. ${stats[stats.length - 1].day} (UTC, ${days} day${days === 1 ? '' : 's'})`
@@ -95,6 +100,9 @@ export const statsCommand: Command = {
         return 0
       }
       io.out(`mx6-receive decisions ${period}, ${total} in all`)
+      const wouldDefer = verdictTotals['would-defer'] ?? 0
+      const wouldFallback = verdictTotals['would-fallback'] ?? 0
+      if (wouldDefer || wouldFallback) io.out(`mode=observe: ${wouldDefer} would-defer and ${wouldFallback} would-fallback were recorded only (that mail was accepted)`)
       io.out('')
       const verdicts = [...new Set(Object.keys(totals).map((f) => splitField(f).verdict))].sort(byVerdict)
       const dayRows = stats.map((s) => {

@@ -95,7 +95,7 @@ function fromLog(lines: string[], peer: string): Recorded {
 
 describe('e2e: mx6ctl explain decides like mx6-receive', function () {
   this.timeout(60000)
-  const rx = useReceiver({ listen: [`[${V6MX}]:25`, `[${MX6}]:25`, `${V4MX}:25`], ini: `[mx6]\nlisteners=${MX6}\n` })
+  const rx = useReceiver({ listen: [`[${V6MX}]:25`, `[${MX6}]:25`, `${V4MX}:25`], ini: `[mx6]\nlisteners=${MX6}\n[green]\nfcrdns=true\n` })
   let redis: RedisServer
   let haraka: HarakaServer
 
@@ -251,7 +251,7 @@ describe('e2e: mx6ctl explain decides like mx6-receive', function () {
     assert.equal(r.code, 0)
     assert.ok(r.out.includes('rcpt <bob@rcpt.test> verdict=pending rule=none: no basis at rcpt (spf=neutral neutral.test); waiting for DATA'), r.out.join('\n'))
     assert.ok(r.out.includes('data_post verdict=defer rule=none: From someone@neutral.test not relaxed-aligned with a passing SPF/DKIM domain (spf=neutral neutral.test, dkim pass=none)'))
-    assert.ok(r.out.includes('result:    deferred after DATA with 451 4.7.26: the sender retries, at the IPv4 MX'))
+    assert.ok(r.out.includes('result:    deferred after DATA with 451 4.7.26 "Not accepted over IPv6 from this host; please deliver via our IPv4 MX": the sender retries, at the IPv4 MX'), r.out.join('\n'))
     assert.ok(r.out.includes('  mx6ctl allow ip add 2001:db8:7::/64'))
   })
 })

@@ -52,6 +52,7 @@ describe('e2e: trusted skips the spam filter, never the malware scan; green gets
   const rx = useReceiver({
     listen: [`[${V6MX}]:25`, `${V4MX}:25`],
     plugins: PLUGINS,
+    ini: '[green]\nfcrdns=true',
     config: () => ({ 'clamd.ini': clamdIni(clamd), 'spamassassin.ini': spamassassinIni(spamd) }),
   })
   let redis: RedisServer

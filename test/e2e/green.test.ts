@@ -20,7 +20,7 @@ function send(peer: string, helo: string, mailFrom: string): Promise<SessionResu
 
 describe('e2e: greenlisting signals in mx6-receive', function () {
   this.timeout(60000)
-  const rx = useReceiver({ listen: [`[${V6MX}]:25`], ini: '[green]\nasn=true\nasn_zone=origin6.asn.test' })
+  const rx = useReceiver({ listen: [`[${V6MX}]:25`], ini: '[green]\nfcrdns=true\nasn=true\nasn_zone=origin6.asn.test' })
   let redis: RedisServer
   let haraka: HarakaServer
   before(() => ({ redis, haraka } = rx))
@@ -96,7 +96,7 @@ describe('e2e: greenlisting when DNS does not answer', function () {
     proxy = await DnsProxy.start()
   })
   after(async () => proxy?.stop())
-  const rx = useReceiver({ listen: [`[${V6MX}]:25`], ini: '[green]\ndns_servers=127.0.0.54\ndns_timeout=300' })
+  const rx = useReceiver({ listen: [`[${V6MX}]:25`], ini: '[green]\nfcrdns=true\ndns_servers=127.0.0.54\ndns_timeout=300' })
 
   it('PTR lookups time out: the signal is absent and the peer is deferred, in bounded time', async () => {
     proxy.mode = 'drop'

@@ -71,9 +71,21 @@ describe('functional: mx6ctl stats, fallbacks, outages and --config', function (
       counts: { 'rcpt.trusted.ip:allow': 3, 'rcpt.defer.none': 10, 'data_post.trusted.book': 2, 'data_post.fallback.none': 1 },
     })
     assert.deepEqual(j.days[0].counts, { 'rcpt.trusted.ip:allow': 100 })
+    assert.deepEqual(j.verdicts, { trusted: 106, defer: 15, fallback: 1, green: 4 })
     const one = JSON.parse((await ctl('stats', '--days', '1', '--json')).out)
     assert.equal(one.total, 16)
     for (const bad of ['0', 'x', '99999', '-1']) assert.equal((await ctl('stats', '--days', bad)).code, 2, bad)
+  })
+
+  it('stats: decisions of mode=observe are counted apart (would-defer, would-fallback), in the table and in --json', async () => {
+    await server.cli('HSET', `mx6:stats:${day(0)}`, 'rcpt.defer.none', '2', 'rcpt.would-defer.none', '5', 'data_post.would-defer.auth-fail', '3', 'data_post.would-fallback.none', '1')
+    const r = await ctl('stats')
+    assert.equal(r.code, 0, r.err)
+    assert.match(r.out, /^mode=observe: 8 would-defer and 1 would-fallback were recorded only \(that mail was accepted\)$/m)
+    assert.match(r.out, /^day\s+defer\s+would-defer\s+would-fallback\s+total$/m)
+    assert.match(r.out, /^would-defer\s+auth-fail\s+0\s+3\s+3$/m)
+    const j = JSON.parse((await ctl('stats', '--json')).out)
+    assert.deepEqual(j.verdicts, { defer: 2, 'would-defer': 8, 'would-fallback': 1 })
   })
 
   it('stats with no counters says so; junk values are warned about, not summed', async () => {

@@ -1,13 +1,32 @@
 import assert from 'node:assert/strict'
 import { describeRedis, REDIS_DEFAULTS } from '../../plugins/lib/redis'
+import fs from 'node:fs'
+import path from 'node:path'
 import { readReceiveConfig } from '../../plugins/mx6-receive/config'
 import { GREEN_DEFAULTS } from '../../plugins/mx6-receive/green'
 
 describe('mx6-receive config', () => {
+  it('the shipped config/mx6-receive.ini documents every default as it is: its commented values, read back, give the defaults', () => {
+    const text = fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'config', 'mx6-receive.ini'), 'utf8')
+    const ini: Record<string, Record<string, string>> = {}
+    let section = ''
+    for (const line of text.split('\n')) {
+      const head = /^\[(\w+)\]$/.exec(line)
+      if (head) ini[(section = head[1])] = {}
+      const kv = /^;([a-z_]+)=(.*)$/.exec(line)
+      if (kv && section) ini[section][kv[1]] = kv[2]
+    }
+    assert.deepEqual([ini.main.mode, ini.green.fcrdns, ini.auth.spf_veto], ['enforce', 'false', 'fail, softfail, temperror, permerror'])
+    const shipped = readReceiveConfig(ini)
+    assert.deepEqual(shipped.errors, [])
+    assert.deepEqual(shipped.config, readReceiveConfig({}).config)
+  })
   it('has safe defaults with no file at all', () => {
     const { config, errors } = readReceiveConfig({})
     assert.deepEqual(errors, [])
-    assert.deepEqual(config.policy, { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: GREEN_DEFAULTS })
+    assert.deepEqual(config.policy, { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: GREEN_DEFAULTS, auth: { spfVeto: ['fail', 'softfail', 'temperror', 'permerror'] } })
+    assert.equal(config.policy.green.fcrdns, false, 'weak automatic signals are opt-in')
+    assert.equal(config.mode, 'enforce')
     assert.equal(config.recipientDelimiter, '+')
     assert.equal(config.trustedSkipsFilters, true)
     assert.deepEqual(config.spfGuess, { enabled: true, defaultRecord: '' })
@@ -35,16 +54,18 @@ describe('mx6-receive config', () => {
   })
   it('reads every key', () => {
     const { config, errors } = readReceiveConfig({
-      main: { skip_private: false, undecided: 'defer', alignment: 'strict', recipient_delimiter: '-', lint_interval: '0', stats_days: '7' },
-      defer: { code: '450', status: '4.7.0', text: 'try IPv4' },
+      main: { mode: 'observe', skip_private: false, undecided: 'defer', alignment: 'strict', recipient_delimiter: '-', lint_interval: '0', stats_days: '7' },
+      defer: { code: '450', status: '4.7.0', text: 'try IPv4', auth_fail_text: 'SPF said no; try IPv4' },
+      auth: { spf_veto: 'fail, permerror' },
       redis: { url: 'redis://u:secret@127.0.0.1:6380/2', prefix: 'site:', timeout: '250' },
     })
     assert.deepEqual(errors, [])
-    assert.deepEqual({ ...config.policy, green: undefined }, { skipPrivate: false, undecided: 'defer', alignment: 'strict', green: undefined })
+    assert.deepEqual({ ...config.policy, green: undefined }, { skipPrivate: false, undecided: 'defer', alignment: 'strict', green: undefined, auth: { spfVeto: ['fail', 'permerror'] } })
+    assert.equal(config.mode, 'observe')
     assert.equal(config.recipientDelimiter, '-')
     assert.equal(config.lintInterval, 0)
     assert.equal(config.statsDays, 7)
-    assert.deepEqual(config.defer, { code: 450, status: '4.7.0', text: 'try IPv4' })
+    assert.deepEqual(config.defer, { code: 450, status: '4.7.0', text: 'try IPv4', authFailText: 'SPF said no; try IPv4' })
     assert.equal(config.redis.prefix, 'site:')
     assert.equal(config.redis.timeoutMs, 250)
   })
@@ -53,10 +74,14 @@ describe('mx6-receive config', () => {
   })
   it('reports bad values and keeps the defaults', () => {
     const { config, errors } = readReceiveConfig({
-      main: { undecided: 'maybe', alignment: 'loose', stats_days: '-1', skip_private: 'perhaps' },
+      main: { undecided: 'maybe', alignment: 'loose', stats_days: '-1', skip_private: 'perhaps', mode: 'pilot' },
       defer: { status: '5.7.1' },
       redis: { port: '99999', prefix: 'has space', url: 'http://x' },
+      auth: { spf_veto: 'fail,pass' },
     })
+    assert.equal(config.mode, 'enforce')
+    assert.deepEqual(config.policy.auth.spfVeto, ['fail', 'softfail', 'temperror', 'permerror'])
+    assert.match(errors.join('\n'), /\[auth\] spf_veto=fail,pass: "pass" not among fail, softfail, neutral, temperror, permerror; using the default fail,softfail,temperror,permerror/)
     assert.equal(config.policy.undecided, 'wait')
     assert.equal(config.policy.alignment, 'relaxed')
     assert.equal(config.policy.skipPrivate, true)
@@ -65,7 +90,7 @@ describe('mx6-receive config', () => {
     assert.equal(config.redis.port, 6379)
     assert.equal(config.redis.prefix, 'mx6:')
     assert.equal(config.redis.url, '')
-    assert.equal(errors.length, 8, errors.join('\n'))
+    assert.equal(errors.length, 10, errors.join('\n'))
   })
   it('a 5xx deferral code or status is refused: a deferral must stay temporary', () => {
     for (const defer of [{ code: '550' }, { status: '5.7.1' }, { code: '451', status: '5.7.1' }, { status: '4.7' }]) {

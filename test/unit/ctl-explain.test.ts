@@ -175,15 +175,39 @@ describe('mx6ctl explain: decisions', () => {
 
   it('greenlisting: FCrDNS green is shown, HELO mismatch and host:green are pointed out', async () => {
     const confirmed: PeerSignals = { fcrdns: { outcome: 'pass', confirmed: ['client.other.test'], detail: 'forward-confirmed client.other.test matches HELO' }, asn: NO_SIGNALS.asn }
-    const g = await run(harness(config(), confirmed), '--ip', '2001:db8:7::10', '--helo', 'client.other.test', '--mail-from', 'a@neutral.test', '--rcpt', 'bob@rcpt.test')
+    const off = await run(harness(config(), confirmed), '--ip', '2001:db8:7::10', '--helo', 'client.other.test', '--mail-from', 'a@neutral.test', '--rcpt', 'bob@rcpt.test')
+    assert.deepEqual([off.final.verdict, off.final.rule], ['defer', 'none'], 'fcrdns is opt-in')
+    const g = await run(harness(config({ green: { fcrdns: true } }), confirmed), '--ip', '2001:db8:7::10', '--helo', 'client.other.test', '--mail-from', 'a@neutral.test', '--rcpt', 'bob@rcpt.test')
     assert.deepEqual([g.final.verdict, g.final.rule], ['green', 'fcrdns'])
     assert.deepEqual(commands(g), ['mx6ctl allow ip add 2001:db8:7::/64'], 'trusted instead of green: only the checked ones')
     const mismatch: PeerSignals = { fcrdns: { outcome: 'fail', confirmed: ['client.other.test'], detail: 'forward-confirmed client.other.test but HELO "x.test" differs' }, asn: NO_SIGNALS.asn }
-    const d = await run(harness(config(), mismatch), '--ip', '2001:db8:7::10', '--helo', 'x.test', '--mail-from', 'a@neutral.test', '--rcpt', 'bob@rcpt.test')
+    const d = await run(harness(config({ green: { fcrdns: true } }), mismatch), '--ip', '2001:db8:7::10', '--helo', 'x.test', '--mail-from', 'a@neutral.test', '--rcpt', 'bob@rcpt.test')
     assert.equal(d.final.verdict, 'defer')
     assert.ok(d.notes.some((n) => n.endsWith('with HELO client.other.test the fcrdns green rule would apply')))
     const host = d.changes.find((c) => c.commands[0] === 'mx6ctl green host add client.other.test')
     assert.equal(host?.verdict, 'green')
+  })
+
+  it('failed authentication: FCrDNS does not count, explain says why, with the reply text; --dkim-fail is a failure too', async () => {
+    const confirmed: PeerSignals = { fcrdns: { outcome: 'pass', confirmed: ['client.other.test'], detail: 'forward-confirmed client.other.test matches HELO' }, asn: NO_SIGNALS.asn }
+    const cfg = config({ green: { fcrdns: true } })
+    const e = await run(harness(cfg, confirmed), '--ip', '2001:db8:7::10', '--helo', 'client.other.test', '--mail-from', 'a@fail.test', '--rcpt', 'bob@rcpt.test', '--spf', 'fail')
+    assert.deepEqual([e.final.verdict, e.final.rule], ['defer', 'auth-fail'])
+    assert.equal(e.authFailure, 'spf=fail fail.test')
+    assert.match(e.final.reason, /fcrdns does not count with failed authentication/)
+    assert.match(e.result, /^deferred after DATA with 451 4\.7\.26 "Authentication failed \(SPF, DKIM or DMARC\)/)
+    assert.ok(render(e).includes('auth:      failed (spf=fail fail.test): no automatic signal counts; only an operator\'s list entry can accept'))
+    const host = e.changes.find((c) => c.commands[0] === 'mx6ctl green host add client.other.test')
+    assert.equal(host?.verdict, 'green', 'the operator entry that would override it is suggested, checked')
+    const d = await run(harness(cfg, confirmed), '--ip', '2001:db8:7::10', '--helo', 'client.other.test', '--mail-from', 'a@other.test', '--spf', 'pass', '--dkim-fail', 'other.test', '--rcpt', 'bob@rcpt.test')
+    assert.deepEqual([d.final.verdict, d.final.rule, d.authFailure], ['defer', 'auth-fail', 'dkim=fail d=other.test for From other.test'])
+  })
+
+  it('mode=observe: the decision the plugin records (would-defer), and that the mail is accepted all the same', async () => {
+    const e = await run(harness(config({ main: { mode: 'observe', undecided: 'defer' } })), '--ip', '2001:db8:7::20', '--mail-from', 'a@neutral.test', '--rcpt', 'bob@rcpt.test', '--spf', 'neutral')
+    assert.equal(e.rcpts[0].decision.verdict, 'would-defer')
+    assert.deepEqual([e.final.verdict, e.phase], ['would-defer', 'data_post'], 'the recipient is not refused, so DATA follows')
+    assert.match(e.result, /^mode=observe: would-defer \(none\), recorded only; the message is accepted/)
   })
 
   it('asn:green suggestion when the origin AS is known and asn=true', async () => {

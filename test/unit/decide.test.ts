@@ -20,9 +20,10 @@ import {
   type RcptFacts,
   type SpfFact,
 } from '../../plugins/mx6-receive/decide'
+import { AUTH_DEFAULTS } from '../../plugins/mx6-receive/auth'
 import { GREEN_DEFAULTS } from '../../plugins/mx6-receive/green'
 
-const CFG: PolicyConfig = { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: { ...GREEN_DEFAULTS, ipGreen: false, fcrdns: false, hostGreen: false, domainGreen: false, history: { ...GREEN_DEFAULTS.history, enabled: false } } }
+const CFG: PolicyConfig = { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: { ...GREEN_DEFAULTS, ipGreen: false, fcrdns: false, hostGreen: false, domainGreen: false, history: { ...GREEN_DEFAULTS.history, enabled: false } }, auth: AUTH_DEFAULTS }
 const box = (a: string) => {
   const [u, h] = a.split('@')
   const m = normaliseMailbox(u, h, '+')
@@ -91,7 +92,8 @@ describe('decide: decideRcpt', () => {
     ['domain:allow with SPF pass is provisional', rcptFacts(pass, 'a@allowed.test'), { ipAllow: null, domainAllow: hit('allowed.test'), books: [null] }, {}, 'trusted/domain:allow/open'],
     ['nothing, undecided=wait', rcptFacts(pass, 'a@allowed.test'), { ipAllow: null, domainAllow: null, books: [null] }, {}, 'pending/none/open'],
     ['nothing, undecided=defer', rcptFacts(pass, 'a@allowed.test'), { ipAllow: null, domainAllow: null, books: [null] }, { undecided: 'defer' }, 'defer/none/final'],
-    ['SPF temperror, undecided=defer', rcptFacts({ result: 'temperror', domain: 'allowed.test' }, 'a@allowed.test'), { ipAllow: null }, { undecided: 'defer' }, 'defer/none/final'],
+    ['SPF temperror, undecided=defer', rcptFacts({ result: 'temperror', domain: 'allowed.test' }, 'a@allowed.test'), { ipAllow: null }, { undecided: 'defer' }, 'defer/auth-fail/final'],
+    ['SPF neutral, undecided=defer', rcptFacts({ result: 'neutral', domain: 'allowed.test' }, 'a@allowed.test'), { ipAllow: null }, { undecided: 'defer' }, 'defer/none/final'],
     ['store failure', rcptFacts(pass, 'a@allowed.test'), null, {}, 'defer/store-error/final'],
   ]
   for (const [name, f, answers, cfg, want] of cases) {
@@ -152,6 +154,7 @@ function dataFacts(opts: { mx6?: boolean; spf?: SpfFact | null; dkim?: string[];
     now: 1_800_000_000,
     spf: opts.spf ?? null,
     dkimPass: opts.dkim ?? [],
+    dkimFail: [],
     from: opts.from ? { mailbox: box(opts.from) } : { problem: 'no From header' },
     recipients: rcpts.map((r, i) => ({ rcpt: box(r), prior: opts.priors?.[i] ?? pending })),
   }
@@ -219,7 +222,7 @@ describe('decide: planData and decideData', () => {
     ['DKIM pass of a subdomain, relaxed', { dkim: ['mail.allowed.test'], from: 'a@allowed.test' }, { domainAllow: hit('allowed.test'), books: [null] }, {}, 'trusted/domain:allow'],
     ['DKIM pass of a subdomain, strict', { dkim: ['mail.allowed.test'], from: 'a@allowed.test' }, { domainAllow: hit('allowed.test') }, { alignment: 'strict' }, 'defer/none'],
     ['SPF pass aligned, domain allowed', { spf: { result: 'pass', domain: 'allowed.test' }, from: 'a@allowed.test' }, { domainAllow: hit('allowed.test'), books: [null] }, {}, 'trusted/domain:allow'],
-    ['SPF fail, no DKIM: spoofed From', { spf: { result: 'fail', domain: 'allowed.test' }, from: 'a@allowed.test' }, {}, {}, 'defer/none'],
+    ['SPF fail, no DKIM: spoofed From', { spf: { result: 'fail', domain: 'allowed.test' }, from: 'a@allowed.test' }, {}, {}, 'defer/auth-fail'],
     ['DKIM of another domain', { dkim: ['other.test'], from: 'a@allowed.test' }, {}, {}, 'defer/none'],
     ['authenticated but in no list', { dkim: ['other.test'], from: 'a@other.test' }, { domainAllow: null, books: [null] }, {}, 'defer/none'],
     ['From in the book, DKIM aligned', { dkim: ['other.test'], from: 'friend@other.test' }, { domainAllow: null, books: ['friend@other.test'] }, {}, 'trusted/book'],
@@ -263,8 +266,10 @@ describe('decide: MX6 sessions', () => {
     assert.equal(decideRcpt(f, null, CFG).verdict, 'defer')
   })
   it('falls back after DATA instead of deferring', () => {
-    const d = decideData(dataFacts({ mx6: true, spf: { result: 'fail', domain: 'allowed.test' }, from: 'a@allowed.test' }), {}, CFG)
+    const d = decideData(dataFacts({ mx6: true, spf: { result: 'neutral', domain: 'allowed.test' }, from: 'a@allowed.test' }), {}, CFG)
     assert.equal(`${d.message.verdict}/${d.message.rule}`, 'fallback/none')
+    const failed = decideData(dataFacts({ mx6: true, spf: { result: 'fail', domain: 'allowed.test' }, from: 'a@allowed.test' }), {}, CFG)
+    assert.equal(`${failed.message.verdict}/${failed.message.rule}`, 'fallback/auth-fail')
   })
   it('accepts after DATA what has a basis', () => {
     const d = decideData(dataFacts({ mx6: true, dkim: ['allowed.test'], from: 'a@allowed.test' }), { domainAllow: hit('allowed.test'), books: [null] }, CFG)

@@ -58,6 +58,13 @@ describe('followup: report and suggestions', () => {
     const later = suggestions(list, 2100, 60)
     assert.deepEqual(later.map((x) => x.command.split(' ').slice(0, 5).join(' ')), ['mx6ctl green host add never.s.test', 'mx6ctl green ip add 2001:db8:8::/64'])
   })
+  it('attempts recorded in mode=observe (accepted over IPv6) are counted apart and never suggested', () => {
+    const list = [at({ verdict: 'would-defer', host: 'observed.s.test' }), at({ verdict: 'would-fallback', host: 'observed.s.test' }), at({ host: 'real.s.test', returned: 1100 })]
+    const r = report(list)
+    assert.deepEqual([r.observed, r.deferred, r.returned, r.share], [2, 1, 1, 1])
+    assert.deepEqual(suggestions(list, 100_000, 60), [])
+    assert.equal(fromFields(toFields(list[0]))?.verdict, 'would-defer')
+  })
   it('never puts shell metacharacters from a hostile name into a command', () => {
     const s = suggestions([at({ host: 'x.test;rm -rf /`id`', domain: 'a$(b).test' })], 5000, 60)
     assert.doesNotMatch(s[0].command, /[;`$]/)

@@ -5,6 +5,7 @@ import { CachingResolver, type DnsClient, type RawReply, type RrType } from '../
 import { reverseNibbles } from '../../plugins/lib/ip'
 import { normaliseMailbox } from '../../plugins/lib/mailbox'
 import { decideData, decideRcpt, planRcpt, type DataFacts, type PolicyConfig, type RcptFacts } from '../../plugins/mx6-receive/decide'
+import { AUTH_DEFAULTS } from '../../plugins/mx6-receive/auth'
 import { GREEN_DEFAULTS, historyPasses, peerGreen } from '../../plugins/mx6-receive/green'
 import { cachedPeerSignals, fcrdns, gatherPeerSignals, originAsn, PeerSignalsMemo, type PeerSignals } from '../../plugins/mx6-receive/peer-signals'
 import { evaluateGuess } from '../../plugins/mx6-receive/spf-guess'
@@ -179,7 +180,7 @@ describe('green: history thresholds', () => {
 })
 
 const box = (a: string) => normaliseMailbox(a.split('@')[0], a.split('@')[1], '+')!
-const CFG: PolicyConfig = { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: { ...GREEN_DEFAULTS, asn: true } }
+const CFG: PolicyConfig = { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: { ...GREEN_DEFAULTS, fcrdns: true, asn: true }, auth: AUTH_DEFAULTS }
 const signals = (over: Partial<PeerSignals> = {}): PeerSignals => ({
   fcrdns: { outcome: 'fail', confirmed: [], detail: 'no PTR' },
   asn: { outcome: 'fail', asns: [], detail: 'no origin AS' },
@@ -219,6 +220,7 @@ describe('green: decisions', () => {
     now: 1_800_000_000,
     spf: null,
     dkimPass: ['other.test'],
+    dkimFail: [],
     from: { mailbox: box('a@other.test') },
     recipients: [{ rcpt: box('bob@rcpt.test'), prior: { verdict: 'pending', rule: 'none', final: false, reason: '' } }],
     ...over,
@@ -234,8 +236,7 @@ describe('green: decisions', () => {
     assert.equal(spoofed.message.verdict, 'defer')
   })
   it('after DATA: a peer-level green found at rcpt carries every open recipient', () => {
-    const peerGreenDecision = { verdict: 'green' as const, rule: 'fcrdns' as const, final: true, reason: 'fcrdns' }
-    const d = decideData(dataFacts({ dkimPass: [], peerGreen: peerGreenDecision }), {}, CFG)
+    const d = decideData(dataFacts({ dkimPass: [], peerGreen: { rule: 'fcrdns', reason: 'fcrdns' } }), {}, CFG)
     assert.equal(`${d.message.verdict}/${d.message.rule}`, 'green/fcrdns')
   })
   it('a message with one trusted and one green recipient is green (the filters run)', () => {

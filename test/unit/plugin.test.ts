@@ -44,7 +44,7 @@ describe('mx6-receive plugin glue', () => {
     deferring.config.get = (name: string, ...rest: unknown[]) => (name === 'mx6-receive.ini' ? { main: { undecided: 'defer' } } : get(name, ...rest))
     deferring.register()
     assert.deepEqual(Object.keys(deferring.hooks).sort(), ['connect', 'data_post', 'rcpt'], 'undecided=defer: the DNS lookups start at connect')
-    assert.deepEqual({ ...plugin.cfg.policy, green: undefined }, { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: undefined })
+    assert.deepEqual({ ...plugin.cfg.policy, green: undefined, auth: undefined }, { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: undefined, auth: undefined })
     assert.equal(plugin.cfg.defer.code, 451)
   })
 
@@ -320,6 +320,7 @@ describe('mx6-receive plugin glue', () => {
     )
     const { plugin, store } = setup(ip, 'a@other.test')
     plugin.resolver = resolver
+    plugin.cfg.policy.green.fcrdns = true
     store.peerCache = { ipAllow: null, ipGreen: null }
     const seen: string[][] = []
     for (const helo of ['client.other.test', 'mail.elsewhere.test', 'client.other.test']) {
