@@ -1,10 +1,7 @@
 #!/usr/bin/env node
 // mx6ctl: the operator's command-line tool for haraka-mx6.
-import { CtlError, stdio, UsageError, wantsHelp, type Command, type GlobalOptions, type Io } from './ctl/command'
-import { installCommand } from './ctl/install-cmd'
-import { COMMANDS as MORE } from './ctl/registry'
-
-const COMMANDS: Record<string, Command> = { install: installCommand, ...MORE }
+import { CtlError, stdio, UsageError, wantsHelp, type GlobalOptions, type Io } from './ctl/command'
+import { COMMANDS } from './ctl/registry'
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length))

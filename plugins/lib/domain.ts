@@ -1,6 +1,6 @@
 // Domain names: canonical A-label form, parent candidates, DMARC-style alignment.
 import { domainToASCII } from 'node:url'
-import { getDomain, getPublicSuffix } from 'tldts'
+import { getDomain } from 'tldts'
 import { memo } from './memo'
 
 const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/
@@ -63,7 +63,12 @@ export function aligned(authDomain: string, fromDomain: string, mode: Alignment)
   return orgDomain(authDomain) === orgDomain(fromDomain)
 }
 
-/** True for a name that is itself a public suffix (com, co.uk, github.io), per the Public Suffix List. */
+/**
+ * True for a name that is itself a public suffix (com, co.uk, github.io), per the Public
+ * Suffix List: a list entry or `@domain` covers every subdomain, so such an entry would
+ * cover every domain registered under it.
+ */
 export function isPublicSuffix(domain: string): boolean {
-  return getPublicSuffix(domain, { allowPrivateDomains: true }) === domain
+  // A malformed name (no registrable domain: "", "a..b", "1.2.3.4") counts as one too: callers refuse it.
+  return getDomain(domain, { allowPrivateDomains: true }) === null
 }

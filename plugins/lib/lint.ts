@@ -1,29 +1,24 @@
 // Finding list entries that can never match because they are not in canonical form.
+import { checkListEntry, type ListKind } from './entry'
 import type { RedisClient } from './redis'
-import { canonicalDomain, isPublicSuffix } from './domain'
-import { checkV6Entry } from './ip'
 
 export interface EntryProblem {
   entry: string
   problem: string
+  /** The canonical form, or the suggestion when the fix would change what the entry covers. */
   fix?: string
 }
 
-export function checkEntry(kind: 'ip' | 'domain', entry: string): EntryProblem | null {
-  if (kind === 'ip') {
-    const c = checkV6Entry(entry)
-    return c.ok ? null : { entry, problem: c.error, fix: c.fix }
-  }
-  const canonical = canonicalDomain(entry)
-  // An entry covers its subdomains: a public suffix would cover every domain under it.
-  if (canonical && isPublicSuffix(canonical)) return { entry, problem: 'a public suffix: it would cover every domain registered under it' }
-  if (canonical === entry) return null
-  if (!canonical) return { entry, problem: 'not a valid domain name' }
-  return { entry, problem: 'not in canonical form (lower-case A-label, no trailing dot)', fix: canonical }
+export function checkEntry(kind: ListKind, entry: string): EntryProblem | null {
+  const c = checkListEntry(kind, entry)
+  if (c.status === 'canonical') return null
+  if (c.status === 'fixable') return { entry, problem: c.problem, fix: c.canonical }
+  if (c.status === 'ambiguous') return { entry, problem: c.problem, fix: c.suggestion }
+  return { entry, problem: c.problem }
 }
 
 /** Scans a list hash with HSCAN (never KEYS or HGETALL on the hot path). */
-export async function lintHash(client: RedisClient, key: string, kind: 'ip' | 'domain'): Promise<EntryProblem[]> {
+export async function lintHash(client: RedisClient, key: string, kind: ListKind): Promise<EntryProblem[]> {
   const type = await client.type(key)
   if (type === 'none') return []
   if (type !== 'hash') return [{ entry: key, problem: `key is a ${type}, not a hash: every lookup fails and IPv6 peers are deferred` }]

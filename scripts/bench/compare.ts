@@ -11,7 +11,8 @@ import { HarakaServer } from '../../test/support/haraka'
 import { requireTestbed } from '../../test/support/net'
 import { runOk } from '../../test/support/proc'
 import { RedisServer } from '../../test/support/redis'
-import { benchMessage, freshRound, PATHS, QUEUE_PLUGIN, suiteIni, V4, V6, type Path } from './load'
+import { options, usage, whole } from './cli'
+import { benchMessage, fixturePlugin, freshRound, PATHS, suiteIni, V4, V6, type Path } from './load'
 
 const HELP = `Usage: npm run bench:compare -- [--path P] [--rounds N] [--messages M]
        [--sessions S] [--quick] [--no-pin] [--out FILE] BUILD...
@@ -54,41 +55,30 @@ interface Options {
   builds: string[]
 }
 
-function fail(message: string): never {
-  process.stderr.write(`bench:compare: ${message}\n`)
-  process.exit(2)
-}
-
-function whole(flag: string, value: string | undefined, max: number): number {
-  const n = Number(value)
-  if (!Number.isInteger(n) || n < 1 || n > max) fail(`${flag} wants a whole number from 1 to ${max}, not ${value ?? '(nothing)'}`)
-  return n
-}
-
-function options(argv: string[]): Options {
-  const o: Options = { path: 'ipv6-deferred', rounds: 4, messages: 2000, sessions: 50, pin: true, out: '', builds: [] }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    if (a === '--path') {
-      const p = argv[++i] ?? ''
-      if (!(PATHS as string[]).includes(p)) fail(`unknown path ${p || '(none given)'}; paths: ${PATHS.join(', ')}`)
-      o.path = p as Path
-    } else if (a === '--rounds') o.rounds = whole(a, argv[++i], 100)
-    else if (a === '--messages') o.messages = whole(a, argv[++i], 1000000)
-    else if (a === '--sessions') o.sessions = whole(a, argv[++i], 500)
-    else if (a === '--quick') Object.assign(o, { rounds: 1, messages: 20, sessions: 5 })
-    else if (a === '--no-pin') o.pin = false
-    else if (a === '--out') o.out = argv[++i] ?? fail('--out wants a file name')
-    else if (a === '-h' || a === '--help') {
-      process.stdout.write(HELP)
-      process.exit(0)
-    } else if (a.startsWith('-')) fail(`unknown option ${a}\n\n${HELP}`)
-    else o.builds.push(a)
+function readOptions(argv: string[]): Options {
+  const tool = 'bench:compare'
+  const { values, positionals } = options(tool, HELP, argv, { path: { type: 'string' }, rounds: { type: 'string' }, messages: { type: 'string' }, sessions: { type: 'string' }, quick: { type: 'boolean' }, 'no-pin': { type: 'boolean' }, out: { type: 'string' } }, true)
+  const p = values.path ?? 'ipv6-deferred'
+  if (!(PATHS as string[]).includes(p)) usage(tool, `unknown path ${p || '(none given)'}; paths: ${PATHS.join(', ')}`)
+  // --quick sets the three counts where it stands: a count given after it still wins.
+  const last = (flag: string) => argv.reduce((at, a, i) => (a === flag || a.startsWith(`${flag}=`) ? i : at), -1)
+  const count = (flag: string, value: string | undefined, def: number, max: number, smoke: number) => {
+    const n = whole(tool, flag, value, def, max)
+    return values.quick && last(flag) < last('--quick') ? smoke : n
   }
-  if (o.builds.length === 0) fail(`no BUILD given\n\n${HELP}`)
+  const o: Options = {
+    path: p as Path,
+    rounds: count('--rounds', values.rounds, 4, 100, 1),
+    messages: count('--messages', values.messages, 2000, 1000000, 20),
+    sessions: count('--sessions', values.sessions, 50, 500, 5),
+    pin: !values['no-pin'],
+    out: values.out ?? '',
+    builds: positionals,
+  }
+  if (o.builds.length === 0) usage(tool, 'no BUILD given', HELP)
   for (const b of o.builds) {
     const entry = path.resolve(b, 'dist', 'plugins', 'mx6-receive', 'index.js')
-    if (!fs.existsSync(entry)) fail(`${b}: no ${path.join('dist', 'plugins', 'mx6-receive', 'index.js')} (run npm run build there)`)
+    if (!fs.existsSync(entry)) usage(tool, `${b}: no ${path.join('dist', 'plugins', 'mx6-receive', 'index.js')} (run npm run build there)`)
   }
   return o
 }
@@ -107,7 +97,7 @@ function start(c: Contender, port: number, redisPort: number, p: Path): Promise<
   return HarakaServer.start({
     listen: [`[${V6}]:${port}`, `${V4}:${port}`],
     plugins: ['spf', 'dkim', ...(c.build ? ['mx6-build'] : []), 'rcpt_to.in_host_list', 'bench-queue'],
-    pluginFiles: { 'bench-queue': QUEUE_PLUGIN, ...(c.build ? { 'mx6-build': plugin } : {}) },
+    pluginFiles: { 'bench-queue': fixturePlugin('bench-queue'), ...(c.build ? { 'mx6-build': plugin } : {}) },
     config: { 'mx6-receive.ini': suiteIni(redisPort, { uncached: p === 'ipv6-allowed-uncached', more: extraFile && fs.existsSync(extraFile) ? fs.readFileSync(extraFile, 'utf8') : '' }) },
   })
 }
@@ -115,7 +105,7 @@ function start(c: Contender, port: number, redisPort: number, p: Path): Promise<
 const PORT = 2700
 
 async function main(): Promise<number> {
-  const o = options(process.argv.slice(2))
+  const o = readOptions(process.argv.slice(2))
   requireTestbed()
   const pinned = o.pin && os.availableParallelism() >= 2
   const pin = (pid: number, cpu: number) => runOk('taskset', ['-a', '-p', '-c', String(cpu), String(pid)])

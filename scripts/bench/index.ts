@@ -9,8 +9,11 @@ import { HarakaServer } from '../../test/support/haraka'
 import { requireTestbed } from '../../test/support/net'
 import { cpuMs, rssMiB, runOk } from '../../test/support/proc'
 import { RedisServer } from '../../test/support/redis'
-import { chartSvg, niceTicks, type Panel } from './chart'
-import { benchMessage, drive, freshRound, PATHS, QUEUE_PLUGIN, suiteIni, V4, V6, type LoadResult, type Path } from './load'
+import { budgets, type Concurrent, type Row, type Scale } from './budgets'
+import { chartSvg } from './chart'
+import { options, usage, whole } from './cli'
+import { benchMessage, drive, fixturePlugin, freshRound, PATHS, suiteIni, V4, V6, type LoadResult, type Path } from './load'
+import { panels, printTable } from './report'
 import { decisionTimes, fmt, loopDelays, percentile, probeRtts } from './stats'
 
 /**
@@ -49,39 +52,6 @@ its own and warms them with as many messages as it measures, so that how one
 process happens to land averages out over the rounds.
 `
 
-/**
- * A plugin present in every configuration: Haraka's event-loop delay, and one Redis
- * round trip (a raw PING on its own connection every 10 ms) measured from inside
- * Haraka, under the same load and on the same CPU as the plugin's decisions.
- */
-function probe(redisPort: number): string {
-  return `const net = require('node:net')
-const { monitorEventLoopDelay } = require('node:perf_hooks')
-exports.register = function () {
-  const h = monitorEventLoopDelay({ resolution: 5 })
-  h.enable()
-  const rtts = []
-  let sent = 0n
-  const s = net.connect(${redisPort}, '127.0.0.1')
-  s.setNoDelay(true)
-  s.on('error', () => undefined)
-  s.on('data', () => {
-    if (sent) rtts.push((Number(process.hrtime.bigint() - sent) / 1e6).toFixed(3))
-    sent = 0n
-  })
-  setInterval(() => {
-    if (sent || s.readyState !== 'open') return
-    sent = process.hrtime.bigint()
-    s.write('PING\\r\\n')
-  }, 10).unref()
-  setInterval(() => {
-    if (h.count > 0) this.loginfo('eld p99=' + (h.percentile(99) / 1e6).toFixed(3) + ' ms')
-    h.reset()
-    if (rtts.length) this.loginfo('redis rtt ms=' + rtts.splice(0).join(','))
-  }, 250).unref()
-}`
-}
-
 interface Options {
   quick: boolean
   out: string
@@ -90,38 +60,16 @@ interface Options {
   rounds: number
 }
 
-function options(argv: string[]): Options {
-  const o: Options = { quick: false, out: 'bench-results.json', pin: true, paths: [...PATHS], rounds: 4 }
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--quick') o.quick = true
-    else if (argv[i] === '--out') o.out = argv[++i] ?? o.out
-    else if (argv[i] === '--no-pin') o.pin = false
-    else if (argv[i] === '--rounds') {
-      const n = Number(argv[++i])
-      if (!Number.isInteger(n) || n < 1 || n > 100) {
-        process.stderr.write(`bench: --rounds wants a whole number from 1 to 100, not ${argv[i] ?? '(nothing)'}\n`)
-        process.exit(2)
-      }
-      o.rounds = n
-    }
-    else if (argv[i] === '--paths') {
-      const want = (argv[++i] ?? '').split(',').filter(Boolean)
-      const bad = want.filter((p) => !(PATHS as string[]).includes(p))
-      if (bad.length || want.length === 0) {
-        process.stderr.write(`bench: unknown path ${bad.join(', ') || '(none given)'}; paths: ${PATHS.join(', ')}\n`)
-        process.exit(2)
-      }
-      o.paths = want as Path[]
-    }
-    else if (argv[i] === '-h' || argv[i] === '--help') {
-      process.stdout.write(HELP)
-      process.exit(0)
-    } else {
-      process.stderr.write(`bench: unknown option ${argv[i]}\n\n${HELP}`)
-      process.exit(2)
-    }
+function readOptions(argv: string[]): Options {
+  const { values } = options('bench', HELP, argv, { quick: { type: 'boolean' }, out: { type: 'string' }, 'no-pin': { type: 'boolean' }, rounds: { type: 'string' }, paths: { type: 'string' } })
+  let paths = [...PATHS]
+  if (values.paths !== undefined) {
+    const want = values.paths.split(',').filter(Boolean)
+    const bad = want.filter((p) => !(PATHS as string[]).includes(p))
+    if (bad.length || want.length === 0) usage('bench', `unknown path ${bad.join(', ') || '(none given)'}; paths: ${PATHS.join(', ')}`)
+    paths = want as Path[]
   }
-  return o
+  return { quick: !!values.quick, out: values.out ?? 'bench-results.json', pin: !values['no-pin'], paths, rounds: whole('bench', '--rounds', values.rounds, 4, 100) }
 }
 
 async function redisRtt(port: number, n: number): Promise<{ p50: number; p99: number }> {
@@ -178,16 +126,6 @@ async function fill(port: number, size: number, prefix = 'mx6:'): Promise<void> 
   c.disconnect()
 }
 
-/** One list size: the decision's latency, Redis's CPU per message, Haraka's RSS. */
-interface Scale {
-  entries: number
-  rcpt: { p50: number; p99: number }
-  redisMs: number
-  /** Redis's own time per call (INFO commandstats, microseconds): EVALSHA (the lookup and follow-up scripts), and the HMGETs of the lookup script (ip:allow, ip:green). */
-  redisUs: { evalsha: number; hmget: number }
-  rssMiB: number
-}
-
 /** Calls and microseconds per command so far, from the commandstats section of Redis's INFO. */
 function commandStats(info: string): Record<string, { calls: number; usec: number }> {
   return Object.fromEntries([...info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+),usec=(\d+)/gm)].map((m) => [m[1], { calls: Number(m[2]), usec: Number(m[3]) }]))
@@ -195,43 +133,6 @@ function commandStats(info: string): Record<string, { calls: number; usec: numbe
 
 async function commandTimes(r: RedisServer): Promise<Record<string, { calls: number; usec: number }>> {
   return commandStats(await r.cli('INFO', 'commandstats'))
-}
-
-interface Row {
-  config: 'haraka' | 'haraka+mx6'
-  path: Path
-  sessions: number
-  load: LoadResult
-  /** CPU milliseconds per message: Haraka, and Redis (serving this configuration). */
-  cpu: { haraka: number; redis: number }
-  /** Haraka's CPU time over wall time during the rounds: 1.0 = one core fully busy. */
-  busy: number
-  rcpt?: { p50: number; p99: number }
-  dataPost?: { p50: number; p99: number }
-  /** Redis commands, reads and decision reads (reads less follow-up script calls) per message. */
-  perMessage?: { commands: number; reads: number; decisionReads: number }
-  eldP99?: number
-  /** One Redis round trip measured from inside this Haraka during the same rounds. */
-  probeRtt?: { p50: number; p99: number }
-  /** With the suite: the throughput ratio of each round pair (how much the machine drifted). */
-  roundRatios?: number[]
-  /**
-   * With the suite, several sessions: Haraka's CPU time per message without / with the
-   * suite, both loaded at the same time on the same CPU (overall, and per round).
-   */
-  concurrent?: Concurrent
-}
-
-interface Concurrent {
-  /** Haraka's CPU time per message without / with the suite, over all rounds, and per round. */
-  ratio: number
-  rounds: number[]
-  /**
-   * The same ratio between Haraka alone and a second, identical Haraka alone loaded in the
-   * same rounds (an A/A control): how far apart two processes of the same code land, the
-   * resolution of the ratio above.
-   */
-  control: { ratio: number; rounds: number[] }
 }
 
 type Config = 'haraka' | 'haraka+mx6' | 'haraka+mx6 uncached' | 'haraka (control)'
@@ -276,8 +177,9 @@ async function startHaraka(config: Config, redisPort: number, extraIni: string, 
   return HarakaServer.start({
     listen: [`[${V6}]:${port}`, `${V4}:${port}`],
     plugins: ['bench-eld', 'spf', 'dkim', ...(withSuite ? ['mx6-receive'] : []), 'rcpt_to.in_host_list', 'bench-queue'],
-    pluginFiles: { 'bench-queue': QUEUE_PLUGIN, 'bench-eld': probe(redisPort) },
-    config: { 'mx6-receive.ini': suiteIni(redisPort, { main: extraIni, prefix, uncached: config === 'haraka+mx6 uncached' }) },
+    // bench-eld: the event-loop and Redis round-trip probe, in every configuration (see its file).
+    pluginFiles: { 'bench-queue': fixturePlugin('bench-queue'), 'bench-eld': fixturePlugin('bench-eld') },
+    config: { 'mx6-receive.ini': suiteIni(redisPort, { main: extraIni, prefix, uncached: config === 'haraka+mx6 uncached' }), 'bench-eld.ini': `[main]\nredis_port=${redisPort}\n` },
   })
 }
 
@@ -290,7 +192,7 @@ async function pin(pid: number, cpu: number): Promise<void> {
 }
 
 async function main(): Promise<number> {
-  const o = options(process.argv.slice(2))
+  const o = readOptions(process.argv.slice(2))
   requireTestbed()
   const pinned = o.pin && os.availableParallelism() >= 2
   if (pinned) await pin(process.pid, 0)
@@ -450,131 +352,6 @@ async function main(): Promise<number> {
   }
 }
 
-interface Budget {
-  name: string
-  measured: string
-  pass: boolean
-}
-
-/** Each path and session count measured in both configurations: the two rows, the alternating ratio and the budget. */
-function pairs(rows: Row[]): Array<{ path: Path; sessions: number; a: Row; b: Row; ratio: number; min: number }> {
-  const out: Array<{ path: Path; sessions: number; a: Row; b: Row; ratio: number; min: number }> = []
-  const find = (config: Row['config'], p: Path, s: number) => rows.find((r) => r.config === config && r.path === p && r.sessions === s)
-  for (const sessions of [...new Set(rows.map((r) => r.sessions))]) {
-    for (const path of PATHS) {
-      const a = find('haraka', path, sessions)
-      const b = find('haraka+mx6', path, sessions)
-      if (a && b) out.push({ path, sessions, a, b, ratio: b.load.perSecond / a.load.perSecond, min: path === 'ipv4' ? 0.99 : 0.95 })
-    }
-  }
-  return out
-}
-
-function budgets(rows: Row[], rtt: { p50: number; p99: number }, scaling: Scale[], memory: Record<string, number>, quick: boolean): Budget[] {
-  const out: Budget[] = []
-  for (const { path: p, sessions: s, b, ratio, min } of pairs(rows)) {
-    out.push({ name: `throughput ${p}, ${s} session(s): with/without >= ${fmt(min, 2)}`, measured: fmt(ratio, 3), pass: ratio >= min })
-    const c = b.concurrent
-    if (c) out.push({ name: `throughput ${p}, ${s} sessions, concurrent rounds (Haraka CPU per message without/with) >= ${fmt(min, 2)}`, measured: `${fmt(c.ratio, 3)} (rounds ${fmt(Math.min(...c.rounds), 3)}-${fmt(Math.max(...c.rounds), 3)}; A/A control ${fmt(c.control.ratio, 3)})`, pass: c.ratio >= min })
-  }
-  for (const r of rows.filter((x) => x.config === 'haraka+mx6' && x.perMessage && x.sessions === 1 && x.path !== 'ipv4')) {
-    // Two decision phases per message at most (rcpt, whose lookups start at MAIL, and
-    // data_post): one read each, plus the once-a-second counter flush. The follow-up
-    // records of deferred attempts (one script call for several) are not decision reads.
-    const m = r.perMessage!
-    out.push({ name: `Redis decision reads per message on ${r.path} <= 2 (one round trip per phase)`, measured: `${fmt(m.decisionReads, 2)} (${fmt(m.reads, 2)} reads in all, ${fmt(m.commands, 2)} commands)`, pass: m.decisionReads <= 2.05 })
-  }
-  // One Redis round trip: measured from inside the same Haraka during the same rounds
-  // (the probe plugin), and, for reference, from an idle client before the runs.
-  for (const r of rows.filter((x) => x.config === 'haraka+mx6' && x.sessions === 1 && (x.rcpt || x.dataPost))) {
-    const floor = r.probeRtt?.p99 ?? NaN
-    for (const [phase, t] of [['rcpt', r.rcpt], ['data_post', r.dataPost]] as const) {
-      if (!t) continue
-      out.push({ name: `decision latency p99, ${r.path} ${phase} (1 session) <= 3 x Redis round trip p99 in Haraka`, measured: `${fmt(t.p99, 3)} ms vs 3 x ${fmt(floor, 3)} ms (idle client: ${fmt(rtt.p99, 3)} ms)`, pass: t.p99 <= 3 * floor })
-    }
-  }
-  if (scaling.length >= 2) {
-    const small = scaling[0]
-    const big = scaling.at(-1)!
-    const ratio = big.rcpt.p50 / small.rcpt.p50
-    out.push({ name: `decision latency ${big.entries} vs ${small.entries} entries <= 1.2`, measured: fmt(ratio, 3), pass: ratio <= 1.2 })
-    out.push({ name: `Redis CPU per decision, ${big.entries} vs ${small.entries} entries (reported)`, measured: `${fmt(big.redisMs, 3)} / ${fmt(small.redisMs, 3)} ms`, pass: true })
-    const grow = big.rssMiB / small.rssMiB
-    out.push({ name: `Haraka RSS ${big.entries} vs ${small.entries} entries unchanged (<= 1.1)`, measured: `${fmt(big.rssMiB, 1)} / ${fmt(small.rssMiB, 1)} MiB`, pass: grow <= 1.1 })
-  }
-  out.push({ name: 'Haraka RSS with/without the suite (reported)', measured: `${fmt(memory['haraka+mx6'], 1)} / ${fmt(memory.haraka, 1)} MiB`, pass: true })
-  if (quick) for (const b of out) b.pass = true
-  return out
-}
-
-/**
- * The chart's panels: throughput ratio per path against its budget, latency by list size,
- * memory. In --quick mode the budgets are drawn but no verdict is given (nothing is asserted).
- */
-function panels(rows: Row[], scaling: Scale[], memory: Record<string, number>, quick: boolean): Panel[] {
-  const ratios: Panel['rows'] = pairs(rows).map(({ path: p, sessions: s, b, ratio, min }) => ({
-    label: `${p}, ${s} session${s === 1 ? '' : 's'}`,
-    dots: [
-      { value: ratio, series: 'msg/s with / without (alternating rounds)' },
-      ...(b.concurrent ? [{ value: b.concurrent.ratio, series: 'Haraka CPU per message without / with (concurrent rounds)' }, { value: b.concurrent.control.ratio, series: 'the same, Haraka alone / a second Haraka alone (A/A control)' }] : []),
-    ],
-    budget: min,
-    // The figure that counts: the concurrent rounds where there are some (see HELP).
-    pass: quick ? undefined : (b.concurrent?.ratio ?? ratio) >= min,
-  }))
-  const lowest = Math.min(0.8, ...ratios.flatMap((r) => r.dots.map((d) => d.value)).filter(Number.isFinite))
-  const from = Math.max(0, Math.floor(lowest * 20) / 20)
-  const out: Panel[] = [{ title: 'Throughput with the suite / without (1.00 = no cost)', axis: { min: from, max: 1.05, ticks: niceTicks(from, 1.05, 0.05), unit: '' }, rows: ratios }]
-  if (scaling.length) {
-    const top = Math.max(...scaling.map((z) => z.rcpt.p99).filter(Number.isFinite), 0.001) * 1.1
-    const small = scaling[0].rcpt.p50
-    out.push({
-      title: 'Decision latency by list size (rcpt, Redis asked every time, 1 session)',
-      axis: { min: 0, max: top, ticks: niceTicks(0, top), unit: ' ms' },
-      rows: scaling.map((z, i) => ({
-        label: `${z.entries.toLocaleString('en')} ip:allow entries`,
-        dots: [
-          { value: z.rcpt.p50, series: 'p50' },
-          { value: z.rcpt.p99, series: 'p99' },
-        ],
-        // The budget: p50 of the largest list within 1.2 x that of the smallest.
-        ...(i === scaling.length - 1 && i > 0 ? { budget: 1.2 * small, pass: quick ? undefined : z.rcpt.p50 <= 1.2 * small } : {}),
-      })),
-    })
-  }
-  const rss: Panel['rows'] = [
-    { label: 'Haraka alone, after the runs', dots: [{ value: memory.haraka, series: 'RSS' }] },
-    { label: 'Haraka + mx6, after the runs', dots: [{ value: memory['haraka+mx6'], series: 'RSS' }] },
-    ...scaling.map((z) => ({ label: `Haraka + mx6, ${z.entries.toLocaleString('en')} entries`, dots: [{ value: z.rssMiB, series: 'RSS' }] })),
-  ]
-  const most = Math.max(...rss.flatMap((r) => r.dots.map((d) => d.value)).filter(Number.isFinite), 1) * 1.1
-  out.push({ title: "Haraka's memory (RSS)", axis: { min: 0, max: most, ticks: niceTicks(0, most), unit: ' MiB' }, rows: rss })
-  return out
-}
-
-function printTable(rows: Row[], rtt: { p50: number; p99: number }, scaling: Scale[], memory: Record<string, number>, verdicts: Budget[], pinned: boolean): void {
-  const w = (s: string, n: number) => s.padEnd(n)
-  const lines = [
-    '',
-    pinned ? 'Haraka pinned to CPU 1; Redis and the load generators on CPU 0.' : 'Not pinned: Haraka, Redis and the load generators share the CPUs.',
-    `Redis round trip (ioredis PING from an idle client${pinned ? ' on the other CPU' : ''} before the runs): p50 ${fmt(rtt.p50, 3)} ms, p99 ${fmt(rtt.p99, 3)} ms`,
-    '',
-    `${w('path', 22)}${w('sessions', 9)}${w('haraka msg/s', 14)}${w('+mx6 msg/s', 12)}${w('ratio', 7)}${w('rounds', 13)}${w('concurrent', 11)}${w('A/A', 7)}${w('CPU ms/msg haraka / +mx6 (+redis)', 35)}${w('busy %', 11)}${w('rcpt p50/p99 ms', 18)}${w('data_post p50/p99', 19)}${w('cmds/reads/decision reads', 27)}${w('eld p99 ms', 12)}redis rtt in Haraka p50/p99 ms (haraka / +mx6)`,
-  ]
-  for (const { path: p, sessions: s, a, b, ratio } of pairs(rows)) {
-    lines.push(
-      `${w(p, 22)}${w(String(s), 9)}${w(fmt(a.load.perSecond, 1), 14)}${w(fmt(b.load.perSecond, 1), 12)}${w(fmt(ratio, 3), 7)}${w(b.roundRatios?.length ? `${fmt(Math.min(...b.roundRatios), 2)}-${fmt(Math.max(...b.roundRatios), 2)}` : '-', 13)}${w(b.concurrent ? fmt(b.concurrent.ratio, 3) : '-', 11)}${w(b.concurrent ? fmt(b.concurrent.control.ratio, 3) : '-', 7)}` +
-        `${w(`${fmt(a.cpu.haraka, 3)} / ${fmt(b.cpu.haraka, 3)} (+${fmt(b.cpu.redis, 3)})`, 35)}${w(`${fmt(a.busy * 100, 0)} / ${fmt(b.busy * 100, 0)}`, 11)}` +
-        `${w(b.rcpt ? `${fmt(b.rcpt.p50, 3)}/${fmt(b.rcpt.p99, 3)}` : '-', 18)}${w(b.dataPost && Number.isFinite(b.dataPost.p50) ? `${fmt(b.dataPost.p50, 3)}/${fmt(b.dataPost.p99, 3)}` : '-', 19)}` +
-        `${w(b.perMessage ? `${fmt(b.perMessage.commands, 2)}/${fmt(b.perMessage.reads, 2)}/${fmt(b.perMessage.decisionReads, 2)}` : '-', 27)}${w(`${fmt(a.eldP99 ?? NaN, 1)} / ${fmt(b.eldP99 ?? NaN, 1)}`, 12)}${fmt(a.probeRtt?.p50 ?? NaN, 3)}/${fmt(a.probeRtt?.p99 ?? NaN, 3)} / ${fmt(b.probeRtt?.p50 ?? NaN, 3)}/${fmt(b.probeRtt?.p99 ?? NaN, 3)}`,
-    )
-  }
-  lines.push('', 'scaling (unknown IPv6 peers deferred at RCPT, peer list cache off, 1 session; each size its own Haraka and key prefix, in alternating rounds):')
-  for (const s of scaling) lines.push(`  ${String(s.entries).padStart(8)} ip:allow entries (+ as many book members): rcpt p50 ${fmt(s.rcpt.p50, 3)} ms, p99 ${fmt(s.rcpt.p99, 3)} ms, Redis CPU ${fmt(s.redisMs, 3)} ms/msg (in Redis per call: EVALSHA, the lookup and follow-up scripts, ${fmt(s.redisUs.evalsha, 1)} us; HMGET of the 129 candidates in ip:allow and ip:green ${fmt(s.redisUs.hmget, 1)} us), Haraka RSS ${fmt(s.rssMiB, 1)} MiB`)
-  lines.push('', `memory: Haraka RSS ${fmt(memory.haraka, 1)} MiB without the suite, ${fmt(memory['haraka+mx6'], 1)} MiB with it`, '', 'budgets:')
-  for (const v of verdicts) lines.push(`  ${v.pass ? 'PASS' : 'FAIL'}  ${v.name}: ${v.measured}`)
-  process.stdout.write(`${lines.join('\n')}\n`)
-}
 
 main().then(
   (code) => process.exit(code),

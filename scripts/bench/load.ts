@@ -2,6 +2,7 @@
 // Postfix's smtp-source, and a small generator of ours for paths smtp-source cannot
 // drive (it gives up on a 4xx after DATA, and it cannot send pre-signed DKIM
 // messages or bind public-looking peer addresses).
+import fs from 'node:fs'
 import path from 'node:path'
 import type { HarakaServer } from '../../test/support/haraka'
 import { cpuMs, run } from '../../test/support/proc'
@@ -12,8 +13,14 @@ export const V6 = '2001:db8:25::25'
 export const V4 = '198.51.100.25'
 const ROOT = path.resolve(__dirname, '..', '..', '..')
 
-/** The benchmark's queue plugin: every message is accepted and discarded. */
-export const QUEUE_PLUGIN = 'exports.hook_queue = (next) => next(OK)'
+/**
+ * The source of a Haraka plugin of scripts/bench/fixtures/ (bench-queue: accepts and drops
+ * every message; bench-eld: the bench's probe), for HarakaOptions.pluginFiles. Read from the
+ * source tree: tsc leaves .js files out of dist/.
+ */
+export function fixturePlugin(name: 'bench-queue' | 'bench-eld'): string {
+  return fs.readFileSync(path.join(ROOT, 'scripts', 'bench', 'fixtures', `${name}.js`), 'utf8')
+}
 
 export type Path = 'ipv4' | 'ipv6-allowed' | 'ipv6-allowed-uncached' | 'ipv6-deferred' | 'ipv6-dkim'
 /** ipv6-allowed-uncached: the allow-listed path against the suite with the peer list cache off. */

@@ -9,10 +9,10 @@ import { requireTestbed } from '../../test/support/net'
 import { childPids, fdCount, rssMiB } from '../../test/support/proc'
 import { RedisServer } from '../../test/support/redis'
 import { smtpSession } from '../../test/support/smtp'
+import { options, usage } from './cli'
+import { fixturePlugin, V4, V6 } from './load'
 import { fmt } from './stats'
 
-const V6 = '2001:db8:25::25'
-const V4 = '198.51.100.25'
 const PORT = 2700
 
 const HELP = `Usage: npm run soak [-- --minutes N] [-- --peak P] [-- --nodes K] [-- --without-suite] [-- --out FILE]
@@ -44,14 +44,11 @@ interface Sample {
   fds: number
 }
 
-function arg(argv: string[], name: string, def: number, min = 1): number {
-  const i = argv.indexOf(name)
-  if (i < 0) return def
-  const v = Number(argv[i + 1])
-  if (!Number.isFinite(v) || v < min) {
-    process.stderr.write(`soak: ${name} needs a number >= ${min}\n\n${HELP}`)
-    process.exit(2)
-  }
+/** A number of at least `min` (fractions too), or `def` when the option is absent. */
+function atLeast(name: string, value: string | undefined, def: number, min = 1): number {
+  if (value === undefined) return def
+  const v = Number(value)
+  if (!Number.isFinite(v) || v < min) usage('soak', `${name} needs a number >= ${min}`, HELP)
   return v
 }
 
@@ -62,23 +59,18 @@ function harakaStat(master: number): { rssMiB: number; fds: number } {
 }
 
 async function main(): Promise<number> {
-  const argv = process.argv.slice(2)
-  if (argv.includes('-h') || argv.includes('--help')) {
-    process.stdout.write(HELP)
-    return 0
-  }
-  const minutes = arg(argv, '--minutes', 10)
-  const peak = Math.floor(arg(argv, '--peak', 1000))
-  const nodes = Math.floor(arg(argv, '--nodes', 2, 0))
-  const withSuite = !argv.includes('--without-suite')
-  const oi = argv.indexOf('--out')
-  const out = oi >= 0 ? argv[oi + 1] : 'soak-results.json'
+  const { values } = options('soak', HELP, process.argv.slice(2), { minutes: { type: 'string' }, peak: { type: 'string' }, nodes: { type: 'string' }, 'without-suite': { type: 'boolean' }, out: { type: 'string' } })
+  const minutes = atLeast('--minutes', values.minutes, 10)
+  const peak = Math.floor(atLeast('--peak', values.peak, 1000))
+  const nodes = Math.floor(atLeast('--nodes', values.nodes, 2, 0))
+  const withSuite = !values['without-suite']
+  const out = values.out ?? 'soak-results.json'
   requireTestbed()
   const redis = await RedisServer.start()
   const haraka = await HarakaServer.start({
     listen: [`[${V6}]:${PORT}`, `${V4}:${PORT}`],
     plugins: ['spf', ...(withSuite ? ['mx6-receive'] : []), 'rcpt_to.in_host_list', 'soak-queue'],
-    pluginFiles: { 'soak-queue': 'exports.hook_queue = (next) => next(OK)' },
+    pluginFiles: { 'soak-queue': fixturePlugin('bench-queue') },
     // undecided=defer: every message gets its verdict at RCPT; log level warn keeps the log small.
     config: {
       'mx6-receive.ini': `[main]\nundecided=defer\nlint_interval=0\n[redis]\nport=${redis.port}\ntimeout=2000\n`,

@@ -1,9 +1,10 @@
 // mx6ctl book add|rm|ls|import: a recipient's address book (mx6:book:<recipient>, a set).
 import fs from 'node:fs'
-import { decodeText, MAX_FILE_BYTES, normaliseMember, normaliseRecipient, parseAddressBook, type ParseResult } from './addressbook'
+import { decodeText, MAX_FILE_BYTES, parseAddressBook, type ParseResult } from './addressbook'
+import { normaliseMember, normaliseRecipient } from './book-members'
 import { CtlError, parse, UsageError, type Command, type GlobalOptions, type Io } from './command'
 import type { Context } from './context'
-import { quote, scanSet, shown, value, withRedis } from './lists'
+import { quote, scanSet, shown, value, withRedis } from './shared'
 
 const HELP = `Usage: mx6ctl book add <recipient> <sender|@domain>...
        mx6ctl book rm <recipient> <sender|@domain>...

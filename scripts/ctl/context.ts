@@ -11,6 +11,12 @@ import { CtlError, type GlobalOptions, type Io } from './command'
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const harakaConfig = require('haraka-config') as { module_config(root: string): { get(file: string, opts?: unknown): unknown } }
 
+/**
+ * Operator commands may move more data than one SMTP lookup (a big import, a
+ * lint of a long list): their per-command bound, instead of the lookup timeout.
+ */
+export const OPERATOR_TIMEOUT_MS = 30_000
+
 export interface Context {
   redis: RedisClient
   keys: Keys
@@ -43,7 +49,7 @@ export async function openContext(global: GlobalOptions, io: Io): Promise<Contex
   const receive = loadReceiveConfig(global, io)
   const settings = receive.redis
   // An operator command may scan or import a lot: the plugins' 500 ms lookup bound is for SMTP.
-  const redis = createRedisClient(settings, { lazyConnect: true, retryStrategy: () => null, enableOfflineQueue: true, commandTimeout: 30000 })
+  const redis = createRedisClient(settings, { lazyConnect: true, retryStrategy: () => null, enableOfflineQueue: true, commandTimeout: OPERATOR_TIMEOUT_MS })
   let cause = ''
   redis.on('error', (err: Error) => {
     // The socket error (ECONNREFUSED, ...) says more than connect()'s "Connection is closed".

@@ -1,6 +1,6 @@
 // mx6ctl fallbacks [--limit N] [--json]: the newest MX6 fallbacks logged by mx6-send.
 import { CtlError, parse, UsageError, type Command } from './command'
-import { shown, value, withRedis } from './lists'
+import { shown, value, withRedis } from './shared'
 
 const MAX_LIMIT = 100_000
 

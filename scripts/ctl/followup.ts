@@ -3,7 +3,7 @@
 import { fromFields, report, suggestions, type Attempt } from '../../plugins/lib/followup'
 import { batch } from '../../plugins/lib/redis'
 import { parse, UsageError, type Command } from './command'
-import { shown, table, withRedis } from './lists'
+import { shown, table, withRedis } from './shared'
 
 const HELP = `Usage: mx6ctl followup [--days N] [--json]
        mx6ctl followup --suggest [--window D] [--days N] [--json]

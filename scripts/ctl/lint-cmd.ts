@@ -1,9 +1,11 @@
 // mx6ctl lint [--fix]: entries typed by hand into redis-cli that can never match.
 import { Cluster } from 'ioredis'
-import { normaliseMember, normaliseRecipient } from './addressbook'
+import { checkListEntry, type ListKind } from '../../plugins/lib/entry'
+import { normaliseMember, normaliseRecipient } from './book-members'
 import { parse, UsageError, type Command, type Io } from './command'
 import type { Context } from './context'
-import { allLists, checkListEntry, quote, scanHash, scanSet, shellArg, value, withRedis, type ListKind } from './lists'
+import { allLists } from './lists'
+import { quote, scanHash, scanSet, shellArg, value, withRedis } from './shared'
 
 const HELP = `Usage: mx6ctl lint [--fix]
 

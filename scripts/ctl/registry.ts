@@ -1,15 +1,17 @@
-// The mx6ctl commands beyond install, one module each.
+// Every mx6ctl command, one module each, in the order `mx6ctl --help` lists them.
 import type { Command } from './command'
 import { bookCommand } from './book'
 import { dnsCommand } from './dns-cmd'
 import { explainCommand } from './explain'
 import { fallbacksCommand } from './fallbacks'
 import { followupCommand } from './followup'
+import { installCommand } from './install-cmd'
 import { lintCommand } from './lint-cmd'
 import { allowCommand, greenCommand } from './lists'
 import { statsCommand } from './stats'
 
 export const COMMANDS: Record<string, Command> = {
+  install: installCommand,
   allow: allowCommand,
   green: greenCommand,
   book: bookCommand,

@@ -2,7 +2,7 @@
 import { batch } from '../../plugins/lib/redis'
 import { today } from '../../plugins/lib/store'
 import { parse, UsageError, type Command } from './command'
-import { quote, table, withRedis } from './lists'
+import { quote, table, withRedis } from './shared'
 
 const MAX_DAYS = 3660
 

@@ -1,18 +1,8 @@
 // Address-book import parsing (CSV, vCard) and member/recipient normalisation, with hostile input.
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import {
-  decodeText,
-  detectFormat,
-  forEachCsvRecord,
-  isEmailHeader,
-  MAX_SKIPPED_LISTED,
-  normaliseMember,
-  normaliseRecipient,
-  parseAddressBook,
-  parseCsv,
-  parseVcard,
-} from '../../scripts/ctl/addressbook'
+import { decodeText, detectFormat, forEachCsvRecord, isEmailHeader, MAX_SKIPPED_LISTED, parseAddressBook, parseCsv, parseVcard } from '../../scripts/ctl/addressbook'
+import { normaliseMember, normaliseRecipient } from '../../scripts/ctl/book-members'
 import { summary } from '../../scripts/ctl/book'
 
 describe('ctl addressbook: members and recipients', () => {

@@ -1,7 +1,10 @@
 // mx6ctl list entries: what is canonical, what is another spelling, what needs a decision, what is garbage.
 import assert from 'node:assert/strict'
 import { Keys } from '../../plugins/lib/keys'
-import { checkListEntry, compareEntries, listKey, quote, shellArg, shown, table, type EntryCheck, type ListKind } from '../../scripts/ctl/lists'
+import { checkListEntry, type EntryCheck, type ListKind } from '../../plugins/lib/entry'
+import { checkEntry } from '../../plugins/lib/lint'
+import { compareEntries, listKey } from '../../scripts/ctl/lists'
+import { quote, shellArg, shown, table } from '../../scripts/ctl/shared'
 import { globPrefix } from '../../scripts/ctl/lint-cmd'
 import { lastDays, splitField } from '../../scripts/ctl/stats'
 import { formatEntry } from '../../scripts/ctl/fallbacks'
@@ -97,6 +100,22 @@ describe('ctl lists: AS numbers', () => {
     ['', ['invalid', /not an AS number/]],
     ['6.45e4', ['invalid', /not an AS number/]],
   ])
+})
+
+describe("mx6-receive's lint scan: the same checker as mx6ctl", () => {
+  it('reports the same problem, with the canonical form or the suggestion as the fix', () => {
+    assert.equal(checkEntry('ip', '2001:db8::25'), null)
+    assert.equal(checkEntry('host', 'mail.example.org'), null)
+    assert.deepEqual(checkEntry('ip', '2001:DB8::25'), { entry: '2001:DB8::25', problem: 'not in canonical form (RFC 5952, lower case)', fix: '2001:db8::25' })
+    assert.deepEqual(checkEntry('ip', '2001:db8:1::1/48'), { entry: '2001:db8:1::1/48', problem: 'host bits set below the prefix length', fix: '2001:db8:1::/48' })
+    assert.deepEqual(checkEntry('ip', '192.0.2.1'), { entry: '192.0.2.1', problem: 'not an IPv6 address (IPv4 peers are never filtered)' })
+    assert.deepEqual(checkEntry('domain', 'Partner.TEST.'), { entry: 'Partner.TEST.', problem: 'not in canonical form (trailing dot, upper case)', fix: 'partner.test' })
+    for (const [kind, entry] of [['domain', 'co.uk'], ['host', 'bad domain'], ['asn', 'AS0']] as const) {
+      const c = checkListEntry(kind, entry)
+      assert.equal(c.status, 'invalid')
+      assert.deepEqual(checkEntry(kind, entry), { entry, problem: (c as { problem: string }).problem })
+    }
+  })
 })
 
 describe('ctl lists: keys and display', () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { aligned, canonicalDomain, domainCandidates, orgDomain } from '../../plugins/lib/domain'
+import { aligned, canonicalDomain, domainCandidates, isPublicSuffix, orgDomain } from '../../plugins/lib/domain'
 import { Keys, validPrefix } from '../../plugins/lib/keys'
 import { normaliseMailbox } from '../../plugins/lib/mailbox'
 
@@ -22,6 +22,33 @@ describe('domain: canonicalDomain', () => {
   ]
   for (const [input, want] of cases) {
     it(`${JSON.stringify(input).slice(0, 40)} -> ${want}`, () => assert.equal(canonicalDomain(input), want))
+  }
+})
+
+describe('domain: isPublicSuffix', () => {
+  const cases: Array<[string, boolean]> = [
+    ['com', true],
+    ['co.uk', true],
+    ['github.io', true],
+    ['example.com', false],
+    ['mail.example.co.uk', false],
+    ['alice.github.io', false],
+    ['_dmarc.example.com', false],
+    ['unknowntld.zzzz', false],
+    // Malformed names have no registrable domain: they count as suffixes, so entries of them are refused.
+    ['', true],
+    ['a..b', true],
+    ['.com', true],
+    ['-x.com', true],
+    ['a b.com', true],
+    ['*.com', true],
+    ['1.2.3.4', true],
+    ['example.123', true],
+    ['2001:db8::1', true],
+    [`${'a'.repeat(64)}.com`, true],
+  ]
+  for (const [input, want] of cases) {
+    it(`${JSON.stringify(input).slice(0, 40)} -> ${want}`, () => assert.equal(isPublicSuffix(input), want))
   }
 })
 
