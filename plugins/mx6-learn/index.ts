@@ -8,6 +8,7 @@
 import type { Connection, Next, PluginBase } from '../lib/haraka'
 import { classifyPeer } from '../lib/ip'
 import { Keys } from '../lib/keys'
+import { RedisResource } from '../lib/lifecycle'
 import { batch, createLoggedRedis, type RedisClient } from '../lib/redis'
 import { dkimPassDomains, fromFact, mailbox, spfFact } from '../mx6-receive/facts'
 import { BOOLEANS, CONFIG_FILE, readLearnConfig, type LearnSettings } from './config'
@@ -18,14 +19,15 @@ import { markReturned } from '../lib/store'
 interface Plugin extends PluginBase {
   cfg: LearnSettings
   hostList: Set<string>
-  redis: RedisClient | null
-  redisSettings: string
+  redis: RedisResource<RedisClient>
   load_config(): void
 }
 
 export function register(this: Plugin): void {
-  this.redis = null
-  this.redisSettings = ''
+  this.redis = new RedisResource(
+    () => createLoggedRedis(this.cfg.redis, (m) => this.logwarn(m), 'learning paused; mail is not affected'),
+    (c) => c.disconnect(),
+  )
   this.load_config()
   this.register_hook('queue_ok', 'mx6_learn')
 }
@@ -37,33 +39,12 @@ export function load_config(this: Plugin): void {
   this.cfg = config
   const hosts = config.localDomains.length ? config.localDomains : ((this.config.get('host_list', 'list', () => this.load_config()) as string[]) ?? [])
   this.hostList = new Set(hosts.map((h) => h.toLowerCase()))
-  const settings = JSON.stringify(config.redis)
-  if (this.redis && settings !== this.redisSettings) {
-    this.redis.disconnect()
-    this.redis = null
-  }
-  this.redisSettings = settings
+  this.redis.configure(config.redis)
 }
 
-function client(plugin: Plugin): RedisClient {
-  plugin.redis ??= createLoggedRedis(plugin.cfg.redis, (m) => plugin.logwarn(m), 'learning paused; mail is not affected')
-  return plugin.redis
-}
+// Connect at start-up, close on shutdown (one lifecycle for the three plugins).
+export { hook_init_master, hook_init_child, shutdown } from '../lib/lifecycle'
 
-export function hook_init_master(this: Plugin, next: Next): void {
-  client(this)
-  next()
-}
-
-export function hook_init_child(this: Plugin, next: Next): void {
-  client(this)
-  next()
-}
-
-export function shutdown(this: Plugin): void {
-  this.redis?.disconnect()
-  this.redis = null
-}
 
 /** Our own domain (or a subdomain of one)? */
 function isLocal(plugin: Plugin, domain: string): boolean {
@@ -85,7 +66,7 @@ function learn(plugin: Plugin, connection: Connection): void {
   const txn = connection.transaction
   if (!txn) return
   const keys = new Keys(plugin.cfg.redis.prefix)
-  const c = client(plugin)
+  const c = plugin.redis.get()
   if (c.status !== 'ready') {
     connection.logwarn(plugin, `redis not connected (${c.status}): nothing learned from this message`)
     return

@@ -1,6 +1,6 @@
 // What mx6-learn learns from one queued transaction. Pure: facts in, a plan of
 // Redis writes out (executed in one pipeline by the glue).
-import { alignedDomains, type DataFacts } from '../mx6-receive/decide'
+import { authenticatedDomains, type AuthFacts } from '../mx6-receive/decide-data'
 import type { Alignment } from '../lib/domain'
 import type { Mailbox } from '../lib/mailbox'
 
@@ -34,9 +34,9 @@ export function bookLesson(sender: Mailbox | null, rcpts: Array<Mailbox | null>,
 }
 
 /** Inbound IPv4 mail whose From domain is authenticated (aligned SPF or DKIM pass) adds to that domain's history. */
-export function historyLesson(f: Pick<DataFacts, 'spf' | 'dkimPass' | 'from'>, alignment: Alignment): HistoryLesson | null {
+export function historyLesson(f: Pick<AuthFacts, 'spf' | 'dkimPass' | 'from'>, alignment: Alignment): HistoryLesson | null {
   if (!('mailbox' in f.from)) return null
-  const authd = alignedDomains({ ...f, mx6: false, peerGreen: null, now: 0, recipients: [], dkimFail: [] }, alignment)
+  const authd = authenticatedDomains({ ...f, dkimFail: [] }, alignment)
   if (authd.length === 0) return null
   return { domain: f.from.mailbox.domain, reason: `From ${f.from.mailbox.domain} authenticated via ${authd.join(',')}` }
 }

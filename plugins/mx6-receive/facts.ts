@@ -4,7 +4,8 @@ import { canonicalDomain } from '../lib/domain'
 import type { Connection, HarakaAddress, Transaction } from '../lib/haraka'
 import { normaliseMailbox, type Mailbox } from '../lib/mailbox'
 import { memo } from '../lib/memo'
-import type { FromFact, PeerFacts, SpfFact } from './decide'
+import type { PeerFacts, SpfFact } from './decide'
+import type { FromFact } from './decide-data'
 
 export function peerFacts(c: Connection): PeerFacts {
   return {
@@ -56,7 +57,8 @@ export function fromFact(txn: Transaction): FromFact {
   return fields[0].length <= 1000 ? fromMemo(fields[0]) : parseFrom(fields[0])
 }
 
-function parseFrom(field: string): FromFact {
+/** One From field as DMARC reads it: exactly one mailbox (mx6ctl explain parses --from with it too). */
+export function parseFrom(field: string): FromFact {
   let parsed: unknown[]
   try {
     parsed = parseHeader(field.trim(), { startAt: 'mailbox-list' }) as unknown[]

@@ -4,7 +4,8 @@
 // PEER_RULES or DOMAIN_RULES plus the lookup it needs, without touching the others.
 import { allCandidates } from '../lib/domain'
 import { candidatePrefixes } from '../lib/ip'
-import type { Hit, History, LookupReply, LookupRequest } from '../lib/store'
+import type { History, LookupReply, LookupRequest } from '../lib/store'
+import { hitText, printable } from '../lib/text'
 import type { PeerSignals } from './peer-signals'
 
 export interface GreenConfig {
@@ -37,7 +38,6 @@ export interface GreenBasis {
 }
 
 
-const hitText = (h: Hit): string => (h.note ? `${h.entry} ("${h.note.replace(/[^\x20-\x7e]/g, '?').slice(0, 200)}")` : h.entry)
 
 /** What the peer-level rules need from the store (nothing already known this transaction). */
 export function planPeerGreen(ipv6: string, signals: PeerSignals | undefined, known: LookupReply, cfg: GreenConfig): LookupRequest {
@@ -104,4 +104,11 @@ export function domainGreen(answers: LookupReply, nowSec: number, cfg: GreenConf
     }
   }
   return null
+}
+
+/** Each greenlisting list lookup of a transaction: hit (with the entry), miss, or n/a (not asked). */
+export function greenSummary(k: Omit<LookupReply, 'books'>): string {
+  const one = (name: string, h: LookupReply['ipGreen']) => `${name}=${h === undefined ? 'n/a' : h ? `hit(${printable(h.entry, 60)})` : 'miss'}`
+  const hist = k.history === undefined ? 'n/a' : k.history.map((h) => (h ? `${h.domain}:${h.count}` : 'none')).join(',')
+  return [one('ip:green', k.ipGreen), one('host:green', k.hostGreen), one('asn:green', k.asnGreen), one('domain:green', k.domainGreen), `history=${hist}`].join(' ')
 }

@@ -13,6 +13,7 @@
 import constants from 'haraka-constants'
 import type { Next, PluginBase } from '../lib/haraka'
 import { Keys } from '../lib/keys'
+import { RedisResource } from '../lib/lifecycle'
 import { createLoggedRedis, type RedisClient } from '../lib/redis'
 import { isFallbackReply } from './classify'
 import { BOOLEANS, CONFIG_FILE, readSendConfig, type Ini, type SendConfig } from './config'
@@ -45,8 +46,7 @@ interface HMail {
 interface Plugin extends PluginBase {
   cfg: SendConfig
   resolver: CachingResolver
-  redis: RedisClient | null
-  redisSettings: string
+  redis: RedisResource<RedisClient>
   /** Messages already pushed back to IPv4 by a fallback reply (kept across in-process retries). */
   v4only: WeakSet<object>
   /** MX6 addresses ("[ip]:port") last planned per domain, to recognise them in bounces. */
@@ -57,8 +57,11 @@ interface Plugin extends PluginBase {
 export function register(this: Plugin): void {
   this.v4only = new WeakSet()
   this.mx6Hosts = new Map()
-  this.redis = null
-  this.redisSettings = ''
+  this.redis = new RedisResource(
+    () => createLoggedRedis(this.cfg.redis, (m) => this.logwarn(m), 'fallback log only; delivery is not affected'),
+    (c) => c.disconnect(),
+    () => this.cfg.fallback.logSize > 0,
+  )
   this.load_config()
   this.register_hook('get_mx', 'mx6_get_mx')
   this.register_hook('bounce', 'mx6_bounce')
@@ -77,29 +80,16 @@ export function load_config(this: Plugin): void {
   this.cfg = config
   const servers = config.dns.servers.length ? config.dns.servers : systemServers()
   this.resolver = new CachingResolver(new Dns2Client(servers, config.dns.timeoutMs), { negativeTtl: config.dns.negativeTtl, maxTtl: config.dns.maxTtl })
-  const settings = JSON.stringify(config.redis)
-  if (this.redis && settings !== this.redisSettings) {
-    this.redis.disconnect()
-    this.redis = null
-  }
-  this.redisSettings = settings
+  this.redis.configure(config.redis)
 }
 
+/** The fallback log's client; null when the log is off. */
 function redis(plugin: Plugin): RedisClient | null {
-  if (plugin.cfg.fallback.logSize === 0) return null
-  plugin.redis ??= createLoggedRedis(plugin.cfg.redis, (m) => plugin.logwarn(m), 'fallback log only; delivery is not affected')
-  return plugin.redis
+  return plugin.cfg.fallback.logSize === 0 ? null : plugin.redis.get()
 }
 
-export function hook_init_master(this: Plugin, next: Next): void {
-  redis(this)
-  next()
-}
-
-export function hook_init_child(this: Plugin, next: Next): void {
-  redis(this)
-  next()
-}
+// Connect at start-up, close on shutdown (one lifecycle for the three plugins).
+export { hook_init_master, hook_init_child, shutdown } from '../lib/lifecycle'
 
 /** Waits (bounded) for the connection, which fails fast while it is not ready. */
 function ready(client: RedisClient, ms: number): Promise<void> {
@@ -117,10 +107,6 @@ function ready(client: RedisClient, ms: number): Promise<void> {
   })
 }
 
-export function shutdown(this: Plugin): void {
-  this.redis?.disconnect()
-  this.redis = null
-}
 
 export function mx6_get_mx(this: Plugin, next: Next, hmail: HMail, domain: string): void {
   const v4only = this.v4only.has(hmail)

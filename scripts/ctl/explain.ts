@@ -1,14 +1,17 @@
 // mx6ctl explain: what mx6-receive decides for a peer and a message, and what would change it.
 import path from 'node:path'
-import { Address, parseHeader } from '@haraka/email-address'
+import { Address } from '@haraka/email-address'
 import { systemServers } from '../../plugins/lib/dns'
 import { canonicalDomain } from '../../plugins/lib/domain'
 import type { HarakaAddress } from '../../plugins/lib/haraka'
 import { classifyPeer } from '../../plugins/lib/ip'
 import { RedisListStore } from '../../plugins/lib/store'
-import { printable, type Decision, type FromFact } from '../../plugins/mx6-receive/decide'
+import { printable } from '../../plugins/lib/text'
+import type { Decision } from '../../plugins/mx6-receive/decide'
+import type { FromFact } from '../../plugins/mx6-receive/decide-data'
+import { decisionLine } from '../../plugins/mx6-receive/record'
 import { peerResolver } from '../../plugins/mx6-receive/config'
-import { mailbox } from '../../plugins/mx6-receive/facts'
+import { parseFrom } from '../../plugins/mx6-receive/facts'
 import { gatherPeerSignals, matchHelo } from '../../plugins/mx6-receive/peer-signals'
 import { parse, UsageError, type Command } from './command'
 import { loadReceiveConfig, openContext } from './context'
@@ -100,19 +103,9 @@ export function envelopeAddress(opt: string, text: string, allowNull: boolean): 
   return { user: a.user, host: a.host, original: a.original }
 }
 
-/** The From header as the plugin's fromFact() reads it. */
+/** The From header as the plugin's fromFact() reads it ("" for a message without From). */
 export function fromArg(text: string): FromFact {
-  const t = text.trim()
-  if (t === '') return { problem: 'no From header' }
-  let parsed: unknown[]
-  try {
-    parsed = parseHeader(t, { startAt: 'mailbox-list' }) as unknown[]
-  } catch {
-    return { problem: 'unparseable From header' }
-  }
-  if (parsed.length !== 1) return { problem: `${parsed.length} From mailboxes` }
-  const box = mailbox(parsed[0] as HarakaAddress)
-  return box ? { mailbox: box } : { problem: 'unusable From address' }
+  return text.trim() === '' ? { problem: 'no From header' } : parseFrom(text)
 }
 
 function listenerArg(text: string): { ip: string; port: number } {
@@ -178,9 +171,9 @@ export function parseFacts(argv: string[], now = Math.floor(Date.now() / 1000)):
   }
 }
 
+/** The plugin's own log line for this decision (without its timing). */
 function line(phase: string, subject: string, d: Decision): string {
-  // The same text as the plugin's log line for this decision.
-  return `${phase}${subject} verdict=${d.verdict} rule=${d.rule}: ${d.reason}`
+  return decisionLine(phase, d, undefined, subject)
 }
 
 export function render(e: Explanation): string[] {

@@ -1,5 +1,5 @@
 // A table-driven ListStore for unit tests of the plugin glue.
-import { onlyCachedLists, StoreReplyError, type Hit, type AttemptRecord, type History, type ListStore, type LookupReply, type LookupRequest } from '../../plugins/lib/store'
+import { StoreReplyError, type AttemptRecord, type Hit, type History, type ListCache, type ListStore, type LookupReply, type LookupRequest } from '../../plugins/lib/store'
 
 export class FakeStore implements ListStore {
   ipAllow = new Map<string, string>()
@@ -13,34 +13,24 @@ export class FakeStore implements ListStore {
   requests: LookupRequest[] = []
   counted: string[] = []
   failWith: Error | null = null
-  /** What the peer list cache holds for the peer (answers requests for ip:allow / ip:green alone). */
+  /** What the peer list cache holds for the peer (its ip:allow and ip:green answers). */
   peerCache: LookupReply | null = null
-  cachedAsked = 0
-
   /** What the list cache holds for domain:allow lookups, by their candidates joined with spaces. */
   domainCache = new Map<string, Hit | null>()
+  /** How often the cache was asked. */
+  cacheAsked = 0
 
-  cached(req: LookupRequest): LookupReply | undefined {
-    this.cachedAsked++
-    if (!onlyCachedLists(req)) return undefined
-    const reply: LookupReply = {}
-    if (req.ipCandidates?.length || req.ipGreenCandidates?.length) {
+  readonly cache: ListCache = {
+    peer: (_ipv6, green) => {
+      this.cacheAsked++
       if (!this.peerCache) return undefined
-      Object.assign(reply, this.peerCache)
-    }
-    if (req.domainCandidates?.length) {
-      const d = this.domainCache.get(req.domainCandidates.join(' '))
-      if (d === undefined) return undefined
-      reply.domainAllow = d
-    }
-    return reply
-  }
-
-  cachedPeer(_ipv6: string, green: boolean): LookupReply | undefined {
-    this.cachedAsked++
-    if (!this.peerCache) return undefined
-    const { ipAllow, ipGreen } = this.peerCache
-    return { ...(ipAllow !== undefined ? { ipAllow } : {}), ...(green && ipGreen !== undefined ? { ipGreen } : {}) }
+      const { ipAllow, ipGreen } = this.peerCache
+      return { ...(ipAllow !== undefined ? { ipAllow } : {}), ...(green && ipGreen !== undefined ? { ipGreen } : {}) }
+    },
+    domainAllow: (candidates) => {
+      this.cacheAsked++
+      return this.domainCache.get(candidates.join(' '))
+    },
   }
 
   async lookup(req: LookupRequest): Promise<LookupReply> {

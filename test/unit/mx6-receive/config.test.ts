@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
-import { describeRedis, REDIS_DEFAULTS } from '../../plugins/lib/redis'
+import { describeRedis, REDIS_DEFAULTS } from '../../../plugins/lib/redis'
 import fs from 'node:fs'
 import path from 'node:path'
-import { readReceiveConfig } from '../../plugins/mx6-receive/config'
-import { GREEN_DEFAULTS } from '../../plugins/mx6-receive/green'
+import { readReceiveConfig } from '../../../plugins/mx6-receive/config'
+import { GREEN_DEFAULTS } from '../../../plugins/mx6-receive/green'
 
 describe('mx6-receive config', () => {
   it('the shipped config/mx6-receive.ini documents every default as it is: its commented values, read back, give the defaults', () => {
-    const text = fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'config', 'mx6-receive.ini'), 'utf8')
+    const text = fs.readFileSync(path.resolve(__dirname, '..', '..', '..', '..', 'config', 'mx6-receive.ini'), 'utf8')
     const ini: Record<string, Record<string, string>> = {}
     let section = ''
     for (const line of text.split('\n')) {
