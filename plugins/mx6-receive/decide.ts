@@ -92,8 +92,16 @@ export type Known = Omit<LookupReply, 'books'>
 
 /** The answers of a reply that depend only on the peer and the envelope, added to what is known. */
 export function withAnswers(known: Known, reply: LookupReply): Known {
-  const { books: _books, ...answers } = reply
-  return { ...known, ...answers }
+  // Field by field (a spread of varying shapes costs V8 microseconds per message).
+  return {
+    ipAllow: reply.ipAllow !== undefined ? reply.ipAllow : known.ipAllow,
+    domainAllow: reply.domainAllow !== undefined ? reply.domainAllow : known.domainAllow,
+    ipGreen: reply.ipGreen !== undefined ? reply.ipGreen : known.ipGreen,
+    hostGreen: reply.hostGreen !== undefined ? reply.hostGreen : known.hostGreen,
+    asnGreen: reply.asnGreen !== undefined ? reply.asnGreen : known.asnGreen,
+    domainGreen: reply.domainGreen !== undefined ? reply.domainGreen : known.domainGreen,
+    history: reply.history !== undefined ? reply.history : known.history,
+  }
 }
 
 export function spfPassDomain(spf: SpfFact | null): string | null {

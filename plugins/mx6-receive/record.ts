@@ -51,11 +51,22 @@ export function deferText(cfg: ReceiveConfig['defer'], d?: Decision): string {
   return d?.rule === 'auth-fail' ? cfg.authFailText : cfg.text
 }
 
-/** The deferral reply (a haraka-dsn reply, which Haraka renders with its enhanced status code). */
+/**
+ * The deferral reply (a haraka-dsn reply, which Haraka renders with its enhanced status
+ * code), made once per [defer] configuration and text: Haraka only reads it.
+ */
 export function deferReply(cfg: ReceiveConfig['defer'], d?: Decision): unknown {
-  const [, subject, detail] = cfg.status.split('.').map(Number)
-  return DSN.create(cfg.code, replyLines(deferText(cfg, d)), subject, detail)
+  let made = deferReplies.get(cfg)
+  if (!made) deferReplies.set(cfg, (made = new Map()))
+  const text = deferText(cfg, d)
+  let reply = made.get(text)
+  if (!reply) {
+    const [, subject, detail] = cfg.status.split('.').map(Number)
+    made.set(text, (reply = DSN.create(cfg.code, replyLines(text), subject, detail)))
+  }
+  return reply
 }
+const deferReplies = new WeakMap<ReceiveConfig['defer'], Map<string, unknown>>()
 
 /**
  * The MX6 "retry over IPv4" reply lines: the first line, the Authentication-Results this
