@@ -2,6 +2,7 @@
 import fs from 'node:fs'
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import { DEFAULT_PREFIX, validPrefix } from './keys'
+import { OutageLog, type OutageLogger } from './outage'
 import type { Section, SettingsReader } from './settings'
 
 export interface RedisSettings {
@@ -33,6 +34,8 @@ export interface RedisSettings {
   timeoutMs: number
   /** @default 2000 */
   connectTimeoutMs: number
+  /** Why these settings cannot be used (a value that does not parse): then no Redis is used at all. */
+  invalid?: string
 }
 
 export const REDIS_DEFAULTS: RedisSettings = {
@@ -52,10 +55,24 @@ export const REDIS_DEFAULTS: RedisSettings = {
   connectTimeoutMs: 2000,
 }
 
+/**
+ * The [redis] settings. A value that does not parse makes them invalid as a whole: falling
+ * back to a default could mean some other Redis.
+ */
 export function readRedisSettings(r: SettingsReader, sec: Section): RedisSettings {
+  const before = r.errors.length
+  const s = redisSettings(r, sec)
+  const problems = r.errors.splice(before)
+  if (problems.length === 0) return s
+  const invalid = problems.map((p) => p.replace(/; (using the default.*|ignored)$/, '')).join('; ')
+  r.errors.push(`${invalid}: no Redis is used until this is fixed`)
+  return { ...s, invalid }
+}
+
+function redisSettings(r: SettingsReader, sec: Section): RedisSettings {
   const d = REDIS_DEFAULTS
   return {
-    url: r.str(sec, 'redis', 'url', d.url, (s) => (/^rediss?:\/\//.test(s) ? null : 'expected a redis:// or rediss:// URL')),
+    url: r.str(sec, 'redis', 'url', d.url, (s) => (/^rediss?:\/\/[^\s]+$/.test(s) && URL.canParse(s) ? null : 'expected a redis:// or rediss:// URL')),
     cluster: hostPorts(r, sec, 'cluster'),
     sentinels: hostPorts(r, sec, 'sentinels'),
     sentinelName: r.str(sec, 'redis', 'sentinel_name', d.sentinelName, (v) => (/^[\x21-\x7e]{1,100}$/.test(v) ? null : 'expected a master name')),
@@ -73,11 +90,12 @@ export function readRedisSettings(r: SettingsReader, sec: Section): RedisSetting
 }
 
 function hostPorts(r: SettingsReader, sec: Section, key: string): string[] {
+  r.key('redis', key)
   const raw = sec?.[key]
   const out: string[] = []
   for (const n of typeof raw === 'string' ? raw.split(/[\s,]+/).filter(Boolean) : []) {
     if (/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(n)) out.push(n)
-    else r.errors.push(`[redis] ${key}: "${n}" is not host:port; ignored`)
+    else r.errors.push(`${r.file} [redis] ${key}: "${n}" is not host:port; ignored`)
   }
   return out
 }
@@ -179,19 +197,21 @@ export async function batch(client: RedisClient, cmds: Array<[string, ...Array<s
 }
 
 /**
- * A client whose connection errors are logged once per change of message
- * (ioredis repeats the same error on every reconnect attempt), each followed
- * by what it means for mail (`consequence`).
+ * A client whose trouble is logged as an outage: once when it starts (ioredis repeats the
+ * same error on every reconnect attempt), a summary a minute, once when it ends.
  */
-export function createLoggedRedis(s: RedisSettings, warn: (msg: string) => void, consequence: string): RedisClient {
+export function createLoggedRedis(s: RedisSettings, log: OutageLogger, effect: string, unit: string): { client: RedisClient; outage: OutageLog } {
   const client = createRedisClient(s)
-  let last = ''
-  client.on('error', (err: Error) => {
-    if (err.message !== last) warn(`redis ${describeRedis(s)}: ${err.message} (${consequence})`)
-    last = err.message
-  })
-  client.on('ready', () => {
-    last = ''
-  })
-  return client
+  const outage = new OutageLog(`redis ${describeRedis(s)}`, effect, unit, log)
+  let closing = false
+  client.on('error', (err: Error) => outage.fail(err.message))
+  client.on('close', () => closing || outage.fail('connection lost'))
+  client.on('ready', () => outage.ok())
+  const disconnect = client.disconnect.bind(client)
+  client.disconnect = (reconnect?: boolean) => {
+    closing = !reconnect
+    outage.close()
+    disconnect(reconnect)
+  }
+  return { client, outage }
 }

@@ -1,6 +1,6 @@
 // mx6-learn settings: typed defaults, merged with config/mx6-learn.ini.
 import { readRedisSettings, type RedisSettings } from '../lib/redis'
-import { SettingsReader, type Section } from '../lib/settings'
+import { SettingsReader, unknownKeys, type Section } from '../lib/settings'
 import type { LearnConfig } from './learn'
 
 export const CONFIG_FILE = 'mx6-learn.ini'
@@ -15,10 +15,12 @@ export interface LearnSettings extends LearnConfig {
   redis: RedisSettings
 }
 
-export function readLearnConfig(ini: Record<string, Section>): { config: LearnSettings; errors: string[] } {
+export function readLearnConfig(ini: Record<string, Section>): { config: LearnSettings; errors: string[]; unknown: string[] } {
   const r = new SettingsReader(CONFIG_FILE)
   const b = ini.books
   const h = ini.history
+  r.key('books', 'local_domains')
+  r.key('books', 'recipient_delimiter')
   const raw = b?.local_domains
   const config: LearnSettings = {
     books: {
@@ -36,5 +38,5 @@ export function readLearnConfig(ini: Record<string, Section>): { config: LearnSe
     recipientDelimiter: b?.recipient_delimiter === '' ? '' : r.str(b, 'books', 'recipient_delimiter', '+', (s) => (/^[\x21-\x3f\x5b-\x7e]$/.test(s) && s !== '@' ? null : 'a single printable character other than @')),
     redis: readRedisSettings(r, ini.redis),
   }
-  return { config, errors: r.errors }
+  return { config, errors: r.errors, unknown: unknownKeys(ini, r) }
 }

@@ -9,7 +9,9 @@ import type { Connection, Next, PluginBase } from '../lib/haraka'
 import { classifyPeer } from '../lib/ip'
 import { Keys } from '../lib/keys'
 import { RedisResource } from '../lib/lifecycle'
-import { batch, createLoggedRedis, type RedisClient } from '../lib/redis'
+import type { OutageLog } from '../lib/outage'
+import { batch, createLoggedRedis, describeRedis, type RedisClient } from '../lib/redis'
+import { configChanges, readSharedConfig, withSharedRedis } from '../lib/shared-config'
 import { dkimPassDomains, fromFact, mailbox, spfFact } from '../mx6-receive/facts'
 import { BOOLEANS, CONFIG_FILE, readLearnConfig, type LearnSettings } from './config'
 import { bookLesson, historyLesson } from './learn'
@@ -19,27 +21,33 @@ import { markReturned } from '../lib/store'
 interface Plugin extends PluginBase {
   cfg: LearnSettings
   hostList: Set<string>
-  redis: RedisResource<RedisClient>
+  redis: RedisResource<{ client: RedisClient; outage: OutageLog }>
   load_config(): void
 }
 
 export function register(this: Plugin): void {
   this.redis = new RedisResource(
-    () => createLoggedRedis(this.cfg.redis, (m) => this.logwarn(m), 'learning paused; mail is not affected'),
-    (c) => c.disconnect(),
+    () => createLoggedRedis(this.cfg.redis, { error: (m) => this.logwarn(m), info: (m) => this.loginfo(m) }, 'learning paused, mail is not affected,', 'messages not learned from'),
+    (r) => r.client.disconnect(),
+    () => !this.cfg.redis.invalid,
   )
   this.load_config()
   this.register_hook('queue_ok', 'mx6_learn')
 }
 
 export function load_config(this: Plugin): void {
-  const ini = this.config.get(CONFIG_FILE, { booleans: BOOLEANS }, () => this.load_config()) as Record<string, Record<string, unknown>>
-  const { config, errors } = readLearnConfig(ini)
+  const reload = () => this.load_config()
+  const own = this.config.get(CONFIG_FILE, { booleans: BOOLEANS }, reload) as Record<string, Record<string, unknown>>
+  const { ini, source } = withSharedRedis(own, readSharedConfig(this.config, 'mx6-learn', reload), CONFIG_FILE)
+  const { config, errors, unknown } = readLearnConfig(ini)
   for (const e of errors) this.logerror(e)
+  for (const u of unknown) this.logwarn(u)
+  if (this.cfg) this.loginfo(`configuration reloaded: ${configChanges(this.cfg, config).join('; ') || 'nothing changed'}`)
+  else this.loginfo(`redis ${describeRedis(config.redis)} (settings: ${source})`)
   this.cfg = config
   const hosts = config.localDomains.length ? config.localDomains : ((this.config.get('host_list', 'list', () => this.load_config()) as string[]) ?? [])
   this.hostList = new Set(hosts.map((h) => h.toLowerCase()))
-  this.redis.configure(config.redis)
+  this.redis.configure([config.redis, source])
 }
 
 // Connect at start-up, close on shutdown (one lifecycle for the three plugins).
@@ -66,9 +74,12 @@ function learn(plugin: Plugin, connection: Connection): void {
   const txn = connection.transaction
   if (!txn) return
   const keys = new Keys(plugin.cfg.redis.prefix)
-  const c = plugin.redis.get()
+  if (plugin.cfg.redis.invalid) return
+  const { client: c, outage } = plugin.redis.get()
   if (c.status !== 'ready') {
-    connection.logwarn(plugin, `redis not connected (${c.status}): nothing learned from this message`)
+    // Counted in the outage's summary: one log line a minute, not one a message.
+    outage.hit()
+    connection.logdebug(plugin, `redis not connected (${c.status}): nothing learned from this message`)
     return
   }
   const now = Math.floor(Date.now() / 1000)

@@ -4,7 +4,7 @@ import { CachingResolver, NodeDnsClient, systemServers } from '../lib/dns'
 import { parseListener, type Listener } from '../lib/ip'
 import { readRedisSettings, type RedisSettings } from '../lib/redis'
 import { checkReplyCode, type ReplyCode } from '../lib/reply'
-import { SettingsReader, type Section } from '../lib/settings'
+import { SettingsReader, unknownKeys, type Section } from '../lib/settings'
 import type { PolicyConfig } from './decide'
 import { AUTH_DEFAULTS, SPF_VETO_CHOICES, type AuthConfig, type SpfVeto } from './auth'
 import { GREEN_DEFAULTS, type GreenConfig } from './green'
@@ -84,7 +84,7 @@ export const BOOLEANS = [
   '+followup.enabled',
 ]
 
-export function readReceiveConfig(ini: Ini): { config: ReceiveConfig; errors: string[] } {
+export function readReceiveConfig(ini: Ini): { config: ReceiveConfig; errors: string[]; unknown: string[] } {
   const r = new SettingsReader(CONFIG_FILE)
   const main = ini.main
   const d = ini.defer
@@ -105,7 +105,7 @@ export function readReceiveConfig(ini: Ini): { config: ReceiveConfig; errors: st
       green: readGreen(r, ini.green),
       auth: readAuth(r, ini.auth),
     },
-    recipientDelimiter: main?.recipient_delimiter === '' ? '' : r.str(main, 'main', 'recipient_delimiter', '+', (s) => (/^[\x21-\x3f\x5b-\x7e]$/.test(s) && s !== '@' ? null : 'a single printable character other than @')),
+    recipientDelimiter: (r.key('main', 'recipient_delimiter'), main?.recipient_delimiter === '') ? '' : r.str(main, 'main', 'recipient_delimiter', '+', (s) => (/^[\x21-\x3f\x5b-\x7e]$/.test(s) && s !== '@' ? null : 'a single printable character other than @')),
     lintInterval: r.int(main, 'main', 'lint_interval', 600, 0, 86400),
     statsDays: r.int(main, 'main', 'stats_days', 30, 1, 3660),
     trustedSkipsFilters: r.bool(main, 'main', 'trusted_skips_filters', true),
@@ -133,11 +133,12 @@ export function readReceiveConfig(ini: Ini): { config: ReceiveConfig; errors: st
       maxAgeSec: r.int(ini.cache, 'cache', 'max_age', 60, 1, 86400),
     },
   }
-  return { config, errors: r.errors }
+  return { config, errors: r.errors, unknown: unknownKeys(ini, r) }
 }
 
 function readMx6(r: SettingsReader, sec: Section): Mx6Config {
   const listeners: Listener[] = []
+  r.key('mx6', 'listeners')
   const raw = sec?.listeners
   for (const item of typeof raw === 'string' ? raw.split(/[\s,]+/).filter(Boolean) : []) {
     const l = parseListener(item)
@@ -180,6 +181,7 @@ function readGreen(r: SettingsReader, sec: Section): GreenConfig {
 }
 
 function readAuth(r: SettingsReader, sec: Section): AuthConfig {
+  r.key('auth', 'spf_veto')
   const raw = sec?.spf_veto
   if (raw === undefined || raw === null) return AUTH_DEFAULTS
   const items = String(raw).split(/[\s,]+/).filter(Boolean).map((s) => s.toLowerCase())
@@ -192,6 +194,7 @@ function readAuth(r: SettingsReader, sec: Section): AuthConfig {
 }
 
 function ipList(r: SettingsReader, sec: Section, key: string): string[] {
+  r.key('green', key)
   const raw = sec?.[key]
   const out: string[] = []
   for (const s of typeof raw === 'string' ? raw.split(/[\s,]+/).filter(Boolean) : []) {

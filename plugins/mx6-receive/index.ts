@@ -10,6 +10,7 @@ import type { Connection, HarakaAddress, Next, PluginBase, Transaction } from '.
 import type { CachingResolver } from '../lib/dns'
 import { matchesListener } from '../lib/ip'
 import { RedisResource } from '../lib/lifecycle'
+import { configChanges, orderWarnings, readSharedConfig, withSharedRedis } from '../lib/shared-config'
 import { printable } from '../lib/text'
 import { rememberAttempt } from './attempt'
 import { BOOLEANS, CONFIG_FILE, peerResolver, readReceiveConfig, type Ini, type ReceiveConfig } from './config'
@@ -27,15 +28,18 @@ interface Plugin extends PluginBase {
   resolver: CachingResolver
   signals: SignalsSource | null
   redis: RedisResource<StoreHandle>
+  /** Where the Redis settings in force come from (mx6.ini, this plugin's own [redis]). */
+  redisSource: string
   load_config(): void
 }
 
 export function register(this: Plugin): void {
   this.redis = new RedisResource(
-    () => openStore(this.cfg, this),
+    () => openStore(this.cfg, this, this.redisSource),
     (h) => h.close(),
   )
   this.load_config()
+  for (const w of orderWarnings((this.config.get('plugins', 'list') as string[]) ?? [], this.cfg.policy.undecided)) this.logwarn(`config/plugins: ${w}`)
   // Connect-time DNS lookups serve only undecided=defer, where RCPT waits for them.
   if (this.cfg.policy.undecided === 'defer') this.register_hook('connect', 'mx6_connect')
   this.register_hook('rcpt', 'mx6_rcpt')
@@ -43,13 +47,18 @@ export function register(this: Plugin): void {
 }
 
 export function load_config(this: Plugin): void {
-  const ini = this.config.get(CONFIG_FILE, { booleans: BOOLEANS }, () => this.load_config()) as Ini
-  const { config, errors } = readReceiveConfig(ini)
+  const reload = () => this.load_config()
+  const own = this.config.get(CONFIG_FILE, { booleans: BOOLEANS }, reload) as Ini
+  const { ini, source } = withSharedRedis(own, readSharedConfig(this.config, 'mx6-receive', reload), CONFIG_FILE)
+  const { config, errors, unknown } = readReceiveConfig(ini)
   for (const e of errors) this.logerror(e)
+  for (const u of unknown) this.logwarn(u)
+  if (this.cfg) this.loginfo(`configuration reloaded: ${configChanges(this.cfg, config).join('; ') || 'nothing changed'}`)
   this.cfg = config
+  this.redisSource = source
   this.resolver = peerResolver(config)
   this.signals = signalsSource(config, this.resolver)
-  this.redis.configure([config.redis, config.statsDays, config.cache, config.followup.writeWindowMs, config.lintInterval])
+  this.redis.configure([config.redis, source, config.statsDays, config.cache, config.followup.writeWindowMs, config.lintInterval])
 }
 
 // Connect at start-up, close on shutdown (one lifecycle for the three plugins).
@@ -153,6 +162,8 @@ function sources(plugin: Plugin, connection: Connection): Sources {
 
 function report(plugin: Plugin, connection: Connection, e: SessionEvent): void {
   const txn = connection.transaction
+  const outage = plugin.redis.peek()?.outage
+  if (e.kind === 'store-ok') return outage?.ok()
   if (e.kind === 'guess') {
     const g = e.guess
     txn?.results.add(plugin, { spf_guess: `${g.result} ${g.domain} (${g.source}: ${printable(g.record)})` })
@@ -160,8 +171,14 @@ function report(plugin: Plugin, connection: Connection, e: SessionEvent): void {
   } else if (e.kind === 'guess-error') {
     connection.logwarn(plugin, `last-resort SPF for ${e.domain} not evaluated: ${e.message}`)
   } else {
-    connection.logerror(plugin, `list lookup failed (${e.name}: ${e.message}); ${plugin.cfg.mode === 'observe' ? 'would defer (mode=observe)' : 'deferring'} IPv6 peer`)
     txn?.results.add(plugin, { err: `store: ${e.message}` })
+    // Redis away or too slow is an outage, logged once when it starts (then a summary a
+    // minute); another failure (a key of the wrong type, say) is logged with its transaction.
+    if (outage && (e.name === 'StoreUnavailableError' || e.name === 'StoreTimeoutError')) {
+      outage.fail(e.message)
+      outage.hit()
+      connection.logdebug(plugin, `list lookup failed (${e.name}: ${e.message}); IPv6 peer ${plugin.cfg.mode === 'observe' ? 'would be ' : ''}deferred`)
+    } else connection.logerror(plugin, `list lookup failed (${e.name}: ${e.message}); ${plugin.cfg.mode === 'observe' ? 'would defer (mode=observe)' : 'deferring'} IPv6 peer`)
   }
 }
 
@@ -171,7 +188,9 @@ function report(plugin: Plugin, connection: Connection, e: SessionEvent): void {
  */
 function record(plugin: Plugin, connection: Connection, phase: string, o: Outcome, start: number, subject?: string): void {
   const d = o.decision
-  plugin.redis.peek()?.store.count([counterName(phase, d)])
+  // Messages once (after DATA), recipients once when RCPT decides them for good: a recipient
+  // left open at RCPT is counted with its message (mx6ctl stats never adds the two up).
+  if (phase !== 'rcpt' || d.final) plugin.redis.peek()?.store.count([counterName(phase, d)])
   const ms = performance.now() - start
   if (o.repeat || d.verdict === 'pending') return connection.logdebug(plugin, new DebugLine(phase, d, subject, ms))
   const line = decisionLine(phase, d, o.signals, subject, ms)

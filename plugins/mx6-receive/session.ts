@@ -27,7 +27,11 @@ export interface Sources {
   report?(event: SessionEvent): void
 }
 
-export type SessionEvent = { kind: 'guess'; guess: GuessResult } | { kind: 'guess-error'; domain: string; message: string } | { kind: 'store-error'; name: string; message: string }
+export type SessionEvent =
+  | { kind: 'guess'; guess: GuessResult }
+  | { kind: 'guess-error'; domain: string; message: string }
+  | { kind: 'store-error'; name: string; message: string }
+  | { kind: 'store-ok' }
 
 /** What the transaction says by its first RCPT. */
 export interface Envelope {
@@ -65,6 +69,7 @@ export interface Outcome {
   authDomain?: string
 }
 
+const STORE_OK: SessionEvent = Object.freeze({ kind: 'store-ok' })
 const NOT_NEEDED: AuthFacts = Object.freeze({ spf: null, dkimPass: [], dkimFail: [], from: { problem: 'not needed: every recipient was decided at rcpt' } })
 
 export class Session {
@@ -227,7 +232,9 @@ export class Session {
   private async lookup(req: LookupRequest): Promise<LookupReply | null> {
     if (isEmptyRequest(req)) return {}
     try {
-      return await this.sources.store.lookup(req)
+      const reply = await this.sources.store.lookup(req)
+      this.sources.report?.(STORE_OK)
+      return reply
     } catch (err) {
       this.sources.report?.({ kind: 'store-error', name: (err as Error).name, message: (err as Error).message })
       return null

@@ -14,13 +14,20 @@ export interface GuessResult {
   source: 'redis' | 'default'
 }
 
-export async function evaluateGuess(ip: string, domain: string, mailFrom: string, helo: string, record: string, timeoutMs: number): Promise<string> {
+/** The DNS calls haraka-plugin-spf's engine makes (node:dns/promises has them all). */
+export type SpfResolver = Pick<typeof dns, 'resolveTxt' | 'resolve' | 'resolve4' | 'resolve6' | 'resolveMx' | 'reverse'>
+
+/**
+ * The guessed record evaluated for `domain`: its TXT answer is the record, every other
+ * lookup (include:, a, mx, ...) goes to `resolver` (the system's unless one is given).
+ */
+export async function evaluateGuess(ip: string, domain: string, mailFrom: string, helo: string, record: string, timeoutMs: number, resolver: SpfResolver = dns): Promise<string> {
   const spf = new SPF()
   spf.helo = helo || 'unknown'
   spf.dns_timeout_ms = timeoutMs
   spf.resolver = {
-    ...dns,
-    resolveTxt: (name: string) => (name.toLowerCase() === domain ? Promise.resolve([[record]]) : dns.resolveTxt(name)),
+    ...resolver,
+    resolveTxt: (name: string) => (name.toLowerCase() === domain ? Promise.resolve([[record]]) : resolver.resolveTxt(name)),
   }
   return spf.result(await spf.check_host(ip, domain, mailFrom)).toLowerCase()
 }

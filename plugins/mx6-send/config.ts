@@ -2,7 +2,7 @@
 import net from 'node:net'
 import { readRedisSettings, type RedisSettings } from '../lib/redis'
 import { checkReplyCode } from '../lib/reply'
-import { SettingsReader, type Section } from '../lib/settings'
+import { SettingsReader, unknownKeys, type Section } from '../lib/settings'
 import type { FallbackCodes } from './classify'
 import type { PlanConfig } from './plan'
 
@@ -22,7 +22,7 @@ export interface SendConfig {
 
 export type Ini = Record<string, Section>
 
-export function readSendConfig(ini: Ini): { config: SendConfig; errors: string[] } {
+export function readSendConfig(ini: Ini): { config: SendConfig; errors: string[]; unknown: string[] } {
   const r = new SettingsReader(CONFIG_FILE)
   const main = ini.main
   const fb = ini.fallback
@@ -37,6 +37,7 @@ export function readSendConfig(ini: Ini): { config: SendConfig; errors: string[]
     status = '5.5.7'
   }
   const servers: string[] = []
+  r.key('dns', 'servers')
   const rawServers = dns?.servers
   for (const s of typeof rawServers === 'string' ? rawServers.split(/[\s,]+/).filter(Boolean) : []) {
     if (net.isIP(s)) servers.push(s)
@@ -63,5 +64,5 @@ export function readSendConfig(ini: Ini): { config: SendConfig; errors: string[]
     },
     redis: readRedisSettings(r, ini.redis),
   }
-  return { config, errors: r.errors }
+  return { config, errors: r.errors, unknown: unknownKeys(ini, r) }
 }

@@ -14,7 +14,9 @@ import constants from 'haraka-constants'
 import type { Next, PluginBase } from '../lib/haraka'
 import { Keys } from '../lib/keys'
 import { RedisResource } from '../lib/lifecycle'
-import { createLoggedRedis, type RedisClient } from '../lib/redis'
+import type { OutageLog } from '../lib/outage'
+import { createLoggedRedis, describeRedis, type RedisClient } from '../lib/redis'
+import { configChanges, readSharedConfig, withSharedRedis } from '../lib/shared-config'
 import { isFallbackReply } from './classify'
 import { BOOLEANS, CONFIG_FILE, readSendConfig, type Ini, type SendConfig } from './config'
 import { CachingResolver, Dns2Client, systemServers } from '../lib/dns'
@@ -46,7 +48,7 @@ interface HMail {
 interface Plugin extends PluginBase {
   cfg: SendConfig
   resolver: CachingResolver
-  redis: RedisResource<RedisClient>
+  redis: RedisResource<{ client: RedisClient; outage: OutageLog }>
   /** Messages already pushed back to IPv4 by a fallback reply (kept across in-process retries). */
   v4only: WeakSet<object>
   /** MX6 addresses ("[ip]:port") last planned per domain, to recognise them in bounces. */
@@ -58,9 +60,9 @@ export function register(this: Plugin): void {
   this.v4only = new WeakSet()
   this.mx6Hosts = new Map()
   this.redis = new RedisResource(
-    () => createLoggedRedis(this.cfg.redis, (m) => this.logwarn(m), 'fallback log only; delivery is not affected'),
-    (c) => c.disconnect(),
-    () => this.cfg.fallback.logSize > 0,
+    () => createLoggedRedis(this.cfg.redis, { error: (m) => this.logwarn(m), info: (m) => this.loginfo(m) }, 'the fallback log is paused, delivery is not affected,', 'fallbacks not logged'),
+    (r) => r.client.disconnect(),
+    () => this.cfg.fallback.logSize > 0 && !this.cfg.redis.invalid,
   )
   this.load_config()
   this.register_hook('get_mx', 'mx6_get_mx')
@@ -74,18 +76,23 @@ export function register(this: Plugin): void {
 }
 
 export function load_config(this: Plugin): void {
-  const ini = this.config.get(CONFIG_FILE, { booleans: BOOLEANS }, () => this.load_config()) as Ini
-  const { config, errors } = readSendConfig(ini)
+  const reload = () => this.load_config()
+  const own = this.config.get(CONFIG_FILE, { booleans: BOOLEANS }, reload) as Ini
+  const { ini, source } = withSharedRedis(own, readSharedConfig(this.config, 'mx6-send', reload), CONFIG_FILE)
+  const { config, errors, unknown } = readSendConfig(ini)
   for (const e of errors) this.logerror(e)
+  for (const u of unknown) this.logwarn(u)
+  if (this.cfg) this.loginfo(`configuration reloaded: ${configChanges(this.cfg, config).join('; ') || 'nothing changed'}`)
+  else this.loginfo(`redis ${describeRedis(config.redis)} for the fallback log (settings: ${source})`)
   this.cfg = config
   const servers = config.dns.servers.length ? config.dns.servers : systemServers()
   this.resolver = new CachingResolver(new Dns2Client(servers, config.dns.timeoutMs), { negativeTtl: config.dns.negativeTtl, maxTtl: config.dns.maxTtl })
-  this.redis.configure(config.redis)
+  this.redis.configure([config.redis, source])
 }
 
 /** The fallback log's client; null when the log is off. */
 function redis(plugin: Plugin): RedisClient | null {
-  return plugin.cfg.fallback.logSize === 0 ? null : plugin.redis.get()
+  return plugin.cfg.fallback.logSize === 0 || plugin.cfg.redis.invalid ? null : plugin.redis.get().client
 }
 
 // Connect at start-up, close on shutdown (one lifecycle for the three plugins).

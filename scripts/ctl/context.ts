@@ -3,7 +3,9 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { Keys } from '../../plugins/lib/keys'
+import type { Redis } from 'ioredis'
 import { createRedisClient, describeRedis, type RedisClient, type RedisSettings } from '../../plugins/lib/redis'
+import { SHARED_CONFIG, withSharedRedis } from '../../plugins/lib/shared-config'
 import { readReceiveConfig, type ReceiveConfig } from '../../plugins/mx6-receive/config'
 import { CtlError, type GlobalOptions, type Io } from './command'
 
@@ -37,7 +39,10 @@ export function configRoot(dir: string): string {
 /** The mx6-receive settings mx6ctl uses: the instance's file, or the defaults. */
 export function loadReceiveConfig(global: GlobalOptions, io: Io): ReceiveConfig {
   const dir = global.config ?? process.env.MX6_CONFIG
-  const ini = dir ? (harakaConfig.module_config(configRoot(dir)).get('mx6-receive.ini', { booleans: [] }) as Record<string, Record<string, unknown>>) : {}
+  const cfg = dir ? harakaConfig.module_config(configRoot(dir)) : null
+  const read = (file: string) => (cfg ? (cfg.get(file, { booleans: [] }) as Record<string, Record<string, unknown>>) : {})
+  // The plugins' Redis setting: mx6.ini [redis], mx6-receive.ini's own [redis] overriding it.
+  const { ini } = withSharedRedis(read('mx6-receive.ini'), read(SHARED_CONFIG), 'mx6-receive.ini')
   const { config, errors } = readReceiveConfig(ini)
   for (const e of errors) io.err(`warning: ${e}`)
   if (process.env.MX6_REDIS_URL) config.redis = { ...config.redis, url: process.env.MX6_REDIS_URL }
@@ -48,6 +53,7 @@ export function loadReceiveConfig(global: GlobalOptions, io: Io): ReceiveConfig 
 export async function openContext(global: GlobalOptions, io: Io): Promise<Context> {
   const receive = loadReceiveConfig(global, io)
   const settings = receive.redis
+  if (settings.invalid) throw new CtlError(`redis settings invalid (${settings.invalid}); nothing done`)
   // An operator command may scan or import a lot: the plugins' 500 ms lookup bound is for SMTP.
   const redis = createRedisClient(settings, { lazyConnect: true, retryStrategy: () => null, enableOfflineQueue: true, commandTimeout: OPERATOR_TIMEOUT_MS })
   let cause = ''
@@ -60,6 +66,15 @@ export async function openContext(global: GlobalOptions, io: Io): Promise<Contex
   } catch (err) {
     redis.disconnect()
     throw new CtlError(`cannot connect to redis ${describeRedis(settings)}: ${cause || (err as Error).message}`)
+  }
+  // ioredis reports a refused SELECT and goes on in database 0: ask again, and stop if refused.
+  if (settings.db > 0 && !settings.cluster.length) {
+    try {
+      await (redis as Redis).select(settings.db)
+    } catch (err) {
+      redis.disconnect()
+      throw new CtlError(`redis ${describeRedis(settings)}: database ${settings.db} refused (${(err as Error).message}); nothing done`)
+    }
   }
   return { redis, keys: new Keys(settings.prefix), settings, receive, close: async () => void redis.disconnect() }
 }

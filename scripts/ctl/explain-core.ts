@@ -160,7 +160,7 @@ async function evaluate(f: ExplainFacts, deps: ExplainDeps, store: Pick<ListStor
     report: (e) => {
       if (e.kind === 'guess') ev.guess = e.guess
       else if (e.kind === 'guess-error') ev.guessNote = `last-resort SPF for ${e.domain} not evaluated: ${e.message} (the plugin would go on without it)`
-      else storeErrors.push(`list lookup failed (${e.name}: ${e.message})`)
+      else if (e.kind === 'store-error') storeErrors.push(`list lookup failed (${e.name}: ${e.message})`)
     },
   }
   // The listener the peer connected to tells an MX6 session (isMx6Session).

@@ -1,6 +1,7 @@
 // Every mx6ctl command, one module each, in the order `mx6ctl --help` lists them.
 import type { Command } from './command'
 import { bookCommand } from './book'
+import { configCommand } from './config-cmd'
 import { dnsCommand } from './dns-cmd'
 import { explainCommand } from './explain'
 import { fallbacksCommand } from './fallbacks'
@@ -21,4 +22,5 @@ export const COMMANDS: Record<string, Command> = {
   followup: followupCommand,
   explain: explainCommand,
   dns: dnsCommand,
+  config: configCommand,
 }

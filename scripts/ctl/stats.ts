@@ -10,18 +10,21 @@ const HELP = `Usage: mx6ctl stats [--days N] [--json]
 
 Counts of mx6-receive's decisions over the last N days (UTC, today
 included; default 7), read from the hashes mx6:stats:YYYYMMDD (field
-<phase>.<verdict>.<rule>, kept stats_days days). rcpt decisions count
-once per recipient, data_post decisions once per message.
+<phase>.<verdict>.<rule>, kept stats_days days). Messages and recipients
+are counted apart, never added up: data_post counts each message that
+reached DATA once (its one verdict for all its recipients); rcpt counts each
+recipient decided for good at RCPT (deferred there, or trusted or green
+there). A recipient RCPT left pending is counted with its message.
 
-Prints the totals per day and verdict, then per verdict and rule (one
-column per phase) over the whole period. Decisions made with mode=observe
+Prints the messages per day and verdict (and the recipients decided at
+RCPT), then per verdict and rule (one column per phase). Decisions made with mode=observe
 count as would-defer and would-fallback, apart from real deferrals: that
 mail was accepted.
 
   --days N   how many days, 1 to ${MAX_DAYS}
   --json     {"from", "to", "days": [{"day", "key", "total", "counts":
              {field: n}}], "totals": {field: n}, "verdicts": {verdict: n},
-             "total"}
+             "messages", "recipients", "total" (the sum of every field)}
 `
 
 const VERDICT_ORDER = ['trusted', 'green', 'defer', 'fallback', 'would-defer', 'would-fallback', 'pending', 'skip']
@@ -90,8 +93,11 @@ export const statsCommand: Command = {
       const total = stats.reduce((a, s) => a + s.total, 0)
       const verdictTotals: Record<string, number> = {}
       for (const [f, n] of Object.entries(totals)) verdictTotals[splitField(f).verdict] = (verdictTotals[splitField(f).verdict] ?? 0) + n
+      const inPhase = (phase: string, counts: Record<string, number>) => Object.entries(counts).reduce((a, [f, n]) => a + (splitField(f).phase === phase ? n : 0), 0)
+      const messages = inPhase('data_post', totals)
+      const recipients = inPhase('rcpt', totals)
       if (values.json) {
-        io.out(JSON.stringify({ from: stats[0].day, to: stats[stats.length - 1].day, days: stats, totals, verdicts: verdictTotals, total }, null, 2))
+        io.out(JSON.stringify({ from: stats[0].day, to: stats[stats.length - 1].day, days: stats, totals, verdicts: verdictTotals, messages, recipients, total }, null, 2))
         return 0
       }
       const period = `${stats[0].day} .. ${stats[stats.length - 1].day} (UTC, ${days} day${days === 1 ? '' : 's'})`
@@ -99,18 +105,20 @@ export const statsCommand: Command = {
         io.out(`no decisions counted ${period}`)
         return 0
       }
-      io.out(`mx6-receive decisions ${period}, ${total} in all`)
+      io.out(`mx6-receive ${period}: ${messages} message${messages === 1 ? '' : 's'} decided after DATA, ${recipients} recipient${recipients === 1 ? '' : 's'} decided at RCPT`)
       const wouldDefer = verdictTotals['would-defer'] ?? 0
       const wouldFallback = verdictTotals['would-fallback'] ?? 0
       if (wouldDefer || wouldFallback) io.out(`mode=observe: ${wouldDefer} would-defer and ${wouldFallback} would-fallback were recorded only (that mail was accepted)`)
       io.out('')
-      const verdicts = [...new Set(Object.keys(totals).map((f) => splitField(f).verdict))].sort(byVerdict)
-      const dayRows = stats.map((s) => {
-        const per = verdicts.map((v) => Object.entries(s.counts).reduce((a, [f, n]) => a + (splitField(f).verdict === v ? n : 0), 0))
-        return [s.day, ...per.map(String), String(s.total)]
-      })
-      const allRow = ['all', ...verdicts.map((v) => String(Object.entries(totals).reduce((a, [f, n]) => a + (splitField(f).verdict === v ? n : 0), 0))), String(total)]
-      for (const l of table([['day', ...verdicts, 'total'], ...dayRows, allRow], [false, ...verdicts.map(() => true), true])) io.out(l)
+      // Messages per day and verdict; the recipients decided at RCPT in a column of their own.
+      const messageFields = (counts: Record<string, number>) => Object.entries(counts).filter(([f]) => splitField(f).phase === 'data_post')
+      const verdicts = [...new Set(messageFields(totals).map(([f]) => splitField(f).verdict))].sort(byVerdict)
+      const row = (label: string, counts: Record<string, number>) => {
+        const per = verdicts.map((v) => messageFields(counts).reduce((a, [f, n]) => a + (splitField(f).verdict === v ? n : 0), 0))
+        return [label, ...per.map(String), String(inPhase('data_post', counts)), String(inPhase('rcpt', counts))]
+      }
+      const rows = [...stats.map((s) => row(s.day, s.counts)), row('all', totals)]
+      for (const l of table([['day', ...verdicts, 'messages', 'rcpt'], ...rows], [false, ...verdicts.map(() => true), true, true])) io.out(l)
       io.out('')
       const phases = [...new Set(Object.keys(totals).map((f) => splitField(f).phase))].sort((a, b) => (a === 'rcpt' ? -1 : b === 'rcpt' ? 1 : a < b ? -1 : 1))
       const rules = new Map<string, { verdict: string; rule: string; per: Record<string, number>; total: number }>()

@@ -71,6 +71,26 @@ describe('e2e: faults under load', function () {
     assert.ok(recovery < 5, `recovery took ${recovery} s`)
   })
 
+  it('a 10-second Redis outage under load: one line when it starts, one when it ends, not a line per message', async () => {
+    const l = load(6)
+    await sleep(1000)
+    const mark = rx.haraka.logSize()
+    await rx.redis.stop()
+    await sleep(10000)
+    await rx.redis.restart()
+    await rx.redis.cli('HSET', 'mx6:ip:allow', '2001:db8:7::300/120', 'allowed half of the load')
+    const back = await poll(() => (/\[mx6-receive\] redis [^\n]*: back after \d+ s; (\d+) decisions deferred or writes dropped meanwhile/.exec(rx.haraka.logSince(mark)) ?? undefined), 20000, 'the end of the outage in the log')
+    await l.stop()
+    const log = rx.haraka.logSince(mark)
+    const deferred = l.outcomes.filter((x) => x.v6 && x.code === 451).length
+    const lines = log.split('\n').filter((x) => /\[mx6-receive\]/.test(x) && /\[(ERROR|WARN)\]/.test(x))
+    console.log(`      ${deferred} IPv6 messages deferred during the run; mx6-receive logged ${lines.length} error/warning line(s); the outage line counts ${back[1]}`)
+    assert.ok(deferred > 20, `${deferred} deferred`)
+    assert.equal(lines.length, 1, lines.join('\n'))
+    assert.match(lines[0], /\[mx6-receive\] redis redis:\/\/127\.0\.0\.1:\d+\/0: .*; IPv6 peers are deferred until it is back/)
+    assert.ok(Number(back[1]) > 20, 'the end line says how much the outage affected')
+  })
+
   it('Redis stalled (CLIENT PAUSE): a lookup Redis must answer times out within the bound and defers; a peer the cache knows, and IPv4, unaffected', async () => {
     const session = (localAddress: string, host = V6MX) => smtpSession({ host, port: 25, localAddress, ehlo: 'x.test', mailFrom: 'a@neutral.test', rcptTo: ['bob@rcpt.test'], data: 'Subject: s\r\n\r\nx\r\n' })
     // The peer list cache holds the answer for this allowed peer (Redis reports no change while paused).

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# What README's two commands need before they run, installed when it is missing:
+#   bash scripts/prepare.sh npm        the npm dependencies (npm ci), when node_modules is
+#                                      missing or older than package-lock.json
+#   bash scripts/prepare.sh testbed    the Debian packages the end-to-end tests run (as root:
+#                                      installed, saying which; otherwise the command to run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages of the test bed; postfix is installed with "No configuration" (tests run
+# private instances), swaks needs libio-socket-inet6-perl for IPv6.
+TESTBED_PACKAGES=(openssl postfix swaks libio-socket-inet6-perl dnsmasq redis-server redis-tools iproute2 util-linux python3 python3-authres clamav-daemon spamassassin spamd)
+
+npm_deps() {
+  if [ -f node_modules/.package-lock.json ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then return; fi
+  echo "prepare: installing the npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund --prefer-offline
+}
+
+testbed() {
+  local missing=() pkg
+  for pkg in "${TESTBED_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  if [ "$(id -u)" != 0 ]; then
+    echo "prepare: the tests need root (network namespaces) and these Debian packages: ${missing[*]}" >&2
+    echo "  run as root: echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections && apt-get update && apt-get install -y ${missing[*]}" >&2
+    echo "  (npm run test:unit runs the unit tests without root)" >&2
+    exit 2
+  fi
+  echo "prepare: installing Debian packages: ${missing[*]}"
+  echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+for step in "$@"; do
+  case "$step" in
+    npm) npm_deps ;;
+    testbed)
+      [ "$(id -u)" = 0 ] || { echo "prepare: the tests need root (network namespaces): run npm test as root, or npm run test:unit for the unit tests" >&2; exit 2; }
+      testbed
+      ;;
+    *) echo "prepare: unknown step $step" >&2; exit 2 ;;
+  esac
+done
