@@ -84,11 +84,13 @@ export function unknownKeys(ini: Record<string, Section>, r: SettingsReader): st
   return out
 }
 
+/** The known key closest to a typo: a few letters off, or the start of a longer key. */
 function hint(word: string, candidates: string[]): string {
+  const w = word.toLowerCase().replace(/-/g, '_')
   let best = ''
   let bestDistance = Infinity
   for (const c of candidates) {
-    const d = distance(word.toLowerCase().replace(/-/g, '_'), c)
+    const d = w.length >= 3 && c.startsWith(w) ? 1 : distance(w, c)
     if (d < bestDistance) [best, bestDistance] = [c, d]
   }
   return best && bestDistance <= Math.max(2, Math.floor(best.length / 3)) ? ` (did you mean ${best}?)` : ''

@@ -212,8 +212,8 @@ describe('mx6-receive plugin glue', () => {
     s3.peerCache = { ipAllow: null, ipGreen: null }
     assert.equal((await fixtures.callRcpt(p3, c3, 'bob@rcpt.test')).rc, undefined)
     assert.equal(s3.requests.length, 0)
-    // Pending is not a decision yet: counted, no results entry (the decision after DATA makes one).
-    assert.deepEqual(s3.counted, ['rcpt.pending.none'])
+    // Pending is not a decision yet: not counted, no results entry (its message is, after DATA).
+    assert.deepEqual(s3.counted, [])
     assert.equal(c3.transaction.results.get('mx6-receive'), undefined)
     // SPF none: the last-resort guess is asked for a peer off the list, never for one in ip:allow.
     for (const listed of [true, false]) {
@@ -527,7 +527,7 @@ describe('mx6-receive plugin glue', () => {
       '5.5.7  spf=neutral smtp.mailfrom=neutral.test',
       '5.5.7 To be accepted over IPv6, ask at https://mx6.example.net/register',
     ])
-    assert.deepEqual(mx6.store.counted, ['rcpt.pending.none', 'data_post.fallback.none'])
+    assert.deepEqual(mx6.store.counted, ['data_post.fallback.none'], 'the pending recipient counts with its message')
 
     const regular = mk('2001:db8:25::25')
     await fixtures.callRcpt(regular.plugin, regular.conn, 'bob@rcpt.test')
