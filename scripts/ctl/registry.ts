@@ -9,6 +9,7 @@ import { installCommand } from './install-cmd'
 import { lintCommand } from './lint-cmd'
 import { allowCommand, greenCommand } from './lists'
 import { statsCommand } from './stats'
+import { versionCommand } from './version'
 
 export const COMMANDS: Record<string, Command> = {
   install: installCommand,
@@ -21,4 +22,5 @@ export const COMMANDS: Record<string, Command> = {
   followup: followupCommand,
   explain: explainCommand,
   dns: dnsCommand,
+  version: versionCommand,
 }
