@@ -2,10 +2,15 @@
 // `npm start`: a demo Haraka with the suite on loopback (IPv4 and IPv6), using a
 // private redis-server unless one is given, and instructions to try it.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import type { Redis } from 'ioredis'
+import { Keys } from '../plugins/lib/keys'
+import { createRedis, REDIS_DEFAULTS } from '../plugins/lib/redis'
+import { globPrefix } from './ctl/lint-cmd'
 import { install, packageRoot } from './install'
 
 const HELP = `Usage: npm start [-- options]   (or: node dist/scripts/demo.js [options])
@@ -17,10 +22,16 @@ the domain example.test, until Ctrl-C. Loopback IPv6 gets the policy here
 Options:
   --port N        SMTP port on both addresses (default 2525)
   --redis URL     use this Redis (redis://host:port/db) instead of starting a
-                  private redis-server (also: MX6_REDIS_URL)
+                  private redis-server (also: MX6_REDIS_URL); the demo then
+                  keeps to keys under a prefix of its own (mx6demo:<random>:)
+                  and deletes them when it stops, so existing mx6: entries
+                  are never read or changed
   --self-test     start, send one IPv4 and two IPv6 messages, check the
                   replies, stop; exit status 0 when all is as documented
   -h, --help      this text
+
+When Redis does not answer, or Haraka or a self-test check fails, the demo
+says so, keeps its work directory (with Haraka's log) and prints where.
 `
 
 interface Options {
@@ -56,8 +67,14 @@ function fail(msg: string): never {
   process.exit(2)
 }
 
-const children: ChildProcess[] = []
+/** What the demo started, each with the signal that stops it cleanly. */
+const children: Array<{ child: ChildProcess; signal: NodeJS.Signals }> = []
 let workDir = ''
+/** Set when something failed: the work directory (Haraka's log) is kept for a look. */
+let keepWorkDir = false
+/** The demo's own client, and the key prefix it must clean up on a Redis it did not start. */
+let demoRedis: Redis | null = null
+let foreignPrefix = ''
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -131,32 +148,70 @@ async function startRedis(): Promise<string> {
   fs.mkdirSync(dir)
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' })
   child.on('error', () => fail('redis-server not found: install Redis (Debian: apt-get install redis-server) or pass --redis URL'))
-  children.push(child)
+  children.push({ child, signal: 'SIGTERM' })
   await waitFor(async () => !(await portFree('127.0.0.1', port)), 5000, 'redis-server')
   return `redis://127.0.0.1:${port}`
 }
 
-function redisCli(url: string, args: string[]): void {
-  spawnSync('redis-cli', ['-u', url, ...args], { stdio: 'ignore' })
+function shownUrl(url: string): string {
+  return url.replace(/:[^:@/]*@/, ':***@')
+}
+
+/** Connects and PINGs once, failing fast: a dead Redis is named with its error, not found out by a 451. */
+async function connectRedis(url: string): Promise<Redis> {
+  const redis = createRedis({ ...REDIS_DEFAULTS, url }, { lazyConnect: true, retryStrategy: () => null, enableOfflineQueue: true, commandTimeout: 3000, connectTimeout: 3000 })
+  let cause = ''
+  redis.on('error', (err: Error) => {
+    // The socket error (ECONNREFUSED, ...) says more than connect()'s "Connection is closed".
+    cause ||= err.message
+  })
+  try {
+    await redis.connect()
+    await redis.ping()
+    return redis
+  } catch (err) {
+    redis.disconnect()
+    throw new Error(`Redis at ${shownUrl(url)} does not answer: ${cause || (err as Error).message}`)
+  }
+}
+
+/** Deletes every key under the demo's own prefix (all of them its own: the prefix is random). */
+async function dropPrefix(redis: Redis, prefix: string): Promise<void> {
+  let cursor = '0'
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', globPrefix(prefix), 'COUNT', 1000)
+    cursor = next
+    if (keys.length) await redis.unlink(...keys)
+  } while (cursor !== '0')
+}
+
+async function stopChild({ child, signal }: { child: ChildProcess; signal: NodeJS.Signals }): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  child.kill(signal)
+  await new Promise<void>((r) => {
+    const t = setTimeout(() => {
+      child.kill('SIGKILL')
+      r()
+    }, 5000)
+    child.once('exit', () => {
+      clearTimeout(t)
+      r()
+    })
+  })
 }
 
 async function cleanup(): Promise<void> {
-  for (const c of children.reverse()) {
-    if (c.exitCode !== null || c.signalCode !== null) continue
-    // Haraka stops on SIGINT (SIGTERM only when it is PID 1); redis-server on SIGTERM.
-    c.kill(c === children[0] ? 'SIGTERM' : 'SIGINT')
-    await new Promise<void>((r) => {
-      const t = setTimeout(() => {
-        c.kill('SIGKILL')
-        r()
-      }, 5000)
-      c.once('exit', () => {
-        clearTimeout(t)
-        r()
-      })
-    })
+  // Haraka first (it writes to Redis), then the private redis-server.
+  for (const c of [...children].reverse()) await stopChild(c)
+  if (demoRedis) {
+    if (foreignPrefix) {
+      await dropPrefix(demoRedis, foreignPrefix).catch((err: Error) => process.stderr.write(`demo: could not delete the demo's keys ${foreignPrefix}* (${err.message}): delete them by hand\n`))
+    }
+    demoRedis.disconnect()
   }
-  if (workDir) fs.rmSync(workDir, { recursive: true, force: true })
+  if (!workDir) return
+  if (keepWorkDir) process.stderr.write(`demo: kept the work directory ${workDir} (Haraka's log: ${path.join(workDir, 'haraka.log')})\n`)
+  else fs.rmSync(workDir, { recursive: true, force: true })
 }
 
 async function main(): Promise<number> {
@@ -166,6 +221,10 @@ async function main(): Promise<number> {
   }
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mx6-demo-'))
   const redisUrl = o.redisUrl || (await startRedis())
+  // On a Redis the demo did not start, keys of its own: the operator's mx6: entries stay untouched.
+  const prefix = o.redisUrl ? `mx6demo:${crypto.randomBytes(4).toString('hex')}:` : REDIS_DEFAULTS.prefix
+  const keys = new Keys(prefix)
+  if (o.redisUrl) foreignPrefix = prefix
   const haraka = path.join(workDir, 'haraka')
   const root = packageRoot()
   const harakaBin = path.join(root, 'node_modules', 'Haraka', 'bin', 'haraka')
@@ -179,7 +238,7 @@ async function main(): Promise<number> {
   cfg('log.ini', '[main]\nlevel=info\n')
   // The shipped defaults, plus what a loopback demo needs.
   const ini = fs.readFileSync(path.join(haraka, 'config', 'mx6-receive.ini'), 'utf8')
-  cfg('mx6-receive.ini', ini.replace(/^\[main\]$/m, '[main]\nskip_private=false').replace(/^\[redis\]$/m, `[redis]\nurl=${redisUrl}`))
+  cfg('mx6-receive.ini', ini.replace(/^\[main\]$/m, '[main]\nskip_private=false').replace(/^\[redis\]$/m, `[redis]\nurl=${redisUrl}\nprefix=${prefix}`))
   const log = path.join(workDir, 'haraka.log')
   const fd = fs.openSync(log, 'a')
   const child = spawn(process.execPath, [harakaBin, '-c', haraka], {
@@ -188,17 +247,19 @@ async function main(): Promise<number> {
     // queue/discard only drops mail when told to: this demo delivers nowhere.
     env: { ...process.env, YES_REALLY_DO_DISCARD: '1' },
   })
-  children.push(child)
+  // Haraka stops on SIGINT (SIGTERM only when it is PID 1).
+  children.push({ child, signal: 'SIGINT' })
   fs.closeSync(fd)
   await waitFor(async () => !(await portFree('::1', o.port)) || child.exitCode !== null, 15000, 'Haraka')
   if (child.exitCode !== null) throw new Error(`Haraka exited:\n${fs.readFileSync(log, 'utf8').slice(-3000)}`)
+  demoRedis = await connectRedis(redisUrl)
 
-  if (o.selfTest) return selfTest(o.port, redisUrl, log)
+  if (o.selfTest) return selfTest(o.port, redisUrl, demoRedis, keys, log)
 
   process.stdout.write(`
 haraka-mx6 demo is running (Ctrl-C to stop)
   Haraka     127.0.0.1:${o.port} and [::1]:${o.port}, domain example.test, queue/discard
-  Redis      ${redisUrl.replace(/:[^:@/]*@/, ':***@')}${o.redisUrl ? '' : ' (private, discarded on exit)'}
+  Redis      ${shownUrl(redisUrl)}${o.redisUrl ? `, keys ${prefix}* (deleted on exit)` : ' (private, discarded on exit)'}
   Log        ${log}
 
 Try it (swaks: apt-get install swaks libio-socket-inet6-perl):
@@ -207,27 +268,30 @@ Try it (swaks: apt-get install swaks libio-socket-inet6-perl):
   # IPv6 with nothing known: 451 4.7.26 after DATA ("deliver via our IPv4 MX")
   swaks -s ::1 -p ${o.port} -f a@sender.test -t bob@example.test
   # allow-list the IPv6 peer, then the same message is accepted
-  redis-cli -u ${redisUrl} HSET mx6:ip:allow ::1 "demo: loopback"
+  redis-cli -u ${redisUrl} HSET ${keys.ipAllow} ::1 "demo: loopback"
   swaks -s ::1 -p ${o.port} -f a@sender.test -t bob@example.test
   # see why: every decision is one log line
   grep mx6-receive ${log}
 
 `)
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve)
-    process.once('SIGTERM', resolve)
-    child.once('exit', resolve)
+  const stopped = await new Promise<'signal' | 'haraka'>((resolve) => {
+    process.once('SIGINT', () => resolve('signal'))
+    process.once('SIGTERM', () => resolve('signal'))
+    child.once('exit', () => resolve('haraka'))
   })
-  return 0
+  if (stopped === 'signal') return 0
+  process.stderr.write('demo: Haraka stopped by itself\n')
+  keepWorkDir = true
+  return 1
 }
 
-async function selfTest(port: number, redisUrl: string, log: string): Promise<number> {
+async function selfTest(port: number, redisUrl: string, redis: Redis, keys: Keys, log: string): Promise<number> {
   const checks: Array<[string, string, RegExp]> = []
   checks.push(['IPv4 accepted', await sendOne('127.0.0.1', port, 'a@sender.test', 'bob@example.test'), /^250 /m])
   checks.push(['IPv6 unknown deferred', await sendOne('::1', port, 'a@sender.test', 'bob@example.test'), /^451 4\.7\.26 /m])
-  redisCli(redisUrl, ['HSET', 'mx6:ip:allow', '::1', 'demo self-test'])
+  // A private Redis or the demo's own prefix: the entry goes with them (cleanup), nothing else is touched.
+  await redis.hset(keys.ipAllow, '::1', 'demo self-test')
   checks.push(['IPv6 allow-listed accepted', await sendOne('::1', port, 'a@sender.test', 'bob@example.test'), /^250 /m])
-  redisCli(redisUrl, ['HDEL', 'mx6:ip:allow', '::1'])
   let ok = true
   for (const [name, reply, want] of checks) {
     const pass = want.test(reply)
@@ -236,8 +300,11 @@ async function selfTest(port: number, redisUrl: string, log: string): Promise<nu
   }
   // One decision line per IPv6 message (the IPv4 peer is left alone, which is logged at debug level).
   const decisions = fs.readFileSync(log, 'utf8').split('\n').filter((l) => /\[mx6-receive\] (rcpt|data_post)\b.* verdict=/.test(l))
-  process.stdout.write(`${decisions.length} decision log lines\nredis: ${redisUrl}\nworkdir: ${workDir}\n`)
-  return ok && decisions.length >= 2 ? 0 : 1
+  process.stdout.write(`${decisions.length} decision log lines\nredis: ${shownUrl(redisUrl)}${foreignPrefix ? `\nkeys: ${foreignPrefix}* (deleted now)` : ''}\nworkdir: ${workDir}\n`)
+  if (decisions.length < 2) process.stdout.write(`FAIL expected a decision log line per IPv6 message in ${log}\n`)
+  const passed = ok && decisions.length >= 2
+  keepWorkDir ||= !passed
+  return passed ? 0 : 1
 }
 
 main()
@@ -247,6 +314,7 @@ main()
   })
   .catch(async (err: Error) => {
     process.stderr.write(`demo: ${err.message}\n`)
+    keepWorkDir = true
     await cleanup()
     process.exit(1)
   })

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // mx6ctl: the operator's command-line tool for haraka-mx6.
-import { CtlError, stdio, UsageError, wantsHelp, type GlobalOptions, type Io } from './ctl/command'
+import { CtlError, stdio, usageLine, UsageError, wantsHelp, type GlobalOptions, type Io } from './ctl/command'
 import { COMMANDS } from './ctl/registry'
+import { quote } from './ctl/shared'
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length))
@@ -17,6 +18,12 @@ Global options:
                    $MX6_CONFIG, else 127.0.0.1:6379. $MX6_REDIS_URL
                    overrides the Redis URL.
   -h, --help       Show help; "mx6ctl <command> --help" for a command.
+  --version        Print the version (as "mx6ctl version").
+
+Exit status: 0 success; 1 Redis or DNS trouble, or problems found (lint,
+dns check, rm of an entry that is not there); 2 invalid input or usage (one
+line on stderr ending with "see \`mx6ctl <command> --help\`"). Reporting
+commands take --json; each command's --help documents the shape.
 `
 }
 
@@ -27,20 +34,28 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     args.shift()
     const dir = args.shift()
     if (!dir) {
-      io.err('mx6ctl: --config needs a directory')
+      io.err(usageLine(null, '--config needs a directory'))
       return 2
     }
     global.config = dir
   }
-  const [name, ...rest] = args
-  if (!name || name === 'help' || name === '-h' || name === '--help') {
-    const topic = rest[0] && COMMANDS[rest[0]]
-    io.out(topic ? topic.help : usage())
-    return name ? 0 : 2
+  const [given, ...rest] = args
+  const name = given === '--version' ? 'version' : given
+  if (name === 'help' || name === '-h' || name === '--help') {
+    if (rest[0] && !COMMANDS[rest[0]]) {
+      io.err(usageLine(null, `unknown command ${quote(rest[0], 80)}`))
+      return 2
+    }
+    io.out(rest[0] ? COMMANDS[rest[0]].help : usage())
+    return 0
+  }
+  if (!name) {
+    io.err(usageLine(null, 'missing command'))
+    return 2
   }
   const cmd = COMMANDS[name]
   if (!cmd) {
-    io.err(`mx6ctl: unknown command "${name}"\n\n${usage()}`)
+    io.err(usageLine(null, `${name.startsWith('-') ? 'unknown option' : 'unknown command'} ${quote(name, 80)}`))
     return 2
   }
   if (wantsHelp(rest)) {
@@ -51,7 +66,7 @@ export async function main(argv: string[], io: Io = stdio): Promise<number> {
     return await cmd.run(rest, io, global)
   } catch (err) {
     if (err instanceof UsageError) {
-      io.err(`mx6ctl ${name}: ${err.message}\n\n${cmd.help}`)
+      io.err(usageLine(name, err.message, err.global ? null : name))
       return err.status
     }
     if (err instanceof CtlError) {

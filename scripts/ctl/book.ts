@@ -3,8 +3,9 @@ import fs from 'node:fs'
 import { decodeText, MAX_FILE_BYTES, parseAddressBook, type ParseResult } from './addressbook'
 import { normaliseMember, normaliseRecipient } from './book-members'
 import { CtlError, parse, UsageError, type Command, type GlobalOptions, type Io } from './command'
-import type { Context } from './context'
-import { quote, scanSet, shown, value, withRedis } from './shared'
+import { loadReceiveConfig } from './context'
+import type { ReceiveConfig } from '../../plugins/mx6-receive/config'
+import { fileError, quote, scanSet, shown, value, withRedis } from './shared'
 
 const HELP = `Usage: mx6ctl book add <recipient> <sender|@domain>...
        mx6ctl book rm <recipient> <sender|@domain>...
@@ -24,12 +25,17 @@ dropping any sub-address.
   add     adds senders (all or none: any invalid one refuses the lot)
   rm      removes senders (exit 1 when none of them was there)
   ls      lists the book, sorted; --json prints
-          {"recipient": ..., "key": ..., "members": [...]}
+          {"recipient": "<normalised>", "key": "<key>", "members": ["<member>", ...]}
   import  adds every address of a CSV file (a header row with an
           "Email", "E-mail Address", "Primary Email"... column, or one
           address per line) or a vCard file (.vcf, detected by its
           BEGIN:VCARD), in one SADD. Prints "imported N, skipped M
           (reasons)". Files over ${MAX_FILE_BYTES / 1024 / 1024} MB are refused.
+
+Exit status: 0 done; 1 Redis trouble, rm of senders none of which were
+there, or an import file without any address; 2 invalid input (a bad
+recipient or sender, a missing, unreadable or oversized file) or usage,
+with one line on stderr.
 `
 
 export const bookCommand: Command = {
@@ -44,12 +50,16 @@ export const bookCommand: Command = {
   },
 }
 
-/** The normalised owner, with a note when it differs from what was typed. */
-function owner(ctx: Context, text: string, io: Io): string {
-  const r = normaliseRecipient(text, ctx.receive.recipientDelimiter)
-  if ('error' in r) throw new CtlError(`recipient ${quote(text)}: ${r.error}`)
+/**
+ * The normalised owner (with a note when it differs from what was typed) and the
+ * settings it was normalised with: checked before connecting, so bad input is exit 2.
+ */
+function owner(global: GlobalOptions, text: string, io: Io): { rcpt: string; receive: ReceiveConfig } {
+  const receive = loadReceiveConfig(global, io)
+  const r = normaliseRecipient(text, receive.recipientDelimiter)
+  if ('error' in r) throw new UsageError(`recipient ${quote(text)}: ${r.error}`)
   if (r.changed) io.out(`note: recipient ${quote(text)} normalised to ${r.value} (as mx6-receive looks it up)`)
-  return r.value
+  return { rcpt: r.value, receive }
 }
 
 async function addRm(action: 'add' | 'rm', argv: string[], io: Io, global: GlobalOptions): Promise<number> {
@@ -60,13 +70,13 @@ async function addRm(action: 'add' | 'rm', argv: string[], io: Io, global: Globa
   const remarks: string[] = []
   for (const m of members) {
     const n = normaliseMember(m)
-    if ('error' in n) throw new CtlError(`${quote(m)}: ${n.error}`)
+    if ('error' in n) throw new UsageError(`${quote(m)}: ${n.error}`)
     if (n.changed) remarks.push(`note: ${quote(m)} normalised to ${n.value}`)
     normalised.push(n.value)
   }
   const unique = [...new Set(normalised)]
+  const { rcpt, receive } = owner(global, recipient, io)
   return withRedis(global, io, async (ctx) => {
-    const rcpt = owner(ctx, recipient, io)
     for (const r of remarks) io.out(r)
     const key = ctx.keys.book(rcpt)
     const r = (await ctx.redis.multi().smismember(key, ...unique)[action === 'add' ? 'sadd' : 'srem'](key, ...unique).scard(key).exec()) ?? []
@@ -85,15 +95,15 @@ async function addRm(action: 'add' | 'rm', argv: string[], io: Io, global: Globa
     })
     io.out(`${key}: ${size} ${size === 1 ? 'member' : 'members'}`)
     return action === 'rm' && missing === unique.length ? 1 : 0
-  })
+  }, receive)
 }
 
 async function ls(argv: string[], io: Io, global: GlobalOptions): Promise<number> {
   const { values, positionals } = parse(argv, { json: { type: 'boolean' } })
   if (positionals.length !== 1) throw new UsageError('ls needs exactly one recipient')
+  const quiet: Io = values.json ? { out: () => undefined, err: io.err } : io
+  const { rcpt, receive } = owner(global, positionals[0], quiet)
   return withRedis(global, io, async (ctx) => {
-    const quiet: Io = values.json ? { out: () => undefined, err: io.err } : io
-    const rcpt = owner(ctx, positionals[0], quiet)
     const key = ctx.keys.book(rcpt)
     const type = await ctx.redis.type(key)
     if (type !== 'none' && type !== 'set') throw new CtlError(`${key} is a ${type}, not a set: every lookup in it fails (see mx6ctl lint)`)
@@ -113,7 +123,7 @@ async function ls(argv: string[], io: Io, global: GlobalOptions): Promise<number
       io.out(`  ${shown(m)}${flag}`)
     }
     return 0
-  })
+  }, receive)
 }
 
 /** Domains (@x) after addresses, each group by domain then local part. */
@@ -127,32 +137,32 @@ function compareMembers(a: string, b: string): number {
   return x < y ? -1 : x > y ? 1 : 0
 }
 
-/** Reads at most MAX_FILE_BYTES of a regular file; a clear error otherwise. */
+/** Reads at most MAX_FILE_BYTES of a regular file; one clear line (a UsageError, exit 2) otherwise. */
 export function readBookFile(file: string): Buffer {
   let fd: number
   try {
     fd = fs.openSync(file, 'r')
   } catch (err) {
-    throw new CtlError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    throw fileError(file, err)
   }
   try {
     const st = fs.fstatSync(fd)
-    if (!st.isFile()) throw new CtlError(`${file}: not a regular file`)
+    if (!st.isFile()) throw new UsageError(`cannot read ${shown(file)}: not a regular file`)
     const limit = MAX_FILE_BYTES
-    if (st.size > limit) throw new CtlError(`${file}: too large (${(st.size / 1024 / 1024).toFixed(1)} MB; the limit is ${limit / 1024 / 1024} MB)`)
+    if (st.size > limit) throw new UsageError(`cannot read ${shown(file)}: too large (${(st.size / 1024 / 1024).toFixed(1)} MB; the limit is ${limit / 1024 / 1024} MB)`)
     const buf = Buffer.alloc(Math.min(st.size, limit) + 1)
     let len = 0
     for (;;) {
       const n = fs.readSync(fd, buf, len, buf.length - len, null)
       if (n === 0) break
       len += n
-      if (len > limit) throw new CtlError(`${file}: too large (the limit is ${limit / 1024 / 1024} MB)`)
+      if (len > limit) throw new UsageError(`cannot read ${shown(file)}: too large (the limit is ${limit / 1024 / 1024} MB)`)
       if (len === buf.length) break
     }
     return buf.subarray(0, len)
   } catch (err) {
     if (err instanceof CtlError) throw err
-    throw new CtlError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    throw fileError(file, err)
   } finally {
     fs.closeSync(fd)
   }
@@ -177,8 +187,8 @@ async function importFile(argv: string[], io: Io, global: GlobalOptions): Promis
   if (positionals.length !== 2) throw new UsageError('import needs a recipient and a file')
   const [recipient, file] = positionals
   const parsed = parseAddressBook(decodeText(readBookFile(file)))
+  const { rcpt, receive } = owner(global, recipient, io)
   return withRedis(global, io, async (ctx) => {
-    const rcpt = owner(ctx, recipient, io)
     const key = ctx.keys.book(rcpt)
     for (const n of parsed.notes) io.out(`note: ${n}`)
     io.out(summary(parsed) + (parsed.duplicates ? `; ${parsed.duplicates} duplicate${parsed.duplicates > 1 ? 's' : ''} counted once` : ''))
@@ -192,5 +202,5 @@ async function importFile(argv: string[], io: Io, global: GlobalOptions): Promis
     const size = value<number>(r[1])
     io.out(`${key}: ${added} new, ${size} ${size === 1 ? 'member' : 'members'} in all`)
     return 0
-  })
+  }, receive)
 }

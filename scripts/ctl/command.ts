@@ -16,7 +16,7 @@ export interface Command {
   summary: string
   /** Full `--help` text. */
   help: string
-  /** Returns the exit status: 0 ok, 1 failure (bad data, Redis trouble), 2 usage error. */
+  /** Returns the exit status: 0 ok, 1 failure (Redis or DNS trouble, problems found), 2 invalid input or usage. */
   run(argv: string[], io: Io, global: GlobalOptions): Promise<number>
 }
 
@@ -35,11 +35,24 @@ export class CtlError extends Error {
   }
 }
 
-/** A usage error: printed with the command's help, exit status 2. */
+/**
+ * Invalid input or usage (bad options, a malformed entry, an unreadable file): exit
+ * status 2, one line pointing at the help. `global` points at `mx6ctl --help` instead
+ * of the command's (for --config, a global option).
+ */
 export class UsageError extends CtlError {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly global = false,
+  ) {
     super(message, 2)
   }
+}
+
+/** The one stderr line of a UsageError: "mx6ctl <cmd>: <message>; see `mx6ctl <cmd> --help`". */
+export function usageLine(command: string | null, message: string, helpOf: string | null = command): string {
+  // Node's parseArgs messages and quoted input are one line already; this keeps it so.
+  return `mx6ctl${command ? ` ${command}` : ''}: ${message.replace(/\s*\n\s*/g, ' ')}; see \`mx6ctl${helpOf ? ` ${helpOf}` : ''} --help\``
 }
 
 export function wantsHelp(argv: string[]): boolean {

@@ -7,7 +7,7 @@ import type { Redis } from 'ioredis'
 import { createRedisClient, describeRedis, type RedisClient, type RedisSettings } from '../../plugins/lib/redis'
 import { SHARED_CONFIG, withSharedRedis } from '../../plugins/lib/shared-config'
 import { readReceiveConfig, type ReceiveConfig } from '../../plugins/mx6-receive/config'
-import { CtlError, type GlobalOptions, type Io } from './command'
+import { CtlError, UsageError, type GlobalOptions, type Io } from './command'
 
 // haraka-config has no types; only module_config().get() is used.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -27,13 +27,13 @@ export interface Context {
   close(): Promise<void>
 }
 
-/** The instance root (the directory holding config/), from the instance or its config/ directory. */
+/** The instance root (the directory holding config/), from the instance or its config/ directory; a wrong one is a usage error. */
 export function configRoot(dir: string): string {
   const abs = path.resolve(dir)
-  if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) throw new CtlError(`--config ${dir}: no such directory`)
+  if (!fs.existsSync(abs) || !fs.statSync(abs).isDirectory()) throw new UsageError(`--config ${dir}: no such directory`, true)
   if (fs.existsSync(path.join(abs, 'config'))) return abs
   if (path.basename(abs) === 'config') return path.dirname(abs)
-  throw new CtlError(`--config ${dir}: neither a Haraka instance (with config/) nor its config/ directory`)
+  throw new UsageError(`--config ${dir}: neither a Haraka instance (with config/) nor its config/ directory`, true)
 }
 
 /** The mx6-receive settings mx6ctl uses: the instance's file, or the defaults. */
@@ -50,8 +50,7 @@ export function loadReceiveConfig(global: GlobalOptions, io: Io): ReceiveConfig 
 }
 
 /** Connects (bounded by connect_timeout); a failure is one clear line and exit status 1. */
-export async function openContext(global: GlobalOptions, io: Io): Promise<Context> {
-  const receive = loadReceiveConfig(global, io)
+export async function openContext(global: GlobalOptions, io: Io, receive = loadReceiveConfig(global, io)): Promise<Context> {
   const settings = receive.redis
   if (settings.invalid) throw new CtlError(`redis settings invalid (${settings.invalid}); nothing done`)
   // An operator command may scan or import a lot: the plugins' 500 ms lookup bound is for SMTP.

@@ -24,7 +24,16 @@ check    Looks up _mx6._tcp.<domain> SRV, the MX hosts and their addresses
          that is also a regular MX address, null MX, no IPv4-reachable MX,
          two or more IPv6-only MX addresses before the first IPv4 MX (Postfix
          tries two per delivery), and DNS errors.
-         Exit status: 0 clean, 1 problems or DNS errors, 2 usage error.
+         --json prints {"domain", "servers": [...], "ok": bool,
+         "problems": [{"code", "message", "hint"?}], "srv": {"name",
+         "status", "records": [{"priority", "weight", "port", "target",
+         "aaaa", "a"}]}, "mx": {"status", "nullMx", "implicit", "hosts":
+         [{"priority", "exchange", "a", "aaaa"}]}}, addresses as {"status",
+         "addresses": [...], "query", "error"?}; status is ok, nxdomain,
+         nodata or error.
+
+Exit status: 0 clean (records: printed), 1 problems or DNS errors, 2 invalid
+input or usage (one line on stderr).
 `
 
 export const dnsCommand: Command = {

@@ -43,9 +43,18 @@ a basis, each checked by deciding again with it).
                 last-resort SPF record is evaluated, as the plugin does.
   --listener    the local address the peer connected to: an MX6 session when it
                 is one of [mx6] listeners (port 25 unless given)
-  --json        the whole explanation as JSON
+  --json        the whole explanation as one JSON object: {"peer": {"given",
+                "canonical", "family", "private"}, "helo", "mx6", "listener",
+                "mailFrom", "spf", "spfAssumed", "guess", "from",
+                "alignedDomains", "dkimPass", "dkimFail", "authFailure", "mode",
+                "peerSignals", "skip", "rcpts": [{"given", "mailbox",
+                "decision"}], "data", "final", "phase", "result": "<one line>",
+                "changes": [{"verdict", "commands": [...], "effect"}],
+                "notes": [...], "storeErrors": [...]}; a decision is
+                {"verdict", "rule", "final", "reason", "entry"?, "override"?}
 
-Exit status: 0 explained, 1 Redis trouble, 2 usage error. Nothing is written.
+Exit status: 0 explained, 1 Redis trouble, 2 invalid input or usage (one
+line on stderr). Nothing is written.
 `
 
 type GuessModule = typeof import('../../plugins/mx6-receive/spf-guess')

@@ -13,8 +13,13 @@ block each: time, domain, the MX6 host, the reply, sender, recipients and
 queue id.
 
   --limit N   how many entries (default 20, at most ${MAX_LIMIT})
-  --json      a JSON array of the entries as stored (an entry that is not
-              valid JSON appears as {"unparseable": "<text>"})
+  --json      a JSON array of the entries as stored, newest first:
+              [{"time", "domain", "host", "code", "status", "reply",
+              "mail_from", "recipients": [...], "queue_id"}, ...] (fields
+              absent when mx6-send did not record them); an entry that is
+              not a JSON object appears as {"unparseable": "<text>"}
+
+Exit status: 0 done, 1 Redis trouble, 2 usage error (one line on stderr).
 `
 
 export interface FallbackEntry {

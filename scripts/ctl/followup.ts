@@ -31,7 +31,16 @@ Attempts recorded with mode=observe (would-defer, would-fallback) were accepted
 over IPv6 and so never come back: they are counted apart ("observed") and
 left out of every other figure and of --suggest.
 
-  --json   the same as JSON
+  --json   the same as JSON. The report:
+             {"days": N, "observed": n, "deferred": n, "returned": n,
+              "share": 0..1, "delay": {"p50": s, "p90": s, "max": s},
+              "bytesBeforeDataDeferral": n,
+              "byDomain": [{"sender", "deferred", "returned", "neverReturned"}],
+              "byHost": [same]}
+           (delays null when nothing came back); with --suggest:
+             [{"command": "mx6ctl green ...", "why": "<reason>"}, ...]
+
+Exit status: 0 done, 1 Redis trouble, 2 usage error (one line on stderr).
 `
 
 function seconds(text: string): number {

@@ -1,8 +1,10 @@
 // mx6ctl allow|green ip|domain|host|asn add|rm|ls: the list hashes, written in canonical form.
+import ipaddr from 'ipaddr.js'
 import { checkListEntry, KINDS, type ListKind } from '../../plugins/lib/entry'
 import { checkV6Entry, classifyPeer } from '../../plugins/lib/ip'
 import type { Keys } from '../../plugins/lib/keys'
 import { CtlError, parse, UsageError, type Command, type GlobalOptions, type Io } from './command'
+import { harakaIsPrivate } from './explain-core'
 import { quote, scanHash, shown, table, value, withRedis } from './shared'
 
 // ---------------------------------------------------------------- entries
@@ -47,6 +49,41 @@ export function compareEntries(kind: ListKind): (a: string, b: string) => number
   return (a, b) => (a < b ? -1 : a > b ? 1 : 0)
 }
 
+/** The widest IP entry taken without --force: anything wider is one typo away from trusting a whole region. */
+export const WIDEST_UNFORCED = 16
+
+/** Why a canonical IPv6 entry needs --force (it covers more than a /16), or null. */
+export function needsForce(list: ListName, canonical: string): string | null {
+  const len = Number(canonical.split('/')[1] ?? 128)
+  if (len >= WIDEST_UNFORCED) return null
+  const verb = list === 'allow' ? 'allow-list' : 'greenlist'
+  if (len === 0) return `${canonical} would ${verb} every IPv6 peer; add --force if you mean it`
+  return `${canonical} would ${verb} more than a /16 (${2 ** (WIDEST_UNFORCED - len)} /16 networks); add --force if you mean it`
+}
+
+/** The IPv6 ranges Haraka calls private (remote.is_private), as harakaIsPrivate checks them. */
+const PRIVATE_V6: Array<[string, string]> = [
+  ['::1/128', 'the loopback address'],
+  ['::/128', 'the unspecified address'],
+  ['fc00::/7', 'unique local (fc00::/7)'],
+  ['fe80::/10', 'link-local (fe80::/10)'],
+]
+
+/**
+ * What makes every peer a canonical IPv6 entry covers private to Haraka (so
+ * mx6-receive skips them with skip_private=true), or null when some are not.
+ */
+export function privateOnly(canonical: string): string | null {
+  const [addr, lenText] = canonical.split('/')
+  const len = Number(lenText ?? 128)
+  const ip = ipaddr.IPv6.parse(addr)
+  for (const [cidr, what] of PRIVATE_V6) {
+    const range = ipaddr.IPv6.parseCIDR(cidr)
+    if (len >= range[1] && ip.match(range)) return what
+  }
+  return lenText === undefined && harakaIsPrivate(addr) ? 'an address of this host' : null
+}
+
 function expand(v6: string): string {
   const [head, tail] = v6.includes('::') ? v6.split('::') : [v6, undefined]
   const h = head ? head.split(':') : []
@@ -67,7 +104,7 @@ function help(list: ListName): string {
   domain  mx6:domain:green  domains (and their subdomains), when authenticated
   host    mx6:host:green    forward-confirmed host names (and their subdomains)
   asn     mx6:asn:green     origin AS numbers`
-  return `Usage: mx6ctl ${list} ${kinds} add <entry> [note...]
+  return `Usage: mx6ctl ${list} ${kinds} add [--force] <entry> [note...]
        mx6ctl ${list} ${kinds} rm <entry>
        mx6ctl ${list} ${kinds} ls [--json]
 
@@ -84,10 +121,21 @@ an entry covers its subdomains. AS numbers as digits (AS64500 -> 64500).
 The note is free text saying why the entry is there (default: "added by
 mx6ctl <date>"); words starting with "-" go after "--".
 
+An IP entry wider than a /16 (prefix length below 16, ::/0 above all) is
+refused unless --force is given: it would ${list === 'allow' ? 'trust' : 'greenlist'} a whole region of the
+Internet. An IP entry whose every address Haraka calls private (loopback,
+unique local fc00::/7, link-local fe80::/10, this host's own addresses) is
+added with a note: mx6-receive skips such peers while [main] skip_private=true
+(the default), so the entry only matters with skip_private=false.
+
   add   adds the entry, or replaces the note of an existing one
   rm    removes the entry (exit 1 when it is not there)
   ls    lists entries with their notes, sorted; --json prints
-        {"key": ..., "entries": {entry: note}}
+        {"key": "<key>", "entries": {"<entry>": "<note>", ...}}
+
+Exit status: 0 done; 1 Redis trouble, or rm of an entry that is not there;
+2 invalid input (a malformed entry or note, a broad entry without --force)
+or usage, with one line on stderr.
 `
 }
 
@@ -119,7 +167,7 @@ function defaultNote(): string {
   return `added by mx6ctl ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}`
 }
 
-/** The entry as it will be written, or a CtlError saying why not. */
+/** The entry as it will be written, or a UsageError saying why not. */
 function entryToWrite(kind: ListKind, text: string): { canonical: string; remark: string | null } {
   const c = checkListEntry(kind, text)
   if (c.status === 'canonical') return { canonical: c.canonical, remark: null }
@@ -129,18 +177,20 @@ function entryToWrite(kind: ListKind, text: string): { canonical: string; remark
 }
 
 function fail(message: string): never {
-  throw new CtlError(message)
+  throw new UsageError(message)
 }
 
 async function add(list: ListName, kind: ListKind, argv: string[], io: Io, global: GlobalOptions): Promise<number> {
-  const { positionals } = parse(argv, {})
+  const { values, positionals } = parse(argv, { force: { type: 'boolean' } })
   const [entry, ...noteWords] = positionals
   if (entry === undefined) throw new UsageError(`missing the ${kind} entry to add`)
   const { canonical, remark } = entryToWrite(kind, entry)
+  const broad = kind === 'ip' && !values.force ? needsForce(list, canonical) : null
+  if (broad) throw new UsageError(broad)
   const note = noteWords.length ? noteWords.join(' ') : defaultNote()
   // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(note)) throw new CtlError('the note must be printable text (no control characters or line breaks)')
-  if (note.length > 1000) throw new CtlError('the note is too long (at most 1000 characters)')
+  if (/[\x00-\x1f\x7f]/.test(note)) throw new UsageError('the note must be printable text (no control characters or line breaks)')
+  if (note.length > 1000) throw new UsageError('the note is too long (at most 1000 characters)')
   return withRedis(global, io, async (ctx) => {
     const key = listKey(ctx.keys, list, kind) as string
     const other = entry !== canonical ? entry : null
@@ -157,6 +207,8 @@ async function add(list: ListName, kind: ListKind, argv: string[], io: Io, globa
     if (before === null) io.out(`added ${canonical} to ${key} (${quote(note)})`)
     else if (before === note) io.out(`${canonical} is already in ${key} with that note`)
     else io.out(`updated ${canonical} in ${key}: note ${quote(note)} (was ${quote(before)})`)
+    const inert = kind === 'ip' && ctx.receive.policy.skipPrivate ? privateOnly(canonical) : null
+    if (inert) io.out(`note: ${canonical} is ${inert}: Haraka calls such peers private and mx6-receive skips them while [main] skip_private=true, so this entry has no effect until skip_private=false`)
     return 0
   })
 }

@@ -10,6 +10,7 @@ import { installCommand } from './install-cmd'
 import { lintCommand } from './lint-cmd'
 import { allowCommand, greenCommand } from './lists'
 import { statsCommand } from './stats'
+import { versionCommand } from './version'
 
 export const COMMANDS: Record<string, Command> = {
   install: installCommand,
@@ -23,4 +24,5 @@ export const COMMANDS: Record<string, Command> = {
   explain: explainCommand,
   dns: dnsCommand,
   config: configCommand,
+  version: versionCommand,
 }

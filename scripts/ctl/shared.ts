@@ -2,13 +2,17 @@
 // untrusted text, tables, and scans that never read a huge key in one command.
 import { ReplyError } from 'ioredis'
 import { describeRedis } from '../../plugins/lib/redis'
-import { CtlError, type GlobalOptions, type Io } from './command'
+import { CtlError, UsageError, type GlobalOptions, type Io } from './command'
 import { openContext, type Context } from './context'
+import type { ReceiveConfig } from '../../plugins/mx6-receive/config'
 
-/** Opens the context, runs `work`, always closes; Redis errors become one-line CtlErrors. */
-export async function withRedis<T>(global: GlobalOptions, io: Io, work: (ctx: Context) => Promise<T>): Promise<T> {
+/**
+ * Opens the context, runs `work`, always closes; Redis errors become one-line CtlErrors.
+ * `receive`: the settings when the command already read them (to check its input before connecting).
+ */
+export async function withRedis<T>(global: GlobalOptions, io: Io, work: (ctx: Context) => Promise<T>, receive?: ReceiveConfig): Promise<T> {
   // The client already has the operator timeout (OPERATOR_TIMEOUT_MS in context.ts), Cluster nodes too.
-  const ctx = await openContext(global, io)
+  const ctx = await openContext(global, io, receive)
   try {
     return await work(ctx)
   } catch (err) {
@@ -30,6 +34,20 @@ export function redisError(err: unknown, ctx: Context): unknown {
     return new CtlError(`redis ${describeRedis(ctx.settings)}: ${err.message}`)
   }
   return err
+}
+
+/** "cannot read <file>: <reason>" for a failed open/stat/read: the operator named the file, so exit status 2. */
+export function fileError(file: string, err: unknown): UsageError {
+  const reasons: Record<string, string> = {
+    ENOENT: 'no such file or directory',
+    EACCES: 'permission denied',
+    EPERM: 'permission denied',
+    EISDIR: 'is a directory',
+    ENOTDIR: 'a part of the path is not a directory',
+    ELOOP: 'too many levels of symbolic links',
+  }
+  const code = (err as NodeJS.ErrnoException).code ?? ''
+  return new UsageError(`cannot read ${shown(file)}: ${reasons[code] ?? (err as Error).message}`)
 }
 
 /** The error of a MULTI/pipeline result, thrown; else the value. */

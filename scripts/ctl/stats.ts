@@ -24,7 +24,11 @@ mail was accepted.
   --days N   how many days, 1 to ${MAX_DAYS}
   --json     {"from", "to", "days": [{"day", "key", "total", "counts":
              {field: n}}], "totals": {field: n}, "verdicts": {verdict: n},
-             "messages", "recipients", "total" (the sum of every field)}
+             "messages", "recipients", "total" (the sum of every field)}:
+             days oldest first as YYYY-MM-DD, fields
+             "<phase>.<verdict>.<rule>", n whole numbers
+
+Exit status: 0 done, 1 Redis trouble, 2 usage error (one line on stderr).
 `
 
 const VERDICT_ORDER = ['trusted', 'green', 'defer', 'fallback', 'would-defer', 'would-fallback', 'pending', 'skip']

@@ -62,7 +62,7 @@ describe('functional: mx6ctl book', function () {
     assert.equal(empty.out, 'the book of nobody@example.com is empty (mx6:book:nobody@example.com)')
   })
 
-  it('refuses invalid senders and recipients with exit 1 and writes nothing', async () => {
+  it('refuses invalid senders and recipients with exit 2 and writes nothing', async () => {
     for (const argv of [
       ['book', 'add', 'bob@example.com', 'example.org'],
       ['book', 'add', 'bob@example.com', 'ok@example.org', 'bad address@example.org'],
@@ -71,8 +71,9 @@ describe('functional: mx6ctl book', function () {
       ['book', 'add', '@example.com', 'ok@example.org'],
     ]) {
       const r = await ctl(...argv)
-      assert.equal(r.code, 1, argv.join(' '))
+      assert.equal(r.code, 2, argv.join(' '))
       assert.equal(r.err.split('\n').length, 1, r.err)
+      assert.ok(r.err.endsWith('; see `mx6ctl book --help`'), r.err)
     }
     assert.equal((await ctl('book', 'add', 'bob@example.com')).code, 2)
     assert.equal((await ctl('book', 'list', 'bob@example.com')).code, 2)
@@ -170,19 +171,25 @@ describe('functional: mx6ctl book', function () {
     assert.equal(await server.cli('DBSIZE'), '0')
   })
 
-  it('refuses files over the size cap, missing files and directories with one clear line', async () => {
+  it('refuses files over the size cap, missing files and directories with one clear line and exit 2', async () => {
     const huge = path.join(dir, 'huge.csv')
     fs.writeFileSync(huge, 'a@example.org\n')
     fs.truncateSync(huge, 51 * 1024 * 1024)
+    const see = '; see `mx6ctl book --help`'
     const big = await ctl('book', 'import', 'bob@example.com', huge)
-    assert.equal(big.code, 1)
-    assert.match(big.err, /^mx6ctl book: .*huge\.csv: too large \(51\.0 MB; the limit is 50 MB\)$/)
-    const missing = await ctl('book', 'import', 'bob@example.com', path.join(dir, 'nope.csv'))
-    assert.equal(missing.code, 1)
-    assert.match(missing.err, /cannot read .*nope\.csv: ENOENT$/)
+    assert.equal(big.code, 2)
+    assert.equal(big.err, `mx6ctl book: cannot read ${huge}: too large (51.0 MB; the limit is 50 MB)${see}`)
+    const nope = path.join(dir, 'nope.csv')
+    const missing = await ctl('book', 'import', 'bob@example.com', nope)
+    assert.equal(missing.code, 2)
+    assert.equal(missing.err, `mx6ctl book: cannot read ${nope}: no such file or directory${see}`)
+    assert.equal(missing.out, '')
+    const under = await ctl('book', 'import', 'bob@example.com', path.join(huge, 'x.csv'))
+    assert.equal(under.code, 2)
+    assert.equal(under.err, `mx6ctl book: cannot read ${path.join(huge, 'x.csv')}: a part of the path is not a directory${see}`)
     const d = await ctl('book', 'import', 'bob@example.com', dir)
-    assert.equal(d.code, 1)
-    assert.match(d.err, /not a regular file$/)
+    assert.equal(d.code, 2)
+    assert.equal(d.err, `mx6ctl book: cannot read ${dir}: not a regular file${see}`)
     assert.equal(await server.cli('DBSIZE'), '0')
   })
 

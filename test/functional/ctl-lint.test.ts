@@ -121,6 +121,39 @@ describe('functional: mx6ctl lint', function () {
     assert.match(clean.out, /no problems$/)
   })
 
+  it('--json: the same findings and exit status as one JSON object, before and after --fix', async () => {
+    const clean = await ctl('lint', '--json')
+    assert.equal(clean.code, 0, clean.out)
+    assert.deepEqual(JSON.parse(clean.out), { ok: true, fix: false, keys: 0, entries: 0, fixable: 0, fixed: 0, unfixable: 0, wrongType: 0, left: 0, problems: [] })
+
+    await seed()
+    const before = await server.cli('DEBUG', 'DIGEST')
+    const r = await ctl('lint', '--json')
+    assert.equal(r.code, 1)
+    assert.equal(r.err, '')
+    const j = JSON.parse(r.out)
+    // The counts of the text report's last line (see above).
+    assert.deepEqual({ ...j, problems: j.problems.length }, { ok: false, fix: false, keys: 12, entries: 21, fixable: 10, fixed: 0, unfixable: 6, wrongType: 3, left: 19, problems: 19 })
+    const find = (key: string, entry: string | null) => j.problems.find((p: { key: string; entry: string | null }) => p.key === key && p.entry === entry)
+    assert.deepEqual(find('mx6:ip:allow', '2001:DB8:55::/48'), { key: 'mx6:ip:allow', entry: '2001:DB8:55::/48', status: 'fixable', problem: 'not in canonical form (RFC 5952, lower case)', fix: '2001:db8:55::/48', fixed: false })
+    assert.deepEqual(find('mx6:ip:allow', '2001:db8:56::1/48'), { key: 'mx6:ip:allow', entry: '2001:db8:56::1/48', status: 'needs-decision', problem: 'host bits set below the prefix length', fix: '2001:db8:56::/48', fixed: false })
+    assert.equal(find('mx6:ip:allow', 'garbage!').status, 'invalid')
+    assert.equal(find('mx6:host:green', null).status, 'wrong-type')
+    assert.equal(find('mx6:book:Carol+x@Example.com', null).fix, 'merge its 2 valid members into mx6:book:carol@example.com')
+    assert.equal(await server.cli('DEBUG', 'DIGEST'), before, 'lint --json without --fix wrote something')
+
+    const fixed = await ctl('lint', '--fix', '--json')
+    assert.equal(fixed.code, 1)
+    const f = JSON.parse(fixed.out)
+    assert.equal(f.fix, true)
+    assert.equal(f.fixed, 10)
+    assert.equal(f.left, 9)
+    // Every fix appears once, the members merged with their book too.
+    assert.equal(f.problems.filter((p: { fixed: boolean }) => p.fixed).length, 10)
+    assert.ok(f.problems.some((p: { entry: string; fixed: boolean }) => p.entry === 'Friend@Other.TEST' && p.fixed))
+    assert.deepEqual(await sorted('SMEMBERS', 'mx6:book:carol@example.com'), ['@other.test', 'existing@x.test', 'friend@other.test'])
+  })
+
   it('scans books under a prefix with glob characters, and only those', async () => {
     const haraka = tempDir('ctl-lint')
     fs.mkdirSync(path.join(haraka, 'config'))

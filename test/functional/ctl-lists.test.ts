@@ -1,6 +1,9 @@
 // mx6ctl allow|green ... add|rm|ls against a private, real redis-server.
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
 import { ctl, useCtlRedis } from '../support/ctl'
+import { tempDir } from '../support/proc'
 import { RedisServer } from '../support/redis'
 
 describe('functional: mx6ctl allow/green lists', function () {
@@ -72,7 +75,7 @@ describe('functional: mx6ctl allow/green lists', function () {
     assert.deepEqual(JSON.parse((await ctl('green', 'asn', 'ls', '--json')).out), { key: 'mx6:asn:green', entries: {} })
   })
 
-  it('refuses host bits, garbage, public suffixes and bad AS numbers with exit 1 and writes nothing', async () => {
+  it('refuses host bits, garbage, public suffixes and bad AS numbers with exit 2 and writes nothing', async () => {
     const refused: Array<[string[], RegExp]> = [
       [['allow', 'ip', 'add', '2001:db8:1::1/48'], /host bits set .* Did you mean 2001:db8:1::\/48\?/],
       [['allow', 'ip', 'add', '192.0.2.1'], /not an IPv6 address/],
@@ -88,9 +91,10 @@ describe('functional: mx6ctl allow/green lists', function () {
     ]
     for (const [argv, why] of refused) {
       const r = await ctl(...argv)
-      assert.equal(r.code, 1, argv.join(' '))
+      assert.equal(r.code, 2, argv.join(' '))
       assert.match(r.err, why, argv.join(' '))
       assert.equal(r.err.split('\n').length, 1, r.err)
+      assert.ok(r.err.endsWith(`; see \`mx6ctl ${argv[0]} --help\``), r.err)
       assert.doesNotMatch(r.err, /\n\s+at /)
     }
     assert.equal(await server.cli('DBSIZE'), '0')
@@ -107,7 +111,7 @@ describe('functional: mx6ctl allow/green lists', function () {
     assert.equal(await server.cli('DBSIZE'), '0')
     const help = await ctl('green', '--help')
     assert.equal(help.code, 0)
-    assert.match(help.out, /Usage: mx6ctl green ip\|domain\|host\|asn add <entry> \[note\.\.\.\]/)
+    assert.match(help.out, /Usage: mx6ctl green ip\|domain\|host\|asn add \[--force\] <entry> \[note\.\.\.\]/)
   })
 
   it('rm also removes an entry typed by hand in a non-canonical spelling, and add replaces it', async () => {
@@ -134,6 +138,55 @@ describe('functional: mx6ctl allow/green lists', function () {
     assert.match(add.err, /^mx6ctl allow: redis error: WRONGTYPE/)
     assert.equal(add.err.split('\n').length, 1)
     assert.equal(await server.cli('GET', 'mx6:domain:allow'), 'oops')
+  })
+
+  it('an IP entry wider than a /16 needs --force, says why without it (exit 2) and writes nothing', async () => {
+    const everything = await ctl('allow', 'ip', 'add', '::/0', 'oops')
+    assert.equal(everything.code, 2)
+    assert.equal(everything.err, 'mx6ctl allow: ::/0 would allow-list every IPv6 peer; add --force if you mean it; see `mx6ctl allow --help`')
+    const region = await ctl('green', 'ip', 'add', '2000::/3')
+    assert.equal(region.code, 2)
+    assert.match(region.err, /^mx6ctl green: 2000::\/3 would greenlist more than a \/16 \(8192 \/16 networks\); add --force if you mean it; see `mx6ctl green --help`$/)
+    // Typed as ::0/0, still every peer.
+    assert.equal((await ctl('allow', 'ip', 'add', '0::0/0')).code, 2)
+    assert.equal(await server.cli('DBSIZE'), '0')
+
+    const slash16 = await ctl('allow', 'ip', 'add', '2001::/16', 'a /16 is fine')
+    assert.equal(slash16.code, 0, slash16.err)
+    const forced = await ctl('allow', 'ip', 'add', '--force', '::/0', 'test lab: everything')
+    assert.equal(forced.code, 0, forced.err)
+    assert.equal(await server.cli('HGET', 'mx6:ip:allow', '::/0'), 'test lab: everything')
+    const forcedAfter = await ctl('green', 'ip', 'add', '2000::/3', 'global unicast', '--force')
+    assert.equal(forcedAfter.code, 0, forcedAfter.err)
+    assert.equal(await server.cli('HGET', 'mx6:ip:green', '2000::/3'), 'global unicast')
+  })
+
+  it('an IP entry that skip_private makes inert is added with a note saying so; not with skip_private=false', async () => {
+    const inert: Array<[string[], RegExp]> = [
+      [['allow', 'ip', 'add', '::1', 'local test'], /^note: ::1 is the loopback address: Haraka calls such peers private and mx6-receive skips them while \[main\] skip_private=true, so this entry has no effect until skip_private=false$/m],
+      [['green', 'ip', 'add', 'fd00:1::/32'], /^note: fd00:1::\/32 is unique local \(fc00::\/7\): .*skip_private=true/m],
+      [['allow', 'ip', 'add', 'FE80::1'], /^note: fe80::1 is link-local \(fe80::\/10\): .*skip_private=true/m],
+    ]
+    for (const [argv, note] of inert) {
+      const r = await ctl(...argv)
+      assert.equal(r.code, 0, r.err)
+      assert.match(r.out, /^added /m)
+      assert.match(r.out, note, argv.join(' '))
+    }
+    assert.equal(await server.cli('HLEN', 'mx6:ip:allow'), '2')
+    assert.equal(await server.cli('HLEN', 'mx6:ip:green'), '1')
+    for (const argv of [['allow', 'ip', 'add', '2001:db8::1'], ['green', 'ip', 'add', 'fc00::/6', '--force'], ['allow', 'domain', 'add', 'example.org']]) {
+      const r = await ctl(...argv)
+      assert.equal(r.code, 0, r.err)
+      assert.doesNotMatch(r.out, /skip_private/, argv.join(' '))
+    }
+    // The instance's own setting decides.
+    const haraka = tempDir('ctl-skip-private')
+    fs.mkdirSync(path.join(haraka, 'config'))
+    fs.writeFileSync(path.join(haraka, 'config', 'mx6-receive.ini'), `[main]\nskip_private=false\n[redis]\nport=${server.port}\n`)
+    const off = await ctl('--config', haraka, 'allow', 'ip', 'add', '::1', 'demo')
+    assert.equal(off.code, 0, off.err)
+    assert.doesNotMatch(off.out, /skip_private/)
   })
 
   it('words of a note that start with "-" go after --', async () => {
