@@ -15,8 +15,13 @@ export class RedisResource<T> {
   /** From load_config: when `settings` (any JSON value) changed, the open resource is closed; the next get() opens one anew. */
   configure(settings: unknown): void {
     const s = JSON.stringify(settings)
-    if (this.current && s !== this.settings) this.shutdown()
+    const reopen = this.current !== null && s !== this.settings
     this.settings = s
+    // Reopened at once, so that the new connection is up before the next message needs it.
+    if (reopen) {
+      this.shutdown()
+      this.warm()
+    }
   }
 
   get(): T {

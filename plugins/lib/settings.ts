@@ -17,6 +17,14 @@ export class SettingsReader {
     this.errors.push(`${this.file} [${section}] ${key}=${String(value)}: ${why}; using the default ${def === '' ? '(empty)' : String(def)}`)
   }
 
+  /** A reader for values that come from another file, reporting into the same lists. */
+  as(file: string): SettingsReader {
+    const r = new SettingsReader(file)
+    ;(r as { errors: string[] }).errors = this.errors
+    ;(r as { known: Set<string> }).known = this.known
+    return r
+  }
+
   /** Marks a key as known when it is read without one of the typed readers below. */
   key(section: string, key: string): void {
     this.known.add(`${section}.${key}`)

@@ -25,12 +25,13 @@ export function readSharedConfig(config: { get(file: string, cb: () => void): un
  * The plugin's ini with the [redis] section in force: mx6.ini's, each key of the plugin's own
  * [redis] overriding it; and where it comes from, for the log.
  */
-export function withSharedRedis<T extends Record<string, Section>>(ini: T, shared: Record<string, Section> | undefined, file: string): { ini: T; source: string } {
+export function withSharedRedis<T extends Record<string, Section>>(ini: T, shared: Record<string, Section> | undefined, file: string): { ini: T; source: string; redisFile: string } {
   const base = shared?.redis ?? {}
   const own = Object.fromEntries(Object.entries(ini.redis ?? {}).filter(([, v]) => v !== undefined && v !== ''))
   const overrides = Object.keys(own)
   const source = overrides.length ? `${SHARED_CONFIG} [redis], ${file} [redis] overriding ${overrides.join(', ')}` : Object.keys(base).length ? `${SHARED_CONFIG} [redis]` : 'the defaults (no [redis] in mx6.ini)'
-  return { ini: { ...ini, redis: { ...base, ...own } }, source }
+  // redisFile: the file messages about [redis] values name (the plugin's own when it sets any).
+  return { ini: { ...ini, redis: { ...base, ...own } }, source, redisFile: overrides.length ? file : SHARED_CONFIG }
 }
 
 /** What changed between two configurations, one "path: old -> new" each (passwords masked). */

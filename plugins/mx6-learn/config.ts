@@ -15,7 +15,7 @@ export interface LearnSettings extends LearnConfig {
   redis: RedisSettings
 }
 
-export function readLearnConfig(ini: Record<string, Section>): { config: LearnSettings; errors: string[]; unknown: string[] } {
+export function readLearnConfig(ini: Record<string, Section>, redisFile = CONFIG_FILE): { config: LearnSettings; errors: string[]; unknown: string[] } {
   const r = new SettingsReader(CONFIG_FILE)
   const b = ini.books
   const h = ini.history
@@ -36,7 +36,7 @@ export function readLearnConfig(ini: Record<string, Section>): { config: LearnSe
     followup: r.bool(ini.followup, 'followup', 'enabled', true),
     localDomains: typeof raw === 'string' ? raw.split(/[\s,]+/).filter(Boolean).map((d) => d.toLowerCase()) : [],
     recipientDelimiter: b?.recipient_delimiter === '' ? '' : r.str(b, 'books', 'recipient_delimiter', '+', (s) => (/^[\x21-\x3f\x5b-\x7e]$/.test(s) && s !== '@' ? null : 'a single printable character other than @')),
-    redis: readRedisSettings(r, ini.redis),
+    redis: readRedisSettings(r.as(redisFile), ini.redis),
   }
   return { config, errors: r.errors, unknown: unknownKeys(ini, r) }
 }

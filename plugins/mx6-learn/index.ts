@@ -38,8 +38,8 @@ export function register(this: Plugin): void {
 export function load_config(this: Plugin): void {
   const reload = () => this.load_config()
   const own = this.config.get(CONFIG_FILE, { booleans: BOOLEANS }, reload) as Record<string, Record<string, unknown>>
-  const { ini, source } = withSharedRedis(own, readSharedConfig(this.config, 'mx6-learn', reload), CONFIG_FILE)
-  const { config, errors, unknown } = readLearnConfig(ini)
+  const { ini, source, redisFile } = withSharedRedis(own, readSharedConfig(this.config, 'mx6-learn', reload), CONFIG_FILE)
+  const { config, errors, unknown } = readLearnConfig(ini, redisFile)
   for (const e of errors) this.logerror(e)
   for (const u of unknown) this.logwarn(u)
   if (this.cfg) this.loginfo(`configuration reloaded: ${configChanges(this.cfg, config).join('; ') || 'nothing changed'}`)

@@ -84,7 +84,7 @@ export const BOOLEANS = [
   '+followup.enabled',
 ]
 
-export function readReceiveConfig(ini: Ini): { config: ReceiveConfig; errors: string[]; unknown: string[] } {
+export function readReceiveConfig(ini: Ini, redisFile = CONFIG_FILE): { config: ReceiveConfig; errors: string[]; unknown: string[] } {
   const r = new SettingsReader(CONFIG_FILE)
   const main = ini.main
   const d = ini.defer
@@ -127,7 +127,7 @@ export function readReceiveConfig(ini: Ini): { config: ReceiveConfig; errors: st
       enabled: r.bool(ini.spf_guess, 'spf_guess', 'enabled', true),
       defaultRecord: r.str(ini.spf_guess, 'spf_guess', 'default', '', (s) => (/^v=spf1( [\x21-\x7e]+)*$/i.test(s) ? null : 'expected an SPF record starting with v=spf1')),
     },
-    redis: readRedisSettings(r, ini.redis),
+    redis: readRedisSettings(r.as(redisFile), ini.redis),
     cache: {
       entries: r.int(ini.cache, 'cache', 'entries', 10000, 0, 1_000_000),
       maxAgeSec: r.int(ini.cache, 'cache', 'max_age', 60, 1, 86400),

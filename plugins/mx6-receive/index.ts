@@ -49,8 +49,8 @@ export function register(this: Plugin): void {
 export function load_config(this: Plugin): void {
   const reload = () => this.load_config()
   const own = this.config.get(CONFIG_FILE, { booleans: BOOLEANS }, reload) as Ini
-  const { ini, source } = withSharedRedis(own, readSharedConfig(this.config, 'mx6-receive', reload), CONFIG_FILE)
-  const { config, errors, unknown } = readReceiveConfig(ini)
+  const { ini, source, redisFile } = withSharedRedis(own, readSharedConfig(this.config, 'mx6-receive', reload), CONFIG_FILE)
+  const { config, errors, unknown } = readReceiveConfig(ini, redisFile)
   for (const e of errors) this.logerror(e)
   for (const u of unknown) this.logwarn(u)
   if (this.cfg) this.loginfo(`configuration reloaded: ${configChanges(this.cfg, config).join('; ') || 'nothing changed'}`)
@@ -170,15 +170,16 @@ function report(plugin: Plugin, connection: Connection, e: SessionEvent): void {
     connection.loginfo(plugin, `last-resort SPF for ${g.domain} (${g.source} record "${printable(g.record)}"): ${g.result}`)
   } else if (e.kind === 'guess-error') {
     connection.logwarn(plugin, `last-resort SPF for ${e.domain} not evaluated: ${e.message}`)
-  } else {
-    txn?.results.add(plugin, { err: `store: ${e.message}` })
+  } else if (outage && (e.name === 'StoreUnavailableError' || e.name === 'StoreTimeoutError')) {
     // Redis away or too slow is an outage, logged once when it starts (then a summary a
-    // minute); another failure (a key of the wrong type, say) is logged with its transaction.
-    if (outage && (e.name === 'StoreUnavailableError' || e.name === 'StoreTimeoutError')) {
-      outage.fail(e.message)
-      outage.hit()
-      connection.logdebug(plugin, `list lookup failed (${e.name}: ${e.message}); IPv6 peer ${plugin.cfg.mode === 'observe' ? 'would be ' : ''}deferred`)
-    } else connection.logerror(plugin, `list lookup failed (${e.name}: ${e.message}); ${plugin.cfg.mode === 'observe' ? 'would defer (mode=observe)' : 'deferring'} IPv6 peer`)
+    // minute); the transaction's results say it as a message (an `err` is logged each time).
+    outage.fail(e.message)
+    outage.hit()
+    txn?.results.add(plugin, { msg: `store: ${e.message}` })
+  } else {
+    // Another failure (a key of the wrong type, say) is logged with its transaction.
+    txn?.results.add(plugin, { err: `store: ${e.message}` })
+    connection.logerror(plugin, `list lookup failed (${e.name}: ${e.message}); ${plugin.cfg.mode === 'observe' ? 'would defer (mode=observe)' : 'deferring'} IPv6 peer`)
   }
 }
 

@@ -22,7 +22,7 @@ export interface SendConfig {
 
 export type Ini = Record<string, Section>
 
-export function readSendConfig(ini: Ini): { config: SendConfig; errors: string[]; unknown: string[] } {
+export function readSendConfig(ini: Ini, redisFile = CONFIG_FILE): { config: SendConfig; errors: string[]; unknown: string[] } {
   const r = new SettingsReader(CONFIG_FILE)
   const main = ini.main
   const fb = ini.fallback
@@ -62,7 +62,7 @@ export function readSendConfig(ini: Ini): { config: SendConfig; errors: string[]
       negativeTtl: r.int(dns, 'dns', 'negative_ttl', 60, 0, 86400),
       maxTtl: r.int(dns, 'dns', 'max_ttl', 3600, 0, 604800),
     },
-    redis: readRedisSettings(r, ini.redis),
+    redis: readRedisSettings(r.as(redisFile), ini.redis),
   }
   return { config, errors: r.errors, unknown: unknownKeys(ini, r) }
 }

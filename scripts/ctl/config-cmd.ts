@@ -63,8 +63,8 @@ export function checkInstance(root: string): Finding[] {
   const shared = cfg.get(SHARED_CONFIG, { booleans: [] }) as Record<string, Record<string, unknown>>
   for (const p of PLUGINS) {
     if (!plugins.some((l) => l.trim().replace(/^haraka-plugin-/, '') === p.name)) continue
-    const { ini } = withSharedRedis(cfg.get(p.file, { booleans: [] }) as Record<string, Record<string, unknown>>, shared, p.file)
-    const { config, errors, unknown } = p.read(ini)
+    const { ini, redisFile } = withSharedRedis(cfg.get(p.file, { booleans: [] }) as Record<string, Record<string, unknown>>, shared, p.file)
+    const { config, errors, unknown } = p.read(ini, redisFile)
     for (const message of errors) findings.push({ file: p.file, kind: 'value', message })
     for (const message of unknown) findings.push({ file: p.file, kind: 'unknown', message })
     if (p.name === 'mx6-receive') {

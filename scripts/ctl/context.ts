@@ -42,9 +42,10 @@ export function loadReceiveConfig(global: GlobalOptions, io: Io): ReceiveConfig 
   const cfg = dir ? harakaConfig.module_config(configRoot(dir)) : null
   const read = (file: string) => (cfg ? (cfg.get(file, { booleans: [] }) as Record<string, Record<string, unknown>>) : {})
   // The plugins' Redis setting: mx6.ini [redis], mx6-receive.ini's own [redis] overriding it.
-  const { ini } = withSharedRedis(read('mx6-receive.ini'), read(SHARED_CONFIG), 'mx6-receive.ini')
-  const { config, errors } = readReceiveConfig(ini)
-  for (const e of errors) io.err(`warning: ${e}`)
+  const { ini, redisFile } = withSharedRedis(read('mx6-receive.ini'), read(SHARED_CONFIG), 'mx6-receive.ini')
+  const { config, errors } = readReceiveConfig(ini, redisFile)
+  // Unusable Redis settings are the command's one error line (openContext), not a warning too.
+  for (const e of errors) if (!(config.redis.invalid && e.endsWith('no Redis is used until this is fixed'))) io.err(`warning: ${e}`)
   if (process.env.MX6_REDIS_URL) config.redis = { ...config.redis, url: process.env.MX6_REDIS_URL }
   return config
 }
