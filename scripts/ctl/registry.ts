@@ -9,9 +9,11 @@ import { installCommand } from './install-cmd'
 import { lintCommand } from './lint-cmd'
 import { allowCommand, greenCommand } from './lists'
 import { statsCommand } from './stats'
+import { uninstallCommand } from './uninstall-cmd'
 
 export const COMMANDS: Record<string, Command> = {
   install: installCommand,
+  uninstall: uninstallCommand,
   allow: allowCommand,
   green: greenCommand,
   book: bookCommand,
