@@ -5,9 +5,11 @@ import { CtlError, UsageError, type Command } from './command'
 const HELP = `Usage: mx6ctl install <haraka-dir>
 
 Installs mx6-receive, mx6-send and mx6-learn into <haraka-dir>/plugins/ as
-folder plugins, copies config/mx6-receive.ini, mx6-send.ini and mx6-learn.ini
-when the instance has none, and prints the config/plugins order to use. Running it
-again updates the code and keeps your configuration.
+self-contained folder plugins (code and runtime dependencies copied, nothing
+linked back to where mx6ctl lives), copies config/mx6-receive.ini, mx6-send.ini
+and mx6-learn.ini when the instance has none, and prints the config/plugins
+order to use. Running it again updates the code and keeps your configuration.
+"mx6ctl uninstall <haraka-dir>" removes what it added.
 `
 
 export const installCommand: Command = {

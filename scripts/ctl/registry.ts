@@ -10,10 +10,12 @@ import { installCommand } from './install-cmd'
 import { lintCommand } from './lint-cmd'
 import { allowCommand, greenCommand } from './lists'
 import { statsCommand } from './stats'
+import { uninstallCommand } from './uninstall-cmd'
 import { versionCommand } from './version'
 
 export const COMMANDS: Record<string, Command> = {
   install: installCommand,
+  uninstall: uninstallCommand,
   allow: allowCommand,
   green: greenCommand,
   book: bookCommand,

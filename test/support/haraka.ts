@@ -23,6 +23,8 @@ export interface HarakaOptions {
   /** config/host_list, default ['rcpt.test']. */
   hostList?: string[]
   startTimeoutMs?: number
+  /** Puts the suite into the fresh instance; default `mx6ctl install <dir>`. */
+  install?: (dir: string) => Promise<void>
 }
 
 /** The JSON sidecar written by queue-capture.js. */
@@ -78,7 +80,8 @@ export class HarakaServer {
   static async start(opts: HarakaOptions): Promise<HarakaServer> {
     const dir = tempDir('haraka')
     await runOk(process.execPath, [HARAKA_BIN, '-i', dir])
-    await runOk(process.execPath, [path.join(ROOT, 'dist', 'scripts', 'mx6ctl.js'), 'install', dir])
+    if (opts.install) await opts.install(dir)
+    else await runOk(process.execPath, [path.join(ROOT, 'dist', 'scripts', 'mx6ctl.js'), 'install', dir])
     fs.copyFileSync(path.join(ROOT, 'test', 'fixtures', 'haraka', 'queue-capture.js'), path.join(dir, 'plugins', 'queue-capture.js'))
     for (const [name, src] of Object.entries(opts.pluginFiles ?? {})) fs.writeFileSync(path.join(dir, 'plugins', `${name}.js`), src)
 
