@@ -148,6 +148,10 @@ export function install(harakaDir: string): InstallReport {
       fs.rmSync(dir, { recursive: true, force: true })
       fs.renameSync(fresh, dir)
       lines.push(`plugins/${name}: installed ${pkg.name}@${pkg.version} (${files} files, ${deps} packages in node_modules/)`)
+      // `haraka -c <dir> -h <name>` reads docs/plugins/<name>.md of the instance.
+      const doc = path.join(target, 'docs', 'plugins', `${name}.md`)
+      fs.mkdirSync(path.dirname(doc), { recursive: true })
+      fs.copyFileSync(path.join(dir, 'README.md'), doc)
     } finally {
       fs.rmSync(fresh, { recursive: true, force: true })
     }
@@ -189,6 +193,7 @@ export function uninstall(harakaDir: string, purge: boolean): UninstallReport {
     if (ours) {
       fs.rmSync(dir, { recursive: true, force: true })
       lines.push(`plugins/${name}: removed`)
+      fs.rmSync(path.join(target, 'docs', 'plugins', `${name}.md`), { force: true })
     } else if (fs.existsSync(dir)) {
       lines.push(`plugins/${name}: left alone (not installed by mx6ctl)`)
     } else {
@@ -206,6 +211,12 @@ export function uninstall(harakaDir: string, purge: boolean): UninstallReport {
     } else {
       lines.push(`config/${cfgName}: kept (it was not copied by mx6ctl install)`)
     }
+  }
+  // The docs folder install made goes too, if nothing else is in it.
+  try {
+    fs.rmdirSync(path.join(target, 'docs', 'plugins'))
+  } catch {
+    // not empty, or not there
   }
   // mx6.ini goes with --purge only while it is the shipped file unchanged (then install put it there).
   const shared = path.join(target, 'config', 'mx6.ini')

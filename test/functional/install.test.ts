@@ -135,15 +135,19 @@ describe('functional: mx6ctl install', function () {
     fs.writeFileSync(path.join(inst, 'config', 'plugins'), fs.readFileSync(path.join(inst, 'config', 'plugins'), 'utf8').replace('mx6-receive\n', ''))
     const kept = snapshot(inst)
     const added = Object.keys(kept).filter((k) => !(k in before)).sort()
-    assert.deepEqual(added, PLUGINS.map((p) => `config/${p}.ini`).sort())
+    assert.deepEqual(added, [...PLUGINS.map((p) => `config/${p}.ini`), 'config/mx6.ini'].sort())
     for (const k of Object.keys(before)) assert.equal(kept[k], before[k], k)
 
     // Round trip with --purge: the instance is exactly as haraka -i left it.
     for (const p of PLUGINS) fs.rmSync(path.join(inst, 'config', `${p}.ini`))
+    fs.rmSync(path.join(inst, 'config', 'mx6.ini'))
     await runOk(process.execPath, [MX6CTL, 'install', inst])
+    // `haraka -c <dir> -h mx6-receive` finds the plugin's documentation.
+    for (const p of PLUGINS) assert.ok(fs.existsSync(path.join(inst, 'docs', 'plugins', `${p}.md`)), p)
     const purged = await run(process.execPath, [MX6CTL, 'uninstall', '--purge', inst])
     assert.equal(purged.code, 0, purged.stderr)
     for (const p of PLUGINS) assert.match(purged.stdout, new RegExp(`config/${p}\\.ini: removed`))
+    assert.match(purged.stdout, /config\/mx6\.ini: removed/)
     assert.deepEqual(snapshot(inst), before)
   })
 
