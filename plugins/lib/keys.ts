@@ -31,6 +31,10 @@ export class Keys {
   get asnGreen(): string {
     return `${this.prefix}asn:green`
   }
+  /** ARC sealers (d= of ARC-Seal) whose word counts for forwarded mail. */
+  get arcTrusted(): string {
+    return `${this.prefix}arc:trusted`
+  }
   /** Last-resort SPF records per domain (hash: field = domain, value = SPF record). */
   get spfGuess(): string {
     return `${this.prefix}spf:guess`

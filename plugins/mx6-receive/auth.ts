@@ -18,9 +18,13 @@ export interface AuthConfig {
    * @default fail, softfail, temperror, permerror
    */
   spfVeto: readonly SpfVeto[]
+  /** Evaluate the From domain's DMARC record after DATA (RFC 7489). @default true */
+  dmarc: boolean
+  /** Validate ARC chains of mail nothing else authenticates (RFC 8617); only sealers in arc:trusted count. @default true */
+  arc: boolean
 }
 
-export const AUTH_DEFAULTS: AuthConfig = Object.freeze({ spfVeto: Object.freeze(['fail', 'softfail', 'temperror', 'permerror'] as SpfVeto[]) })
+export const AUTH_DEFAULTS: AuthConfig = Object.freeze({ spfVeto: Object.freeze(['fail', 'softfail', 'temperror', 'permerror'] as SpfVeto[]), dmarc: true, arc: true })
 
 /** Green rules that come from DNS or history, not from an operator's list entry. */
 const AUTOMATIC_GREEN: ReadonlySet<GreenRule> = new Set<GreenRule>(['fcrdns', 'asn:green', 'history'])

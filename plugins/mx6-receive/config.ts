@@ -81,6 +81,8 @@ export const BOOLEANS = [
   '+green.domain_green',
   '+green.history',
   '+spf_guess.enabled',
+  '+auth.dmarc',
+  '+auth.arc',
   '+followup.enabled',
 ]
 
@@ -181,16 +183,22 @@ function readGreen(r: SettingsReader, sec: Section): GreenConfig {
 }
 
 function readAuth(r: SettingsReader, sec: Section): AuthConfig {
+  const dmarc = r.bool(sec, 'auth', 'dmarc', AUTH_DEFAULTS.dmarc)
+  const arc = r.bool(sec, 'auth', 'arc', AUTH_DEFAULTS.arc)
+  return { spfVeto: readSpfVeto(r, sec), dmarc, arc }
+}
+
+function readSpfVeto(r: SettingsReader, sec: Section): AuthConfig['spfVeto'] {
   r.key('auth', 'spf_veto')
   const raw = sec?.spf_veto
-  if (raw === undefined || raw === null) return AUTH_DEFAULTS
+  if (raw === undefined || raw === null) return AUTH_DEFAULTS.spfVeto
   const items = String(raw).split(/[\s,]+/).filter(Boolean).map((s) => s.toLowerCase())
   const wrong = items.filter((s) => !(SPF_VETO_CHOICES as readonly string[]).includes(s))
   if (wrong.length) {
     r.errors.push(`${CONFIG_FILE} [auth] spf_veto=${String(raw)}: "${wrong.join(', ')}" not among ${SPF_VETO_CHOICES.join(', ')}; using the default ${AUTH_DEFAULTS.spfVeto.join(',')}`)
-    return AUTH_DEFAULTS
+    return AUTH_DEFAULTS.spfVeto
   }
-  return { spfVeto: [...new Set(items)] as SpfVeto[] }
+  return [...new Set(items)] as SpfVeto[]
 }
 
 function ipList(r: SettingsReader, sec: Section, key: string): string[] {

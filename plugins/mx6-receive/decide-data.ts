@@ -6,6 +6,8 @@ import type { LookupReply, LookupRequest } from '../lib/store'
 import { hitText, printable } from '../lib/text'
 import { canOverride, dkimFailure, isAutomatic, spfFailure } from './auth'
 import { acceptedTogether, bookMembers, greenDecision, overriding, spfPassDomain, vetoText, type Decision, type PolicyConfig, type Rule, type SpfFact } from './decide'
+import type { ArcOutcome } from './arc'
+import type { DmarcOutcome } from './dmarc'
 import { domainGreen, planDomainGreen, type GreenBasis } from './green'
 
 export type FromFact = { mailbox: Mailbox } | { problem: string }
@@ -26,11 +28,25 @@ export interface DataFacts extends AuthFacts {
   aligned: readonly string[]
 }
 
-/** The message's failed authentication after DATA (SPF, the From domain's DKIM), or null. */
+/**
+ * The message's failed authentication after DATA (SPF, the From domain's DKIM, DMARC: fail
+ * whatever its p=, and temperror, which never accepts), or null.
+ */
 export function dataFailure(f: AuthFacts, cfg: PolicyConfig): string | null {
   const spf = spfFailure(f.spf, cfg.auth)
   const dkim = 'mailbox' in f.from ? dkimFailure(f.from.mailbox.domain, f.dkimPass, f.dkimFail, cfg.alignment) : null
-  return spf && dkim ? `${spf}, ${dkim}` : (spf ?? dkim)
+  const dmarc = f.dmarc?.result === 'fail' || f.dmarc?.result === 'temperror' ? f.dmarc.authResults : null
+  return [spf, dkim, dmarc].filter(Boolean).join(', ') || null
+}
+
+/**
+ * A validated ARC chain that would authenticate the From of a message nothing else
+ * authenticates: it counts once its sealer is found in arc:trusted (RFC 8617 section 7.2:
+ * whose word counts is local policy).
+ */
+export function arcCandidate(f: DataFacts): ArcOutcome | null {
+  const a = f.arc
+  return a && a.chain === 'pass' && a.authenticated && a.sealer && f.aligned.length === 0 && 'mailbox' in f.from ? a : null
 }
 
 /**
@@ -43,12 +59,16 @@ function needsCheck(r: RecipientState, failure: string | null): boolean {
   return failure !== null && (v === 'trusted' || v === 'green') && !canOverride(r.prior.rule)
 }
 
-/** What authenticates a message's From: the envelope's SPF result and the DKIM signatures. */
+/** What authenticates a message's From: the envelope's SPF result, the DKIM signatures, DMARC and ARC. */
 export interface AuthFacts {
   spf: SpfFact | null
   dkimPass: readonly string[]
   dkimFail: readonly string[]
   from: FromFact
+  /** The From domain's DMARC evaluation; absent when not evaluated. */
+  dmarc?: DmarcOutcome | null
+  /** The message's ARC chain; absent when not evaluated (no ARC headers, nothing to gain). */
+  arc?: ArcOutcome | null
 }
 
 /**
@@ -59,6 +79,11 @@ export interface AuthFacts {
 export function authenticatedDomains(f: AuthFacts, mode: Alignment): string[] {
   if (!('mailbox' in f.from)) return []
   const fromDomain = f.from.mailbox.domain
+  // A DMARC record decides alignment by its own adkim/aspf (RFC 7489 section 3.1); `mode`
+  // serves domains without one (none), or with a broken one (permerror, treated as none).
+  const d = f.dmarc
+  if (d?.result === 'pass') return d.aligned ? [...new Set([d.aligned.split(' ')[1]])].filter(Boolean) : [fromDomain]
+  if (d?.result === 'fail' || d?.result === 'temperror') return []
   const guessVetoed = f.spf?.guess && dkimFailure(fromDomain, f.dkimPass, f.dkimFail, mode)
   const auth = [guessVetoed ? null : spfPassDomain(f.spf), ...f.dkimPass.map(canonicalDomain)].filter((d): d is string => !!d)
   return [...new Set(auth.filter((d) => aligned(d, fromDomain, mode)))]
@@ -80,6 +105,8 @@ export function dataDomains(f: DataFacts, cfg: PolicyConfig): DataDomains | null
   const failure = dataFailure(f, cfg)
   if (!('mailbox' in f.from) || !f.recipients.some((r) => needsCheck(r, failure))) return null
   const authd = f.aligned
+  // A candidate ARC chain: the From domain is asked for, counted only if the sealer is trusted.
+  if (authd.length === 0 && arcCandidate(f)) return { domains: [f.from.mailbox.domain], candidates: allCandidates([f.from.mailbox.domain]) }
   if (authd.length === 0) return null
   // The From domain is authenticated through an aligned identifier (DMARC), so
   // it and the aligned identifiers themselves may match domain:allow entries.
@@ -95,8 +122,10 @@ export function planData(f: DataFacts, cfg: PolicyConfig, eligible: DataDomains 
   req.domainCandidates = eligible.candidates
   Object.assign(req, planDomainGreen(eligible.domains, cfg.green, req.domainCandidates))
   const failure = dataFailure(f, cfg)
-  // An address book never outweighs failed authentication: not asked then.
-  const owners = failure ? [] : bookOwners(f.recipients.filter((r) => needsCheck(r, failure)))
+  const arc = arcCandidate(f)
+  if (arc?.sealer) req.arcSealers = [arc.sealer]
+  // An address book never outweighs failed authentication (unless a trusted ARC sealer may lift it): not asked then.
+  const owners = failure && !arc ? [] : bookOwners(f.recipients.filter((r) => needsCheck(r, failure)))
   const from = f.from.mailbox
   if (owners.length > 0) req.books = owners.map((owner) => ({ owner, members: bookMembers(from) }))
   return req
@@ -113,14 +142,20 @@ export interface DataDecision {
 }
 
 export function decideData(f: DataFacts, answers: LookupReply | null, cfg: PolicyConfig): DataDecision {
-  const failure = dataFailure(f, cfg)
+  // A trusted ARC sealer vouches for forwarded mail: it authenticates the From, and the
+  // failures forwarding causes (SPF, a broken DKIM signature, DMARC) are overridden by that
+  // operator entry, which the reason names.
+  const arc = answers?.arcTrusted ? arcCandidate(f) : null
+  const failed = dataFailure(f, cfg)
+  const failure = arc ? null : failed
   const open = f.recipients.filter((r) => needsCheck(r, failure))
   if (open.length === 0) return summarise(f, f.recipients.map((r) => r.prior), failure)
   if (!answers) {
     const d: Decision = { verdict: 'defer', rule: 'store-error', final: true, reason: 'list store unavailable' }
     return { message: d, recipients: f.recipients.map(() => d) }
   }
-  const authd = f.aligned
+  const authd = arc && 'mailbox' in f.from ? [f.from.mailbox.domain] : f.aligned
+  const via = arc && answers.arcTrusted ? `arc:trusted ${hitText(answers.arcTrusted)} (${arc.reason})${failed ? `, which overrides ${failed}` : ''}` : authd.join(',')
   const fromText = 'mailbox' in f.from ? f.from.mailbox.address : `no usable From (${f.from.problem})`
   // The peer's green basis, unless it is an automatic signal and authentication failed.
   const pg = f.peerGreen
@@ -142,18 +177,18 @@ export function decideData(f: DataFacts, answers: LookupReply | null, cfg: Polic
   const members = answers.books ?? []
   const bookMember = new Map(bookOwners(open).map((owner, i) => [owner, members[i] ?? null]))
   const dg = domainGreen(answers, f.now, cfg.green)
-  const domainBasis = dg && !(failure && isAutomatic(dg.rule)) ? greenDecision(dg, failure, `From ${fromText} authenticated via ${authd.join(',')}; ${dg.reason}`) : null
+  const domainBasis = dg && !(failure && isAutomatic(dg.rule)) ? greenDecision(dg, failure, `From ${fromText} authenticated via ${via}; ${dg.reason}`) : null
   const recipients = f.recipients.map((r): Decision => {
     if (!needsCheck(r, failure)) return r.prior
     if (answers.domainAllow) {
-      const d: Decision = { verdict: 'trusted', rule: 'domain:allow', final: true, reason: `From ${fromText} authenticated via ${authd.join(',')}, domain:allow ${hitText(answers.domainAllow)}`, entry: answers.domainAllow.entry }
+      const d: Decision = { verdict: 'trusted', rule: 'domain:allow', final: true, reason: `From ${fromText} authenticated via ${via}, domain:allow ${hitText(answers.domainAllow)}`, entry: answers.domainAllow.entry }
       return overriding(d, failure)
     }
     const member = r.rcpt && !failure ? bookMember.get(r.rcpt.address) : null
     if (member && r.rcpt) {
       return { verdict: 'trusted', rule: 'book', final: true, reason: `authenticated From ${fromText} matches ${member} in the book of ${r.rcpt.address}` }
     }
-    return domainBasis ?? peer ?? deferred(`From ${fromText} authenticated via ${authd.join(',')} but in no list`)
+    return domainBasis ?? peer ?? deferred(`From ${fromText} authenticated via ${via} but in no list`)
   })
   return summarise(f, recipients, failure)
 }

@@ -88,7 +88,7 @@ export interface RcptFacts {
 }
 
 /** Lookups already answered earlier in the same transaction (per-transaction cache). */
-export type Known = Omit<LookupReply, 'books'>
+export type Known = Omit<LookupReply, 'books' | 'arcTrusted'>
 
 /** The answers of a reply that depend only on the peer and the envelope, added to what is known. */
 export function withAnswers(known: Known, reply: LookupReply): Known {

@@ -11,16 +11,15 @@ import type { CachingResolver } from '../lib/dns'
 import { matchesListener } from '../lib/ip'
 import { RedisResource } from '../lib/lifecycle'
 import { configChanges, orderWarnings, readSharedConfig, withSharedRedis } from '../lib/shared-config'
-import { printable } from '../lib/text'
 import { rememberAttempt } from './attempt'
 import { BOOLEANS, CONFIG_FILE, peerResolver, readReceiveConfig, type Ini, type ReceiveConfig } from './config'
 import { screenPeer, type Decision } from './decide'
 import { dkimFailDomains, dkimPassDomains, fromFact, mailbox, peerFacts, rcptId, spfFact } from './facts'
-import { counterName, decisionLine, deferReply, fallbackReply, resultsEntry } from './record'
-import { Session, type Outcome, type SessionEvent, type Sources } from './session'
+import { authText, counterName, decisionLine, deferReply, fallbackReply, resultsEntry } from './record'
+import { Session, type Outcome } from './session'
+import { messageArc, sources } from './sources'
 import { connectionSignals, signalsSource, type SignalsSource } from './signals'
 import { openStore, type StoreHandle } from './store-handle'
-import { evaluateGuess } from './spf-guess'
 import { transactionState } from './state'
 
 interface Plugin extends PluginBase {
@@ -109,8 +108,10 @@ export function mx6_data_post(this: Plugin, next: Next, connection: Connection):
     const delimiter = this.cfg.recipientDelimiter
     const recipients = txn.rcpt_to.map((r) => ({ key: r, id: rcptId(r), rcpt: mailbox(r, delimiter) }))
     session
-      .data({ recipients, dkimPass: dkimPassDomains(txn), dkimFail: dkimFailDomains(txn), from: () => fromFact(txn) })
+      .data({ recipients, dkimPass: dkimPassDomains(txn), dkimFail: dkimFailDomains(txn), from: () => fromFact(txn), arc: (from) => messageArc(this, txn, from) })
       .then((o) => {
+        // Haraka's Authentication-Results (the header, and the MX6 reply) carry DMARC too.
+        if (o.dmarc) (connection as Connection & { auth_results(r: string): void }).auth_results(o.dmarc.authResults)
         record(this, connection, 'data_post', o, start)
         const d = o.decision
         if (!o.repeat && (o.core.verdict === 'defer' || o.core.verdict === 'fallback')) remember(this, connection, txn, session, 'data_post', o, txn.rcpt_to)
@@ -147,42 +148,6 @@ function sessionOf(plugin: Plugin, connection: Connection, txn: Transaction): Se
   return session
 }
 
-function sources(plugin: Plugin, connection: Connection): Sources {
-  const store = plugin.redis.get().store
-  const signals = plugin.signals
-  return {
-    store,
-    cache: store.cache,
-    peerSignals: (ipv6) => connectionSignals(signals, connection, ipv6, (e) => connection.results.add(plugin, e)),
-    evaluateGuess,
-    now: () => Math.floor(Date.now() / 1000),
-    report: (e) => report(plugin, connection, e),
-  }
-}
-
-function report(plugin: Plugin, connection: Connection, e: SessionEvent): void {
-  const txn = connection.transaction
-  const outage = plugin.redis.peek()?.outage
-  if (e.kind === 'store-ok') return outage?.ok()
-  if (e.kind === 'guess') {
-    const g = e.guess
-    txn?.results.add(plugin, { spf_guess: `${g.result} ${g.domain} (${g.source}: ${printable(g.record)})` })
-    connection.loginfo(plugin, `last-resort SPF for ${g.domain} (${g.source} record "${printable(g.record)}"): ${g.result}`)
-  } else if (e.kind === 'guess-error') {
-    connection.logwarn(plugin, `last-resort SPF for ${e.domain} not evaluated: ${e.message}`)
-  } else if (outage && (e.name === 'StoreUnavailableError' || e.name === 'StoreTimeoutError')) {
-    // Redis away or too slow is an outage, logged once when it starts (then a summary a
-    // minute); the transaction's results say it as a message (an `err` is logged each time).
-    outage.fail(e.message)
-    outage.hit()
-    txn?.results.add(plugin, { msg: `store: ${e.message}` })
-  } else {
-    // Another failure (a key of the wrong type, say) is logged with its transaction.
-    txn?.results.add(plugin, { err: `store: ${e.message}` })
-    connection.logerror(plugin, `list lookup failed (${e.name}: ${e.message}); ${plugin.cfg.mode === 'observe' ? 'would defer (mode=observe)' : 'deferring'} IPv6 peer`)
-  }
-}
-
 /**
  * A decision's counter, and its log line at info with its results entry. A recipient left
  * pending at RCPT and a verdict repeated after DATA are logged at debug only.
@@ -194,8 +159,10 @@ function record(plugin: Plugin, connection: Connection, phase: string, o: Outcom
   if (phase !== 'rcpt' || d.final) plugin.redis.peek()?.store.count([counterName(phase, d)])
   const ms = performance.now() - start
   if (o.repeat || d.verdict === 'pending') return connection.logdebug(plugin, new DebugLine(phase, d, subject, ms))
-  const line = decisionLine(phase, d, o.signals, subject, ms)
-  connection.transaction?.results.add(plugin, resultsEntry(phase, d, line, o.extra))
+  const auth = authText(o)
+  const line = decisionLine(phase, d, o.signals, subject, ms, auth)
+  const extra = auth ? { ...o.extra, auth } : o.extra
+  connection.transaction?.results.add(plugin, resultsEntry(phase, d, line, extra))
   connection.loginfo(plugin, line)
 }
 

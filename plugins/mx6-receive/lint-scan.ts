@@ -17,6 +17,7 @@ export function startLintScan(client: RedisClient, keys: Keys, intervalSec: numb
     [keys.domainAllow, 'domain'],
     [keys.domainGreen, 'domain'],
     [keys.hostGreen, 'domain'],
+    [keys.arcTrusted, 'domain'],
   ] as const
   const run = async (): Promise<void> => {
     for (const [key, kind] of lists) {

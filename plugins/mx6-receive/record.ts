@@ -18,8 +18,14 @@ export function signalsText(p: PeerSignals): string {
  * `subject`: the recipient at RCPT, e.g. " <bob@example.com>"; `ms`: the decision time,
  * which ends the line (the benchmarks read it there).
  */
-export function decisionLine(phase: string, d: Decision, signals?: PeerSignals, subject = '', ms?: number): string {
-  return `${phase}${subject} verdict=${d.verdict} rule=${d.rule}: ${d.reason}${signals ? signalsText(signals) : ''}${ms === undefined ? '' : ` (${ms.toFixed(3)} ms)`}`
+export function decisionLine(phase: string, d: Decision, signals?: PeerSignals, subject = '', ms?: number, auth?: string): string {
+  return `${phase}${subject} verdict=${d.verdict} rule=${d.rule}: ${d.reason}${auth ? ` [${auth}]` : ''}${signals ? signalsText(signals) : ''}${ms === undefined ? '' : ` (${ms.toFixed(3)} ms)`}`
+}
+
+/** DMARC and ARC as a decision's log line and results name them: "dmarc=pass (...); arc=pass i=1 ...". */
+export function authText(o: { dmarc?: { authResults: string } | null; arc?: { reason: string } | null }): string | undefined {
+  const parts = [o.dmarc?.authResults, o.arc?.reason].filter((p): p is string => !!p)
+  return parts.length ? parts.join('; ') : undefined
 }
 
 /**

@@ -9,6 +9,9 @@ import type { ReceiveConfig } from './config'
 import { acceptedTogether, decideRcpt, observed, overriding, planRcpt, screenPeer, trustedPeer, withAnswers, type Decision, type Known, type PeerFacts, type RcptFacts, type Screen, type SpfFact } from './decide'
 import { authenticatedDomains, dataDomains, decideData, planData, type AuthFacts, type DataFacts, type FromFact, type RecipientState } from './decide-data'
 import { greenSummary, peerGreen, planPeerGreen, type GreenBasis } from './green'
+import { canonicalDomain } from '../lib/domain'
+import type { ArcOutcome } from './arc'
+import type { DmarcInput, DmarcOutcome } from './dmarc'
 import type { PeerSignals } from './peer-signals'
 import type { GuessResult } from './spf-guess'
 
@@ -21,6 +24,8 @@ export interface Sources {
   peerSignals(ipv6: string): Promise<PeerSignals | undefined>
   /** Evaluates a last-resort SPF record (spf-guess.ts). */
   evaluateGuess(ip: string, domain: string, mailFrom: string, helo: string, record: string, timeoutMs: number): Promise<string>
+  /** The From domain's DMARC (dmarc.ts through the resolver); without it DMARC is not evaluated. */
+  evaluateDmarc?(input: DmarcInput): Promise<DmarcOutcome>
   /** Unix seconds. */
   now(): number
   /** What happened on the way, for the log and the results. */
@@ -52,6 +57,8 @@ export interface Message {
   dkimFail: string[]
   /** The From header, read only when a recipient is still open. */
   from(): FromFact
+  /** The message's ARC chain (arc.ts), null without ARC headers; without it ARC is not evaluated. */
+  arc?(fromDomain: string): Promise<ArcOutcome | null>
 }
 
 export interface Outcome {
@@ -67,6 +74,9 @@ export interface Outcome {
   repeat?: boolean
   /** The authenticated, aligned From domain, if any (for the follow-up record). */
   authDomain?: string
+  /** DMARC and ARC as evaluated after DATA, for the log line, the results and Authentication-Results. */
+  dmarc?: DmarcOutcome | null
+  arc?: ArcOutcome | null
 }
 
 const STORE_OK: SessionEvent = Object.freeze({ kind: 'store-ok' })
@@ -135,14 +145,15 @@ export class Session {
       const message = acceptedTogether(recipients.map((r) => r.prior)) ?? decideData(this.dataFacts(recipients, null), {}, policy).message
       return this.outcome(message, { repeat: true })
     }
-    // 2. The From domain's authentication.
-    let facts = this.dataFacts(recipients, { spf: this.spfResult(), dkimPass: msg.dkimPass, dkimFail: msg.dkimFail, from: msg.from() })
+    // 2. The From domain's authentication: SPF and DKIM as the plugins found them, DMARC, ARC.
+    let facts = this.dataFacts(recipients, await this.authenticate(msg))
     const authDomain = facts.aligned.length && 'mailbox' in facts.from ? facts.from.mailbox.domain : ''
+    const auth = { dmarc: facts.dmarc, arc: facts.arc }
     // 3. An authenticated domain the list cache knows in domain:allow decides every open
     //    recipient, before any other lookup or DNS wait.
     const eligible = dataDomains(facts, policy)
     const listed = eligible && this.sources.cache?.domainAllow(eligible.candidates)
-    if (listed) return this.outcome(decideData(facts, { domainAllow: listed }, policy).message, { authDomain })
+    if (listed) return this.outcome(decideData(facts, { domainAllow: listed }, policy).message, { authDomain, ...auth })
     // 4. One round trip: the message's lookups and, for a peer not yet green, the DNS-based green lists.
     const req = planData(facts, policy, eligible)
     const signals = this.peerGreen ? undefined : await this.peerSignals()
@@ -153,7 +164,26 @@ export class Session {
       facts = this.dataFacts(recipients, facts, peerGreen(ipv6, signals, this.known, policy.green))
     }
     const extra = reply && signals ? { green_signals: greenSummary(this.known) } : undefined
-    return this.outcome(decideData(facts, reply, policy).message, { signals, extra, authDomain })
+    return this.outcome(decideData(facts, reply, policy).message, { signals, extra, authDomain, ...auth })
+  }
+
+  /**
+   * What authenticates the From: SPF (a last-resort guess does not count for DMARC, which is
+   * about published records), DKIM, the From domain's DMARC, and, for a From nothing of that
+   * authenticates, its ARC chain (RFC 8617: forwarded mail).
+   */
+  private async authenticate(msg: Message): Promise<AuthFacts> {
+    const spf = this.spfResult()
+    const from = msg.from()
+    const auth: AuthFacts = { spf, dkimPass: msg.dkimPass, dkimFail: msg.dkimFail, from }
+    const fromDomain = 'mailbox' in from ? from.mailbox.domain : null
+    const cfg = this.cfg.policy.auth
+    if (fromDomain && cfg.dmarc && this.sources.evaluateDmarc) {
+      const spfPassDomain = spf?.result === 'pass' && !spf.guess ? canonicalDomain(spf.domain) : null
+      auth.dmarc = await this.sources.evaluateDmarc({ fromDomain, spfPassDomain, dkimPassDomains: msg.dkimPass })
+    }
+    if (fromDomain && cfg.arc && msg.arc && authenticatedDomains(auth, this.cfg.policy.alignment).length === 0) auth.arc = await msg.arc(fromDomain)
+    return auth
   }
 
   /** The facts after DATA; `auth` null when no recipient is open (nothing to authenticate). */
@@ -165,6 +195,8 @@ export class Session {
       dkimPass: a.dkimPass,
       dkimFail: a.dkimFail,
       from: a.from,
+      dmarc: a.dmarc,
+      arc: a.arc,
       mx6: this.env.mx6,
       peerGreen,
       now: this.sources.now(),
@@ -189,7 +221,7 @@ export class Session {
   }
 
   private outcome(core: Decision, more?: Partial<Outcome>): Outcome {
-    return { decision: observed(core, this.cfg.mode), core, signals: more?.signals, extra: more?.extra, repeat: more?.repeat, authDomain: more?.authDomain }
+    return { decision: observed(core, this.cfg.mode), core, signals: more?.signals, extra: more?.extra, repeat: more?.repeat, authDomain: more?.authDomain, dmarc: more?.dmarc, arc: more?.arc }
   }
 
   /** SPF as haraka-plugin-spf found it, or the last-resort guess when the domain publishes none. */

@@ -18,6 +18,7 @@ import { mailbox, rcptId } from '../../plugins/mx6-receive/facts'
 import type { PeerSignals } from '../../plugins/mx6-receive/peer-signals'
 import { deferText } from '../../plugins/mx6-receive/record'
 import { Session, type Envelope, type Sources } from '../../plugins/mx6-receive/session'
+import type { DmarcInput, DmarcOutcome } from '../../plugins/mx6-receive/dmarc'
 import type { GuessResult } from '../../plugins/mx6-receive/spf-guess'
 import { notesWhyNot, OverlayStore, suggest } from './explain-suggest'
 
@@ -54,6 +55,8 @@ export interface ExplainDeps {
   evaluateGuess(ip: string, domain: string, mailFrom: string, helo: string, record: string, timeoutMs: number): Promise<string>
   /** Haraka's remote.is_private for this address. */
   isPrivate(ip: string): boolean
+  /** The plugin's DMARC evaluation (dmarc.ts) through the same resolver settings; absent: not evaluated. */
+  evaluateDmarc?(input: DmarcInput): Promise<DmarcOutcome>
 }
 
 export interface RcptOutcome {
@@ -82,6 +85,8 @@ export interface Evaluation {
   /** Where the final answer was given. */
   phase: 'screen' | 'rcpt' | 'data_post'
   storeErrors: string[]
+  /** DMARC of the From domain, as evaluated after DATA. */
+  dmarc?: DmarcOutcome | null
 }
 
 export interface Change {
@@ -110,6 +115,8 @@ export interface Explanation {
   dkimFail: string[]
   /** The message's failed authentication (SPF, the From domain's DKIM), or null. */
   authFailure: string | null
+  /** The From domain's DMARC (null: not evaluated; ARC needs the message, which explain does not have). */
+  dmarc: DmarcOutcome | null
   /** enforce or observe (mode=observe: deferrals are recorded as would-defer, the mail left alone). */
   mode: ReceiveConfig['mode']
   peerSignals: PeerSignals | null
@@ -156,6 +163,7 @@ async function evaluate(f: ExplainFacts, deps: ExplainDeps, store: Pick<ListStor
     store,
     peerSignals: async (ipv6) => (ev.signals = await deps.peerSignals(ipv6, f.helo)),
     evaluateGuess: deps.evaluateGuess,
+    evaluateDmarc: deps.evaluateDmarc,
     now: () => f.now,
     report: (e) => {
       if (e.kind === 'guess') ev.guess = e.guess
@@ -190,7 +198,7 @@ async function evaluate(f: ExplainFacts, deps: ExplainDeps, store: Pick<ListStor
   ev.spf = session.spfResult()
   if (kept.length === 0) return { ...ev, final: ev.rcpts[0].decision, phase: 'rcpt' }
   const o = await session.data({ recipients: kept, dkimPass: f.dkimPass, dkimFail: f.dkimFail, from: () => f.from })
-  return { ...ev, data: o.decision, final: o.decision, phase: 'data_post' }
+  return { ...ev, data: o.decision, final: o.decision, phase: 'data_post', dmarc: o.dmarc ?? null }
 }
 
 const NO_DECISION: Decision = { verdict: 'skip', rule: 'none', final: true, reason: '' }
@@ -223,7 +231,7 @@ export async function explain(f: ExplainFacts, given: ExplainDeps): Promise<Expl
   const peer = classifyPeer(f.ip)
   const ev = await evaluate(f, deps, deps.store)
   const fromText = 'mailbox' in f.from ? f.from.mailbox.address : `no usable From (${f.from.problem})`
-  const auth = { spf: ev.spf, dkimPass: f.dkimPass, dkimFail: f.dkimFail, from: f.from }
+  const auth = { spf: ev.spf, dkimPass: f.dkimPass, dkimFail: f.dkimFail, from: f.from, dmarc: ev.dmarc }
   const authd = authenticatedDomains(auth, cfg.policy.alignment)
   const mailFrom = mailbox(f.mailFrom)
   const out: Explanation = {
@@ -240,6 +248,7 @@ export async function explain(f: ExplainFacts, given: ExplainDeps): Promise<Expl
     dkimPass: f.dkimPass,
     dkimFail: f.dkimFail,
     authFailure: dataFailure(auth, cfg.policy),
+    dmarc: ev.dmarc ?? null,
     mode: cfg.mode,
     peerSignals: ev.signals ?? null,
     skip: ev.skip,

@@ -9,7 +9,7 @@ import { RedisListStore } from '../../plugins/lib/store'
 import { printable } from '../../plugins/lib/text'
 import type { Decision } from '../../plugins/mx6-receive/decide'
 import type { FromFact } from '../../plugins/mx6-receive/decide-data'
-import { decisionLine } from '../../plugins/mx6-receive/record'
+import { authText, decisionLine } from '../../plugins/mx6-receive/record'
 import { peerResolver } from '../../plugins/mx6-receive/config'
 import { parseFrom } from '../../plugins/mx6-receive/facts'
 import { gatherPeerSignals, matchHelo } from '../../plugins/mx6-receive/peer-signals'
@@ -181,8 +181,8 @@ export function parseFacts(argv: string[], now = Math.floor(Date.now() / 1000)):
 }
 
 /** The plugin's own log line for this decision (without its timing). */
-function line(phase: string, subject: string, d: Decision): string {
-  return decisionLine(phase, d, undefined, subject)
+function line(phase: string, subject: string, d: Decision, auth?: string): string {
+  return decisionLine(phase, d, undefined, subject, undefined, auth)
 }
 
 export function render(e: Explanation): string[] {
@@ -200,11 +200,12 @@ export function render(e: Explanation): string[] {
     out.push(`From:      ${printable(e.from)}`)
     out.push(`DKIM pass: ${e.dkimPass.join(', ') || 'none'}`)
     if (e.dkimFail.length) out.push(`DKIM fail: ${e.dkimFail.join(', ')}`)
+    if (e.dmarc) out.push(`DMARC:     ${e.dmarc.authResults}${e.dmarc.aligned ? ` (aligned: ${e.dmarc.aligned})` : ''}`)
     if (e.authFailure) out.push(`auth:      failed (${e.authFailure}): no automatic signal counts; only an operator's list entry can accept`)
     out.push(`aligned:   ${e.alignedDomains.join(', ') || 'none (the From domain is not authenticated)'}`)
     if (e.peerSignals) out.push(`signals:   fcrdns ${e.peerSignals.fcrdns.outcome} (${e.peerSignals.fcrdns.detail}); asn ${e.peerSignals.asn.outcome} (${e.peerSignals.asn.detail})`)
     for (const r of e.rcpts) out.push(line('rcpt', r.given ? ` <${r.mailbox?.address ?? '?'}>` : ' (any recipient)', r.decision))
-    if (e.data) out.push(line('data_post', '', e.data))
+    if (e.data) out.push(line('data_post', '', e.data, authText(e)))
     for (const err of e.storeErrors) out.push(`error:     ${err}`)
   }
   out.push(`result:    ${e.result}`)
@@ -248,6 +249,7 @@ export const explainCommand: Command = {
           return { ...dnsPart, fcrdns: matchHelo(dnsPart.fcrdns, helo || undefined, cfg.signals.heloMatch) }
         },
         evaluateGuess: async (...a) => (await spfGuessModule()).evaluateGuess(...a),
+        evaluateDmarc: async (input) => (await import('../../plugins/mx6-receive/dmarc')).evaluateDmarc(input, peerResolver(cfg), cfg.signals.dnsTimeoutMs),
         isPrivate: harakaIsPrivate,
       }
       const e = await explain(facts, deps)

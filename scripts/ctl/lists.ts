@@ -9,9 +9,10 @@ import { quote, scanHash, shown, table, value, withRedis } from './shared'
 
 // ---------------------------------------------------------------- entries
 
-export type ListName = 'allow' | 'green'
+export type ListName = 'allow' | 'green' | 'arc'
 /** The Redis key of a list; null for lists that do not exist (host and asn are green-only). */
 export function listKey(keys: Keys, list: ListName, kind: ListKind): string | null {
+  if (list === 'arc') return kind === 'domain' ? keys.arcTrusted : null
   if (list === 'allow') return kind === 'ip' ? keys.ipAllow : kind === 'domain' ? keys.domainAllow : null
   return { ip: keys.ipGreen, domain: keys.domainGreen, host: keys.hostGreen, asn: keys.asnGreen }[kind]
 }
@@ -25,6 +26,7 @@ export function allLists(keys: Keys): Array<{ key: string; kind: ListKind }> {
     { key: keys.domainGreen, kind: 'domain' },
     { key: keys.hostGreen, kind: 'host' },
     { key: keys.asnGreen, kind: 'asn' },
+    { key: keys.arcTrusted, kind: 'domain' },
   ]
 }
 
@@ -162,6 +164,34 @@ function listCommand(list: ListName): Command {
 
 export const allowCommand = listCommand('allow')
 export const greenCommand = listCommand('green')
+
+const ARC_HELP = `Usage: mx6ctl arc add <sealer> [note...]
+       mx6ctl arc rm <sealer>
+       mx6ctl arc ls [--json]
+
+The ARC sealers you trust (mx6:arc:trusted, a hash: field = the sealing domain,
+d= of ARC-Seal, lower-case A-label; value = a note). Mail that nothing else
+authenticates counts as authenticated for its From domain when its ARC chain
+validates, the newest ARC-Seal is by a trusted sealer, and that hop's
+ARC-Authentication-Results says dmarc=pass (or an SPF or DKIM pass aligned with
+the From domain). Trust large mailbox providers and list servers you know,
+whose own checks you rely on; a sealer you trust can vouch for any From.
+
+Exit status: 0 done, 1 Redis trouble or (rm) not there, 2 usage error.
+`
+
+/** mx6ctl arc: the trusted ARC sealers, with the verbs of the other lists. */
+export const arcCommand: Command = {
+  summary: 'add, remove, list trusted ARC sealers (forwarded mail)',
+  help: ARC_HELP,
+  async run(argv, io, global) {
+    const [action, ...rest] = argv
+    if (action === 'add') return add('arc', 'domain', rest, io, global)
+    if (action === 'rm') return rm('arc', 'domain', rest, io, global)
+    if (action === 'ls') return ls('arc', 'domain', rest, io, global)
+    throw new UsageError(action ? `unknown action "${action}" (add, rm or ls)` : 'missing action (add, rm or ls)')
+  },
+}
 
 function defaultNote(): string {
   return `added by mx6ctl ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}`

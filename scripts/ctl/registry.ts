@@ -8,7 +8,7 @@ import { fallbacksCommand } from './fallbacks'
 import { followupCommand } from './followup'
 import { installCommand } from './install-cmd'
 import { lintCommand } from './lint-cmd'
-import { allowCommand, greenCommand } from './lists'
+import { allowCommand, arcCommand, greenCommand } from './lists'
 import { statsCommand } from './stats'
 import { uninstallCommand } from './uninstall-cmd'
 import { versionCommand } from './version'
@@ -18,6 +18,7 @@ export const COMMANDS: Record<string, Command> = {
   uninstall: uninstallCommand,
   allow: allowCommand,
   green: greenCommand,
+  arc: arcCommand,
   book: bookCommand,
   lint: lintCommand,
   stats: statsCommand,

@@ -8,6 +8,7 @@ export class FakeStore implements ListStore {
   ipGreen = new Map<string, string>()
   hostGreen = new Map<string, string>()
   asnGreen = new Map<string, string>()
+  arcTrusted = new Map<string, string>()
   domainGreen = new Map<string, string>()
   history = new Map<string, History>()
   requests: LookupRequest[] = []
@@ -48,6 +49,7 @@ export class FakeStore implements ListStore {
     if (req.hostGreenCandidates?.length) reply.hostGreen = first(req.hostGreenCandidates, this.hostGreen)
     if (req.asnGreenCandidates?.length) reply.asnGreen = first(req.asnGreenCandidates, this.asnGreen)
     if (req.domainGreenCandidates?.length) reply.domainGreen = first(req.domainGreenCandidates, this.domainGreen)
+    if (req.arcSealers?.length) reply.arcTrusted = first(req.arcSealers, this.arcTrusted)
     if (req.historyDomains?.length) reply.history = req.historyDomains.map((d) => this.history.get(d) ?? null)
     if (req.books?.length) reply.books = req.books.map((b) => b.members.find((m) => this.books.get(b.owner)?.has(m)) ?? null)
     return reply

@@ -24,7 +24,7 @@ export const FIRST_FIELD = 'mx6FirstField'
 
 /** One script call: which reply field each of its hashes answers, the hash, the candidates. */
 type PeerCall = Array<['ipAllow' | 'ipGreen', string, readonly string[]]>
-type GreenField = 'hostGreen' | 'asnGreen' | 'domainGreen'
+type GreenField = 'hostGreen' | 'asnGreen' | 'domainGreen' | 'arcTrusted'
 
 /** A lookup's commands, and what reading their replies needs. */
 export interface LookupPlan {
@@ -77,6 +77,7 @@ export function planLookup(req: LookupRequest, keys: Keys, cache: PeerCache, one
     ['hostGreen', keys.hostGreen, req.hostGreenCandidates],
     ['asnGreen', keys.asnGreen, req.asnGreenCandidates],
     ['domainGreen', keys.domainGreen, req.domainGreenCandidates],
+    ['arcTrusted', keys.arcTrusted, req.arcSealers],
   ]
   for (const [, key, fields] of greens) if (fields?.length) cmds.push(['hmget', key, ...fields])
   for (const d of req.historyDomains ?? []) cmds.push(['hmget', keys.history(d), 'count', 'first', 'last'])

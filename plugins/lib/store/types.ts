@@ -18,6 +18,8 @@ export interface LookupRequest {
   ipGreenCandidates?: readonly string[]
   hostGreenCandidates?: string[]
   asnGreenCandidates?: string[]
+  /** The newest ARC sealer of a message, asked of arc:trusted. */
+  arcSealers?: string[]
   domainGreenCandidates?: string[]
   /** Domains whose IPv4 history to read. */
   historyDomains?: string[]
@@ -40,6 +42,7 @@ export interface LookupReply {
   ipGreen?: Hit | null
   hostGreen?: Hit | null
   asnGreen?: Hit | null
+  arcTrusted?: Hit | null
   domainGreen?: Hit | null
   /** Per requested domain; null when there is no (complete) history. */
   history?: Array<History | null>
@@ -113,6 +116,7 @@ export function onlyCachedLists(req: LookupRequest): boolean {
     req.books?.length ||
     req.hostGreenCandidates?.length ||
     req.asnGreenCandidates?.length ||
+    req.arcSealers?.length ||
     req.domainGreenCandidates?.length ||
     req.historyDomains?.length
   )

@@ -28,7 +28,7 @@ describe('trust: what counts as failed authentication', () => {
     it(`SPF ${result} -> ${want ?? 'no failure'}`, () => assert.equal(spfFailure(spf(result), AUTH_DEFAULTS), want))
   }
   it('spf_veto decides which SPF results fail: softfail can be let off, neutral made to count', () => {
-    const cfg = { spfVeto: ['fail', 'neutral'] as SpfVeto[] }
+    const cfg = { ...AUTH_DEFAULTS, spfVeto: ['fail', 'neutral'] as SpfVeto[] }
     assert.equal(spfFailure(spf('softfail'), cfg), null)
     assert.equal(spfFailure(spf('neutral'), cfg), 'spf=neutral sender.test')
     assert.equal(spfFailure({ result: 'fail', domain: 'x.test', guess: true }, AUTH_DEFAULTS), 'spf=fail x.test (last-resort guess)')
@@ -143,7 +143,7 @@ describe('trust: each signal x each authentication outcome (the README matrix)',
   })
 
   it('spf_veto without softfail: a softfailing envelope keeps its automatic signals', async () => {
-    const cfg = { ...CFG, policy: { ...POLICY, auth: { spfVeto: ['fail', 'temperror', 'permerror'] as SpfVeto[] } } }
+    const cfg = { ...CFG, policy: { ...POLICY, auth: { ...AUTH_DEFAULTS, spfVeto: ['fail', 'temperror', 'permerror'] as SpfVeto[] } } }
     assert.equal((await decide('fcrdns', 'softfail', cfg)).text, 'green/fcrdns')
     assert.equal((await decide('fcrdns', 'fail', cfg)).text, 'defer/auth-fail')
   })

@@ -24,7 +24,7 @@ describe('mx6-receive config', () => {
   it('has safe defaults with no file at all', () => {
     const { config, errors } = readReceiveConfig({})
     assert.deepEqual(errors, [])
-    assert.deepEqual(config.policy, { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: GREEN_DEFAULTS, auth: { spfVeto: ['fail', 'softfail', 'temperror', 'permerror'] } })
+    assert.deepEqual(config.policy, { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: GREEN_DEFAULTS, auth: { spfVeto: ['fail', 'softfail', 'temperror', 'permerror'], dmarc: true, arc: true } })
     assert.equal(config.policy.green.fcrdns, false, 'weak automatic signals are opt-in')
     assert.equal(config.mode, 'enforce')
     assert.equal(config.recipientDelimiter, '+')
@@ -60,7 +60,7 @@ describe('mx6-receive config', () => {
       redis: { url: 'redis://u:secret@127.0.0.1:6380/2', prefix: 'site:', timeout: '250' },
     })
     assert.deepEqual(errors, [])
-    assert.deepEqual({ ...config.policy, green: undefined }, { skipPrivate: false, undecided: 'defer', alignment: 'strict', green: undefined, auth: { spfVeto: ['fail', 'permerror'] } })
+    assert.deepEqual({ ...config.policy, green: undefined }, { skipPrivate: false, undecided: 'defer', alignment: 'strict', green: undefined, auth: { spfVeto: ['fail', 'permerror'], dmarc: true, arc: true } })
     assert.equal(config.mode, 'observe')
     assert.equal(config.recipientDelimiter, '-')
     assert.equal(config.lintInterval, 0)

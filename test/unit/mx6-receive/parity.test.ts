@@ -7,6 +7,8 @@ import * as fixtures from 'haraka-test-fixtures'
 import { CachingResolver, type RawReply } from '../../../plugins/lib/dns'
 import { reverseNibbles } from '../../../plugins/lib/ip'
 import { readReceiveConfig } from '../../../plugins/mx6-receive/config'
+import { evaluateDmarc } from '../../../plugins/mx6-receive/dmarc'
+import { authText } from '../../../plugins/mx6-receive/record'
 import { gatherPeerSignals, matchHelo } from '../../../plugins/mx6-receive/peer-signals'
 import { Session, type Outcome } from '../../../plugins/mx6-receive/session'
 import { explain, type ExplainDeps } from '../../../scripts/ctl/explain-core'
@@ -25,6 +27,8 @@ const ZONE: Record<string, RawReply> = {
   [`PTR ${reverseNibbles(PEER)}.ip6.arpa`]: ans(12, { domain: 'client.other.test.' }),
   'AAAA client.other.test': ans(28, { address: PEER }),
   [`TXT ${reverseNibbles(PEER)}.origin6.asn.test`]: ans(16, { data: ['64500 | 2001:db8:7::/64 | ZZ | test | 2020-01-01'] }),
+  // strict.test publishes DMARC p=reject with strict alignment.
+  'TXT _dmarc.strict.test': ans(16, { data: ['v=DMARC1; p=reject; adkim=s; aspf=s'] }),
 }
 const resolver = () => new CachingResolver({ query: async (name, type) => ZONE[`${type} ${name}`] ?? { rcode: 3, answers: [], authorities: [] } }, { negativeTtl: 0, maxTtl: 0 })
 
@@ -39,6 +43,8 @@ interface Scenario {
   dkim?: string
   listener?: string
   redisDown?: boolean
+  /** The last decision's "verdict rule [auth]", where the scenario is about it. */
+  expect?: string
 }
 
 const NOW = Math.floor(Date.now() / 1000)
@@ -63,16 +69,19 @@ const SCENARIOS: Scenario[] = [
   { name: 'unknown, undecided=defer', ini: { main: { undecided: 'defer' } }, mailFrom: 'a@neutral.test', spf: 'neutral' },
   { name: 'Redis down', redisDown: true, mailFrom: 'a@neutral.test', spf: 'pass' },
   { name: 'MX6 listener', ini: { mx6: { listeners: MX6 } }, listener: MX6, mailFrom: 'a@neutral.test', spf: 'neutral' },
+  // DMARC: a pass names the aligned identifier; a strict-alignment fail vetoes domain:allow.
+  { name: 'DMARC pass, domain:allow', lists: (s) => s.domainAllow.set('strict.test', 'partner'), mailFrom: 'a@strict.test', spf: 'pass', expect: 'trusted domain:allow [dmarc=pass (p=REJECT) header.from=strict.test]' },
+  { name: 'DMARC fail (strict SPF alignment), domain:allow', lists: (s) => s.domainAllow.set('strict.test', 'partner'), mailFrom: 'a@mail.strict.test', spf: 'pass', from: 'ceo@strict.test', expect: 'defer auth-fail [dmarc=fail (p=REJECT) header.from=strict.test]' },
   { name: 'mode=observe', ini: { main: { mode: 'observe', undecided: 'defer' } }, mailFrom: 'a@neutral.test', spf: 'neutral' },
 ]
 
 /** verdict, rule, final and reason of a decision, as compared. */
 const shape = (d: { verdict: string; rule: string; final: boolean; reason: string }) => ({ verdict: d.verdict, rule: d.rule, final: d.final, reason: d.reason })
 /** A recorded log line: "<phase>[ <rcpt>] verdict=V rule=R: reason (x ms)". */
-const parseLine = (line: string) => /^(\S+)(?: <[^>]*>)? verdict=(\S+) rule=(\S+): (.*?)(?: \[peer signals: .*\])?(?: \(\d+\.\d{3} ms\))?$/.exec(line)
+const parseLine = (line: string) => /^(\S+)(?: <[^>]*>)? verdict=(\S+) rule=(\S+): (.*?)(?: \[((?:dmarc|arc)=[^\]]*)\])?(?: \[peer signals: .*\])?(?: \(\d+\.\d{3} ms\))?$/.exec(line)
 
 /** The plugin through Haraka's hooks: each phase's recorded line, and the session's own outcome (for `final`). */
-async function viaPlugin(s: Scenario): Promise<Array<{ phase: string; verdict: string; rule: string; final: boolean; reason: string }>> {
+async function viaPlugin(s: Scenario): Promise<Array<{ phase: string; verdict: string; rule: string; final: boolean; reason: string; auth: string | null }>> {
   const plugin: Any = fixtures.makePlugin('mx6-receive', { register: false })
   const get = plugin.config.get.bind(plugin.config)
   plugin.config.get = (name: string, ...rest: unknown[]) => (name === 'mx6-receive.ini' ? (s.ini ?? {}) : get(name, ...rest))
@@ -114,11 +123,11 @@ async function viaPlugin(s: Scenario): Promise<Array<{ phase: string; verdict: s
   }
   const recorded = lines.map(parseLine).filter((m): m is RegExpExecArray => !!m)
   assert.equal(recorded.length, outcomes.length, `one recorded line per decision:\n${lines.join('\n')}`)
-  return recorded.map((m, i) => ({ phase: m[1], verdict: m[2], rule: m[3], final: outcomes[i].decision.final, reason: m[4] }))
+  return recorded.map((m, i) => ({ phase: m[1], verdict: m[2], rule: m[3], final: outcomes[i].decision.final, reason: m[4], auth: m[5] ?? null }))
 }
 
 /** mx6ctl explain for the same facts, against a store with the same entries and the same DNS. */
-async function viaExplain(s: Scenario): Promise<Array<{ phase: string; verdict: string; rule: string; final: boolean; reason: string }>> {
+async function viaExplain(s: Scenario): Promise<Array<{ phase: string; verdict: string; rule: string; final: boolean; reason: string; auth: string | null }>> {
   const cfg = readReceiveConfig(s.ini ?? {}).config
   const store = new FakeStore()
   s.lists?.(store)
@@ -133,13 +142,14 @@ async function viaExplain(s: Scenario): Promise<Array<{ phase: string; verdict: 
       return { ...dns, fcrdns: matchHelo(dns.fcrdns, helo || undefined, cfg.signals.heloMatch) }
     },
     evaluateGuess: async () => 'none',
+    evaluateDmarc: (input) => evaluateDmarc(input, r, cfg.signals.dnsTimeoutMs),
     isPrivate: () => false,
   }
   const argv = ['--ip', PEER, '--helo', s.helo ?? 'x.neutral.test', '--mail-from', s.mailFrom, '--rcpt', 'bob@rcpt.test', '--spf', s.spf, '--from', s.from ?? s.mailFrom]
   if (s.dkim) argv.push('--dkim-pass', s.dkim)
   if (s.listener) argv.push('--listener', s.listener)
   const e = await explain(parseFacts(argv).facts, deps)
-  return [...e.rcpts.map((x) => ({ phase: 'rcpt', ...shape(x.decision) })), ...(e.data ? [{ phase: 'data_post', ...shape(e.data) }] : [])]
+  return [...e.rcpts.map((x) => ({ phase: 'rcpt', ...shape(x.decision), auth: null })), ...(e.data ? [{ phase: 'data_post', ...shape(e.data), auth: authText(e) ?? null }] : [])]
 }
 
 describe('mx6-receive and mx6ctl explain decide alike', () => {
@@ -147,6 +157,8 @@ describe('mx6-receive and mx6ctl explain decide alike', () => {
     it(s.name, async () => {
       const plugin = await viaPlugin(s)
       assert.ok(plugin.length > 0)
+      const last = plugin[plugin.length - 1]
+      if (s.expect) assert.equal(`${last.verdict} ${last.rule} [${last.auth}]`, s.expect, last.reason)
       assert.deepEqual(await viaExplain(s), plugin)
     })
   }
