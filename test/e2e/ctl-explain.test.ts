@@ -46,6 +46,8 @@ interface Recorded {
   verdict: string
   rule: string
   reason: string
+  /** The DMARC (and ARC) part of the decision, as the log line and results name it; null without one. */
+  auth: string | null
   /** haraka-plugin-spf's MAIL FROM result, lower case ("none" when it recorded none). */
   spf: string
   dkimPass: string[]
@@ -76,7 +78,7 @@ function connectionLog(log: string, peer: string, n: number): string[] | undefin
 }
 
 function fromLog(lines: string[], peer: string): Recorded {
-  const decisions = lines.map((l) => /\[mx6-receive\] (rcpt|data_post)(?: <[^>]*>)? verdict=(\S+) rule=(\S+): (.*?)(?: \[peer signals: .*\])?(?: \(\d+\.\d+ ms\))?$/.exec(l)).filter((x) => x !== null)
+  const decisions = lines.map((l) => /\[mx6-receive\] (rcpt|data_post)(?: <[^>]*>)? verdict=(\S+) rule=(\S+): (.*?)(?: \[((?:dmarc|arc)=[^\]]*)\])?(?: \[peer signals: .*\])?(?: \(\d+\.\d+ ms\))?$/.exec(l)).filter((x) => x !== null)
   const last = decisions.at(-1)
   assert.ok(last, `no mx6-receive decision logged for ${peer}:\n${lines.join('\n')}`)
   const spf = lines.map((l) => /\[spf\] identity=mfrom .* result=(\w+)/.exec(l)).find((x) => x !== null)
@@ -87,6 +89,7 @@ function fromLog(lines: string[], peer: string): Recorded {
     verdict: last[2],
     rule: last[3],
     reason: last[4],
+    auth: last[5] ?? null,
     spf: spf ? spf[1].toLowerCase() : 'none',
     dkimPass: dkim.map((x) => x[1]),
     localIp: /local_ip=(\S+)/.exec(connect)?.[1] ?? '',
@@ -126,6 +129,7 @@ describe('e2e: mx6ctl explain decides like mx6-receive', function () {
         verdict: String(res.verdict),
         rule: String(res.rule),
         reason: String(res.reason),
+        auth: typeof res.auth === 'string' ? res.auth : null,
         spf: spf?.scope === 'mfrom' && typeof spf.result === 'string' ? spf.result.toLowerCase() : 'none',
         dkimPass: Array.isArray(pass) ? pass.map(String) : pass ? [String(pass)] : [],
         localIp: meta.local_ip,
@@ -154,6 +158,7 @@ describe('e2e: mx6ctl explain decides like mx6-receive', function () {
     const e = await explain(s, rec)
     assert.deepEqual([e.final.verdict, e.final.rule], [rec.verdict, rec.rule], `explain: ${e.final.reason}`)
     assert.equal(e.final.reason, rec.reason)
+    assert.equal(e.dmarc?.authResults ?? null, rec.auth, 'the DMARC outcome')
     return e
   }
 
@@ -250,7 +255,8 @@ describe('e2e: mx6ctl explain decides like mx6-receive', function () {
     const r = await ctl(['--config', haraka.dir, 'explain', '--ip', '2001:db8:7::20', '--helo', 'x.neutral.test', '--mail-from', 'someone@neutral.test', '--rcpt', 'bob@rcpt.test', '--spf', 'neutral'])
     assert.equal(r.code, 0)
     assert.ok(r.out.includes('rcpt <bob@rcpt.test> verdict=pending rule=none: no basis at rcpt (spf=neutral neutral.test); waiting for DATA'), r.out.join('\n'))
-    assert.ok(r.out.includes('data_post verdict=defer rule=none: From someone@neutral.test not relaxed-aligned with a passing SPF/DKIM domain (spf=neutral neutral.test, dkim pass=none)'))
+    assert.ok(r.out.includes('data_post verdict=defer rule=none: From someone@neutral.test not relaxed-aligned with a passing SPF/DKIM domain (spf=neutral neutral.test, dkim pass=none) [dmarc=none header.from=neutral.test]'), r.out.join('\n'))
+    assert.ok(r.out.includes('DMARC:     dmarc=none header.from=neutral.test'), r.out.join('\n'))
     assert.ok(r.out.includes('result:    deferred after DATA with 451 4.7.26 "Not accepted over IPv6 from this host; please deliver via our IPv4 MX": the sender retries, at the IPv4 MX'), r.out.join('\n'))
     assert.ok(r.out.includes('  mx6ctl allow ip add 2001:db8:7::/64'))
   })

@@ -24,7 +24,7 @@ describe('e2e: spoofing matrix against an allow-listed domain (none is trusted)'
   let haraka: HarakaServer
   before(async () => {
     ;({ redis, haraka } = rx)
-    await redis.cli('HSET', 'mx6:domain:allow', 'allowed.test', 'partner')
+    await redis.cli('HSET', 'mx6:domain:allow', 'allowed.test', 'partner', 'strict.test', 'partner', 'quarantine.test', 'partner', 'pnone.test', 'partner')
   })
 
   const tamper = async (): Promise<string> => {
@@ -49,6 +49,13 @@ describe('e2e: spoofing matrix against an allow-listed domain (none is trusted)'
       async () => dkimSign({ domain: 'temperror.test', selector: 's1', keyFile: path.join(KEYS, 'allowed.test.s1.key'), from: 'ceo@allowed.test', to: 'bob@rcpt.test', subject: 'spoof', body: 'Pay.' }),
       /dkim pass=none/,
     ],
+    // DMARC: each domain publishes adkim=s aspf=s; an envelope of its own subdomain passes SPF
+    // and would be relaxed-aligned, but the domain's record asks for strict. Whatever p= says,
+    // a DMARC fail is failed authentication.
+    ['DMARC p=reject: envelope of a subdomain (SPF pass, not strict-aligned)', 'x@mail.strict.test', async () => plain('ceo@strict.test'), /rule=auth-fail: .*\[dmarc=fail \(p=REJECT\) header\.from=strict\.test\]/],
+    ['DMARC p=quarantine: envelope of a subdomain (SPF pass, not strict-aligned)', 'x@mail.quarantine.test', async () => plain('ceo@quarantine.test'), /rule=auth-fail: .*\[dmarc=fail \(p=QUARANTINE\) header\.from=quarantine\.test\]/],
+    ['DMARC p=none: envelope of a subdomain (SPF pass, not strict-aligned)', 'x@mail.pnone.test', async () => plain('ceo@pnone.test'), /rule=auth-fail: .*\[dmarc=fail \(p=NONE\) header\.from=pnone\.test\]/],
+    ['no DMARC record: From of the allowed domain, envelope of another domain (SPF pass there)', 'x@other.test', async () => plain('ceo@allowed.test'), /rule=none: .*\[dmarc=none header\.from=allowed\.test\]/],
   ]
   let n = 0x100
   for (const [name, mailFrom, data, why] of cases) {

@@ -73,7 +73,8 @@ describe('e2e: MX6 fallback reply on the MX6 listener', function () {
     assert.deepEqual(mx6.dataEnd!.lines, [
       '550-5.5.7 MX6 fallback: not accepted over IPv6; please deliver this message over IPv4 to our regular MX',
       '550-5.5.7 Authentication-Results: mx.rcpt.test;',
-      '550-5.5.7  spf=neutral smtp.mailfrom=neutral.test',
+      '550-5.5.7  spf=neutral smtp.mailfrom=neutral.test;',
+      '550-5.5.7  dmarc=none header.from=neutral.test',
       `550 5.5.7 To be accepted over IPv6, ask at ${URL}`,
     ])
     assertSafeReply(mx6.dataEnd!)
@@ -94,7 +95,8 @@ describe('e2e: MX6 fallback reply on the MX6 listener', function () {
     assert.deepEqual(got, [
       '<** 550-5.5.7 MX6 fallback: not accepted over IPv6; please deliver this message over IPv4 to our regular MX',
       '<** 550-5.5.7 Authentication-Results: mx.rcpt.test;',
-      '<** 550-5.5.7  spf=neutral smtp.mailfrom=neutral.test',
+      '<** 550-5.5.7  spf=neutral smtp.mailfrom=neutral.test;',
+      '<** 550-5.5.7  dmarc=none header.from=neutral.test',
       `<** 550 5.5.7 To be accepted over IPv6, ask at ${URL}`,
     ])
   })
@@ -110,7 +112,7 @@ describe('e2e: MX6 fallback reply on the MX6 listener', function () {
     const fromHeader = await parseAr(arFromHeader(haraka.captured().at(-1)!.raw))
     assert.deepEqual(fromReply, fromHeader)
     const results = (fromReply as { results: Array<[string, string]> }).results.map((x) => `${x[0]}=${x[1]}`)
-    assert.deepEqual(results, ['spf=neutral', 'dkim=pass'])
+    assert.deepEqual(results, ['spf=neutral', 'dkim=pass', 'dmarc=none'])
     await redis.cli('HDEL', 'mx6:domain:allow', 'allowed.test')
   })
 
