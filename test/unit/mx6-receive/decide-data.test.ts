@@ -5,6 +5,8 @@ import type { LookupReply } from '../../../plugins/lib/store'
 import { AUTH_DEFAULTS } from '../../../plugins/mx6-receive/auth'
 import type { Decision, Known, PolicyConfig, SpfFact } from '../../../plugins/mx6-receive/decide'
 import { authenticatedDomains, decideData, planData, type DataFacts } from '../../../plugins/mx6-receive/decide-data'
+import type { ArcOutcome } from '../../../plugins/mx6-receive/arc'
+import type { DmarcOutcome } from '../../../plugins/mx6-receive/dmarc'
 import { GREEN_DEFAULTS, greenSummary } from '../../../plugins/mx6-receive/green'
 
 const CFG: PolicyConfig = { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: { ...GREEN_DEFAULTS, ipGreen: false, fcrdns: false, hostGreen: false, domainGreen: false, history: { ...GREEN_DEFAULTS.history, enabled: false } }, auth: AUTH_DEFAULTS }
@@ -20,7 +22,7 @@ const pending: Decision = { verdict: 'pending', rule: 'none', final: false, reas
 const provisional: Decision = { verdict: 'trusted', rule: 'domain:allow', final: false, reason: 'x' }
 const finalTrust: Decision = { verdict: 'trusted', rule: 'ip:allow', final: true, reason: 'x' }
 
-function dataFacts(opts: { mx6?: boolean; spf?: SpfFact | null; dkim?: string[]; from?: string | null; priors?: Decision[]; rcpts?: string[] }): DataFacts {
+function dataFacts(opts: { mx6?: boolean; spf?: SpfFact | null; dkim?: string[]; from?: string | null; priors?: Decision[]; rcpts?: string[]; dmarc?: DmarcOutcome; arc?: ArcOutcome }, cfg: PolicyConfig = CFG): DataFacts {
   const rcpts = opts.rcpts ?? ['bob@rcpt.test']
   const f = {
     mx6: opts.mx6 ?? false,
@@ -31,8 +33,10 @@ function dataFacts(opts: { mx6?: boolean; spf?: SpfFact | null; dkim?: string[];
     dkimFail: [],
     from: opts.from ? { mailbox: box(opts.from) } : { problem: 'no From header' },
     recipients: rcpts.map((r, i) => ({ rcpt: box(r), prior: opts.priors?.[i] ?? pending })),
+    dmarc: opts.dmarc,
+    arc: opts.arc,
   }
-  return { ...f, aligned: authenticatedDomains(f, CFG.alignment) }
+  return { ...f, aligned: authenticatedDomains(f, cfg.alignment) }
 }
 
 describe('decide-data: planData and decideData', () => {
@@ -147,5 +151,73 @@ describe('decide-data: MX6 sessions', () => {
     const d = decideData(f, { domainAllow: null, books: ['friend@other.test', null] }, CFG)
     assert.equal(d.message.verdict, 'fallback')
     assert.match(d.message.reason, /whole message falls back/)
+  })
+})
+
+describe('decide-data: DMARC and ARC', () => {
+  const STRICT: PolicyConfig = { ...CFG, alignment: 'strict' }
+  const dmarc = (result: DmarcOutcome['result'], aligned: string | null = null, policy: DmarcOutcome['policy'] = 'reject'): DmarcOutcome => ({
+    result,
+    domain: 'allowed.test',
+    policy,
+    aligned,
+    authResults: `dmarc=${result} header.from=allowed.test`,
+  })
+  const arc = (o: Partial<ArcOutcome> = {}): ArcOutcome => ({ chain: 'pass', temporary: false, instance: 1, sealer: 'fwd.test', authenticated: 'dmarc=pass', reason: 'arc=pass i=1 sealer=fwd.test (dmarc=pass)', ...o })
+  const relaxedSpf = { result: 'pass', domain: 'bounce.allowed.test' } as SpfFact
+
+  it("DMARC pass: the record's own alignment decides, also against a strict receiver", () => {
+    const f = dataFacts({ spf: relaxedSpf, from: 'a@allowed.test', dmarc: dmarc('pass', 'spf bounce.allowed.test') }, STRICT)
+    assert.deepEqual(f.aligned, ['bounce.allowed.test'])
+    assert.ok(planData(f, STRICT).domainCandidates?.includes('allowed.test'))
+    const d = decideData(f, { domainAllow: hit('allowed.test', 'partner') }, STRICT).message
+    assert.deepEqual([d.verdict, d.rule], ['trusted', 'domain:allow'])
+  })
+  it('DMARC fail (strict record, relaxed-aligned SPF pass): failed authentication; nothing asked, deferred', () => {
+    const f = dataFacts({ spf: relaxedSpf, from: 'a@allowed.test', dmarc: dmarc('fail') })
+    assert.deepEqual(f.aligned, [])
+    assert.deepEqual(planData(f, CFG), {})
+    const d = decideData(f, {}, CFG).message
+    assert.deepEqual([d.verdict, d.rule], ['defer', 'auth-fail'])
+    assert.match(d.reason, /^failed authentication \(dmarc=fail header\.from=allowed\.test\)/)
+  })
+  it('DMARC fail whatever p= says, and temperror: deferred, never accepted', () => {
+    for (const o of [dmarc('fail', null, 'none'), dmarc('fail', null, 'quarantine'), dmarc('temperror', null, null)]) {
+      const f = dataFacts({ spf: relaxedSpf, dkim: ['allowed.test'], from: 'a@allowed.test', dmarc: o })
+      const d = decideData(f, { domainAllow: hit('allowed.test') }, CFG).message
+      assert.deepEqual([d.verdict, d.rule], ['defer', 'auth-fail'], `${o.result} p=${o.policy}`)
+    }
+  })
+  it("DMARC none and permerror: the receiver's alignment key decides", () => {
+    for (const o of [dmarc('none', null, null), dmarc('permerror', null, null)]) {
+      assert.deepEqual(dataFacts({ spf: relaxedSpf, from: 'a@allowed.test', dmarc: o }).aligned, ['bounce.allowed.test'], o.result)
+      assert.deepEqual(dataFacts({ spf: relaxedSpf, from: 'a@allowed.test', dmarc: o }, STRICT).aligned, [], o.result)
+    }
+  })
+  it('ARC of a trusted sealer: asked with the From domain; it authenticates the From and overrides the failures forwarding caused', () => {
+    const f = dataFacts({ spf: { result: 'none', domain: 'fwd.test' }, from: 'a@allowed.test', dmarc: dmarc('fail'), arc: arc() })
+    const req = planData(f, CFG)
+    assert.deepEqual(req.arcSealers, ['fwd.test'])
+    assert.ok(req.domainCandidates?.includes('allowed.test'))
+    const d = decideData(f, { arcTrusted: hit('fwd.test', 'list host'), domainAllow: hit('allowed.test', 'partner') }, CFG).message
+    assert.deepEqual([d.verdict, d.rule], ['trusted', 'domain:allow'])
+    assert.match(d.reason, /authenticated via arc:trusted fwd\.test .*\(arc=pass i=1 sealer=fwd\.test \(dmarc=pass\)\), which overrides dmarc=fail/)
+  })
+  it('ARC of a sealer not in arc:trusted adds nothing: the DMARC failure stands', () => {
+    const f = dataFacts({ spf: { result: 'none', domain: 'fwd.test' }, from: 'a@allowed.test', dmarc: dmarc('fail'), arc: arc() })
+    const d = decideData(f, { domainAllow: hit('allowed.test', 'partner') }, CFG).message
+    assert.deepEqual([d.verdict, d.rule], ['defer', 'auth-fail'])
+  })
+  it('a broken chain, or an ARC-A-R without a pass, is no candidate and no veto', () => {
+    for (const a of [arc({ chain: 'fail', authenticated: null }), arc({ authenticated: null })]) {
+      const f = dataFacts({ spf: { result: 'none', domain: 'fwd.test' }, from: 'a@allowed.test', dmarc: dmarc('none', null, null), arc: a })
+      assert.deepEqual(planData(f, CFG), {}, a.reason)
+      const d = decideData(f, { arcTrusted: hit('fwd.test') }, CFG).message
+      assert.deepEqual([d.verdict, d.rule], ['defer', 'none'], 'not a failed authentication')
+    }
+  })
+  it('a From already authenticated needs no ARC: no sealer asked', () => {
+    const f = dataFacts({ dkim: ['allowed.test'], from: 'a@allowed.test', dmarc: dmarc('pass', 'dkim allowed.test'), arc: arc() })
+    assert.equal(planData(f, CFG).arcSealers, undefined)
   })
 })
