@@ -18,6 +18,7 @@ import { mailbox, rcptId } from '../../plugins/mx6-receive/facts'
 import type { PeerSignals } from '../../plugins/mx6-receive/peer-signals'
 import { deferText } from '../../plugins/mx6-receive/record'
 import { Session, type Envelope, type Sources } from '../../plugins/mx6-receive/session'
+import { hasArcHeader, type ArcOutcome } from '../../plugins/mx6-receive/arc'
 import type { DmarcInput, DmarcOutcome } from '../../plugins/mx6-receive/dmarc'
 import type { GuessResult } from '../../plugins/mx6-receive/spf-guess'
 import { notesWhyNot, OverlayStore, suggest } from './explain-suggest'
@@ -44,6 +45,8 @@ export interface ExplainFacts {
   listener: { ip: string; port: number } | null
   /** Unix seconds. */
   now: number
+  /** The message as received (--message), for its ARC chain; null when not given. */
+  message?: Buffer | null
 }
 
 export interface ExplainDeps {
@@ -57,6 +60,8 @@ export interface ExplainDeps {
   isPrivate(ip: string): boolean
   /** The plugin's DMARC evaluation (dmarc.ts) through the same resolver settings; absent: not evaluated. */
   evaluateDmarc?(input: DmarcInput): Promise<DmarcOutcome>
+  /** The plugin's ARC validation (arc.ts) of the given message; absent: not evaluated. */
+  evaluateArc?(message: Buffer, fromDomain: string): Promise<ArcOutcome>
 }
 
 export interface RcptOutcome {
@@ -87,6 +92,8 @@ export interface Evaluation {
   storeErrors: string[]
   /** DMARC of the From domain, as evaluated after DATA. */
   dmarc?: DmarcOutcome | null
+  /** The message's ARC chain, when evaluated after DATA (--message, ARC headers, nothing else authenticates). */
+  arc?: ArcOutcome | null
 }
 
 export interface Change {
@@ -115,8 +122,10 @@ export interface Explanation {
   dkimFail: string[]
   /** The message's failed authentication (SPF, the From domain's DKIM), or null. */
   authFailure: string | null
-  /** The From domain's DMARC (null: not evaluated; ARC needs the message, which explain does not have). */
+  /** The From domain's DMARC (null: not evaluated). */
   dmarc: DmarcOutcome | null
+  /** The message's ARC chain (null: not evaluated: no --message, no ARC headers, or the From authenticated otherwise). */
+  arc: ArcOutcome | null
   /** enforce or observe (mode=observe: deferrals are recorded as would-defer, the mail left alone). */
   mode: ReceiveConfig['mode']
   peerSignals: PeerSignals | null
@@ -197,8 +206,10 @@ async function evaluate(f: ExplainFacts, deps: ExplainDeps, store: Pick<ListStor
   }
   ev.spf = session.spfResult()
   if (kept.length === 0) return { ...ev, final: ev.rcpts[0].decision, phase: 'rcpt' }
-  const o = await session.data({ recipients: kept, dkimPass: f.dkimPass, dkimFail: f.dkimFail, from: () => f.from })
-  return { ...ev, data: o.decision, final: o.decision, phase: 'data_post', dmarc: o.dmarc ?? null }
+  const message = f.message && deps.evaluateArc && hasArcHeader(f.message) ? f.message : null
+  const arc = message ? (fromDomain: string) => deps.evaluateArc!(message, fromDomain) : undefined
+  const o = await session.data({ recipients: kept, dkimPass: f.dkimPass, dkimFail: f.dkimFail, from: () => f.from, arc })
+  return { ...ev, data: o.decision, final: o.decision, phase: 'data_post', dmarc: o.dmarc ?? null, arc: o.arc ?? null }
 }
 
 const NO_DECISION: Decision = { verdict: 'skip', rule: 'none', final: true, reason: '' }
@@ -249,6 +260,7 @@ export async function explain(f: ExplainFacts, given: ExplainDeps): Promise<Expl
     dkimFail: f.dkimFail,
     authFailure: dataFailure(auth, cfg.policy),
     dmarc: ev.dmarc ?? null,
+    arc: ev.arc ?? null,
     mode: cfg.mode,
     peerSignals: ev.signals ?? null,
     skip: ev.skip,

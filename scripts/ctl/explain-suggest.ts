@@ -16,6 +16,7 @@ export interface Additions {
   books?: Array<{ owner: string; member: string }>
   hostGreen?: string[]
   asnGreen?: string[]
+  arcTrusted?: string[]
 }
 
 /** A store that answers as if some entries were added, on top of the real one. */
@@ -35,6 +36,7 @@ export class OverlayStore implements Pick<ListStore, 'lookup' | 'spfGuess'> {
     if (req.domainCandidates?.length && !reply.domainAllow) reply.domainAllow = hit(req.domainCandidates, this.add.domainAllow)
     if (req.hostGreenCandidates?.length && !reply.hostGreen) reply.hostGreen = hit(req.hostGreenCandidates, this.add.hostGreen)
     if (req.asnGreenCandidates?.length && !reply.asnGreen) reply.asnGreen = hit(req.asnGreenCandidates, this.add.asnGreen)
+    if (req.arcSealers?.length && !reply.arcTrusted) reply.arcTrusted = hit(req.arcSealers, this.add.arcTrusted)
     if (req.books?.length) {
       reply.books = req.books.map((b, i) => reply.books?.[i] ?? b.members.find((m) => this.add.books?.some((x) => x.owner === b.owner && x.member === m)) ?? null)
     }
@@ -74,6 +76,16 @@ export async function suggest(f: ExplainFacts, deps: ExplainDeps, ev: Evaluation
         cfg.policy.undecided === 'defer' && !ev.mx6 && e.phase === 'rcpt'
           ? `domain:allow ${d} would not help: with undecided=defer only an SPF-authenticated MAIL FROM domain counts at RCPT, and without it the message never reaches DATA over IPv6`
           : `domain:allow ${d} would not help: ${e.final.reason}`,
+    })
+  }
+
+  // A valid ARC chain whose sealer is not trusted: trusting it (checked like the rest).
+  const sealer = ev.arc?.chain === 'pass' && ev.arc.authenticated ? ev.arc.sealer : null
+  if (sealer) {
+    candidates.push({
+      add: { arcTrusted: [sealer] },
+      change: { verdict: 'trusted', commands: [`mx6ctl arc add ${sealer}`], effect: `the From domain authenticated by ${sealer}'s ARC seal (${ev.arc!.authenticated}); the domain and book rules then apply` },
+      whyNot: (e) => `arc:trusted ${sealer} would not help: ${e.final.reason}`,
     })
   }
 

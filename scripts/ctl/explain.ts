@@ -1,4 +1,5 @@
 // mx6ctl explain: what mx6-receive decides for a peer and a message, and what would change it.
+import fs from 'node:fs'
 import path from 'node:path'
 import { Address } from '@haraka/email-address'
 import { systemServers } from '../../plugins/lib/dns'
@@ -20,7 +21,8 @@ import { explain, harakaIsPrivate, SPF_RESULTS, type ExplainDeps, type ExplainFa
 const HELP = `Usage: mx6ctl explain --ip <addr> [--helo <name>] [--mail-from <addr>]
                       [--rcpt <addr>]... [--from <addr>] [--dkim-pass <d1,d2>]
                       [--dkim-fail <d1,d2>] [--spf <result>]
-                      [--listener <addr>|[<addr>]:<port>] [--json]
+                      [--listener <addr>|[<addr>]:<port>] [--message <file>]
+                      [--json]
 
 Runs mx6-receive's own decision core against the live lists in Redis (the
 settings of the instance given with --config) for the facts you give, and
@@ -43,10 +45,15 @@ a basis, each checked by deciding again with it).
                 last-resort SPF record is evaluated, as the plugin does.
   --listener    the local address the peer connected to: an MX6 session when it
                 is one of [mx6] listeners (port 25 unless given)
+  --message     the message as received (a file with its header): its ARC chain
+                is validated as the plugin does it, when nothing else
+                authenticates the From domain. DMARC is always evaluated, from
+                --spf, --dkim-pass and the From domain's record in DNS.
   --json        the whole explanation as one JSON object: {"peer": {"given",
                 "canonical", "family", "private"}, "helo", "mx6", "listener",
                 "mailFrom", "spf", "spfAssumed", "guess", "from",
-                "alignedDomains", "dkimPass", "dkimFail", "authFailure", "mode",
+                "alignedDomains", "dkimPass", "dkimFail", "authFailure", "dmarc",
+                "arc", "mode",
                 "peerSignals", "skip", "rcpts": [{"given", "mailbox",
                 "decision"}], "data", "final", "phase", "result": "<one line>",
                 "changes": [{"verdict", "commands": [...], "effect"}],
@@ -125,6 +132,22 @@ function listenerArg(text: string): { ip: string; port: number } {
   return { ip: addr.canonical, port }
 }
 
+/** The message file given with --message; at most 50 MB, as a large Haraka databytes. */
+function messageArg(file: string): Buffer {
+  let size: number
+  try {
+    size = fs.statSync(file).size
+  } catch (err) {
+    throw new UsageError(`--message "${arg(file)}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+  if (size > 50 * 1024 * 1024) throw new UsageError(`--message "${arg(file)}": larger than 50 MB`)
+  try {
+    return fs.readFileSync(file)
+  } catch (err) {
+    throw new UsageError(`--message "${arg(file)}": ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+}
+
 /** A comma-separated list of domains, canonical, each once. */
 function domainsArg(opt: string, text: string | undefined): string[] {
   const out: string[] = []
@@ -147,6 +170,7 @@ export function parseFacts(argv: string[], now = Math.floor(Date.now() / 1000)):
     'dkim-fail': { type: 'string' },
     spf: { type: 'string' },
     listener: { type: 'string' },
+    message: { type: 'string' },
     json: { type: 'boolean' },
   })
   if (positionals.length) throw new UsageError(`unexpected argument "${arg(positionals[0])}"`)
@@ -174,6 +198,7 @@ export function parseFacts(argv: string[], now = Math.floor(Date.now() / 1000)):
       dkimFail,
       spf: { result: spf, given: values.spf !== undefined },
       listener: values.listener === undefined ? null : listenerArg(values.listener),
+      message: values.message === undefined ? null : messageArg(values.message),
       now,
     },
     json: !!values.json,
@@ -201,6 +226,7 @@ export function render(e: Explanation): string[] {
     out.push(`DKIM pass: ${e.dkimPass.join(', ') || 'none'}`)
     if (e.dkimFail.length) out.push(`DKIM fail: ${e.dkimFail.join(', ')}`)
     if (e.dmarc) out.push(`DMARC:     ${e.dmarc.authResults}${e.dmarc.aligned ? ` (aligned: ${e.dmarc.aligned})` : ''}`)
+    if (e.arc) out.push(`ARC:       ${e.arc.reason}`)
     if (e.authFailure) out.push(`auth:      failed (${e.authFailure}): no automatic signal counts; only an operator's list entry can accept`)
     out.push(`aligned:   ${e.alignedDomains.join(', ') || 'none (the From domain is not authenticated)'}`)
     if (e.peerSignals) out.push(`signals:   fcrdns ${e.peerSignals.fcrdns.outcome} (${e.peerSignals.fcrdns.detail}); asn ${e.peerSignals.asn.outcome} (${e.peerSignals.asn.detail})`)
@@ -250,6 +276,7 @@ export const explainCommand: Command = {
         },
         evaluateGuess: async (...a) => (await spfGuessModule()).evaluateGuess(...a),
         evaluateDmarc: async (input) => (await import('../../plugins/mx6-receive/dmarc')).evaluateDmarc(input, peerResolver(cfg), cfg.signals.dnsTimeoutMs),
+        evaluateArc: async (message, fromDomain) => (await import('../../plugins/mx6-receive/arc')).evaluateArc(message, fromDomain, peerResolver(cfg), cfg.signals.dnsTimeoutMs),
         isPrivate: harakaIsPrivate,
       }
       const e = await explain(facts, deps)

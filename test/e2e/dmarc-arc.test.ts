@@ -3,6 +3,7 @@
 // adkim=s aspf=s; fwd.test is a forwarder that ARC-seals with a key in DNS.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { sealMessage, type ARCSealOptions } from 'mailauth'
 import { main } from '../../scripts/mx6ctl'
@@ -52,6 +53,18 @@ function arFromReply(lines: string[]): string {
   return m[1].replace(/\n /g, ' ')
 }
 
+/** mx6ctl explain --json for the forwarded message as the plugin saw it (the DKIM signature broken by the footer). */
+async function explainForwarded(dir: string, message: Buffer, peer: string): Promise<Record<string, any>> {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mx6-arc-')), 'message.eml')
+  fs.writeFileSync(file, message)
+  try {
+    const args = ['--config', dir, 'explain', '--ip', peer, '--helo', 'x.neutral.test', '--mail-from', 'bounce@fwd.test', '--rcpt', 'bob@rcpt.test', '--spf', 'none']
+    return JSON.parse(await ctl(...args, '--from', 'ceo@strict.test', '--dkim-fail', 'strict.test', '--message', file, '--json')) as Record<string, any>
+  } finally {
+    fs.rmSync(path.dirname(file), { recursive: true, force: true })
+  }
+}
+
 async function ctl(...argv: string[]): Promise<string> {
   const out: string[] = []
   const code = await main(argv, { out: (t) => void out.push(t), err: (t) => void out.push(t) })
@@ -92,20 +105,29 @@ describe('e2e: DMARC of the From domain, ARC of trusted forwarders', function ()
 
   it('forwarded with a fresh ARC set from another IPv6 address: deferred while fwd.test is not a trusted sealer', async () => {
     const mark = rx.haraka.logSize()
-    const r = await send(V6MX, '2001:db8:7::73', 'bounce@fwd.test', await forwarded())
+    const msg = await forwarded()
+    const r = await send(V6MX, '2001:db8:7::73', 'bounce@fwd.test', msg)
     assert.match(r.dataEnd?.lines[0] ?? '', AUTH_FAIL, r.transcript)
     const line = rx.haraka.logSince(mark).split('\n').find((l) => l.includes('data_post verdict=')) ?? ''
     assert.match(line, /verdict=defer rule=auth-fail: .*dmarc=fail \(p=REJECT\)/, line)
     assert.match(line, /arc=pass i=1 sealer=fwd\.test/, line)
+    // explain --message validates the same chain and decides alike; it suggests trusting the sealer.
+    const e = await explainForwarded(rx.haraka.dir, msg, '2001:db8:7::73')
+    assert.equal(`data_post verdict=${e.final.verdict} rule=${e.final.rule}: ${e.final.reason}`, /data_post verdict=.*?(?= \[dmarc=)/.exec(line)?.[0])
+    assert.deepEqual([e.dmarc.result, e.arc.reason], ['fail', 'arc=pass i=1 sealer=fwd.test (dmarc=pass)'])
+    assert.ok(e.changes.some((c: { commands: string[] }) => c.commands.join() === 'mx6ctl arc add fwd.test'), JSON.stringify(e.changes))
   })
 
   it('the same forwarded message once fwd.test is in mx6:arc:trusted (mx6ctl arc add): accepted, the rule and reason name the ARC path', async () => {
     await ctl('--config', rx.haraka.dir, 'arc', 'add', 'fwd.test', 'our mailing list host')
     assert.equal(await rx.redis.cli('HGET', 'mx6:arc:trusted', 'fwd.test'), 'our mailing list host')
-    const r = await send(V6MX, '2001:db8:7::73', 'bounce@fwd.test', await forwarded())
+    const msg = await forwarded()
+    const r = await send(V6MX, '2001:db8:7::73', 'bounce@fwd.test', msg)
     assert.equal(r.dataEnd?.code, 250, r.transcript)
     assert.deepEqual([last().verdict, last().rule], ['trusted', 'domain:allow'])
     assert.match(last().reason, /authenticated via arc:trusted fwd\.test \("our mailing list host"\) \(arc=pass i=1 sealer=fwd\.test \(dmarc=pass\)\), which overrides .*dmarc=fail .*domain:allow strict\.test/, last().reason)
+    const e = await explainForwarded(rx.haraka.dir, msg, '2001:db8:7::73')
+    assert.deepEqual([e.final.verdict, e.final.rule, e.final.reason], ['trusted', 'domain:allow', last().reason])
     await ctl('--config', rx.haraka.dir, 'arc', 'rm', 'fwd.test')
   })
 

@@ -304,6 +304,8 @@ describe('mx6ctl explain: odd input is a usage error, never a crash', () => {
     ['listener garbage', ['--ip', '2001:db8::1', '--listener', 'mx.example']],
     ['unknown option', ['--ip', '2001:db8::1', '--frob']],
     ['stray argument', ['--ip', '2001:db8::1', 'extra']],
+    ['missing message file', ['--ip', '2001:db8::1', '--message', '/nonexistent/message.eml']],
+    ['message is a directory', ['--ip', '2001:db8::1', '--message', '.']],
   ]
   for (const [what, argv] of bad) {
     it(what, () => assert.throws(() => parseFacts(argv), UsageError))
