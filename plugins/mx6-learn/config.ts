@@ -4,7 +4,7 @@ import { SettingsReader, unknownKeys, type Section } from '../lib/settings'
 import type { LearnConfig } from './learn'
 
 export const CONFIG_FILE = 'mx6-learn.ini'
-export const BOOLEANS = ['+books.enabled', '+history.enabled', '+followup.enabled']
+export const BOOLEANS = ['+books.enabled', '+history.enabled', '+history.dmarc', '+followup.enabled']
 
 export interface LearnSettings extends LearnConfig {
   /** Match IPv4 arrivals against deferred IPv6 attempts (mx6ctl followup). */
@@ -32,6 +32,7 @@ export function readLearnConfig(ini: Record<string, Section>, redisFile = CONFIG
       enabled: r.bool(h, 'history', 'enabled', true),
       alignment: r.oneOf(h, 'history', 'alignment', 'relaxed', ['relaxed', 'strict'] as const),
       ttlDays: r.int(h, 'history', 'ttl_days', 400, 1, 36500),
+      dmarc: r.bool(h, 'history', 'dmarc', true),
     },
     followup: r.bool(ini.followup, 'followup', 'enabled', true),
     localDomains: typeof raw === 'string' ? raw.split(/[\s,]+/).filter(Boolean).map((d) => d.toLowerCase()) : [],

@@ -14,7 +14,11 @@ import { batch, createLoggedRedis, describeRedis, type RedisClient } from '../li
 import { configChanges, readSharedConfig, withSharedRedis } from '../lib/shared-config'
 import { dkimPassDomains, fromFact, mailbox, spfFact } from '../mx6-receive/facts'
 import { BOOLEANS, CONFIG_FILE, readLearnConfig, type LearnSettings } from './config'
-import { bookLesson, historyLesson } from './learn'
+import { bookLesson, dmarcMatters, historyLesson } from './learn'
+import { CachingResolver, NodeDnsClient, systemServers } from '../lib/dns'
+import { canonicalDomain } from '../lib/domain'
+import { evaluateDmarc, type DmarcOutcome } from '../mx6-receive/dmarc'
+import type { AuthFacts } from '../mx6-receive/decide-data'
 import { envelopeFingerprint, messageIdFingerprint } from '../lib/followup'
 import { markReturned } from '../lib/store'
 
@@ -22,8 +26,13 @@ interface Plugin extends PluginBase {
   cfg: LearnSettings
   hostList: Set<string>
   redis: RedisResource<{ client: RedisClient; outage: OutageLog }>
+  /** For the From domain's DMARC record: the system's name servers, as Haraka's own lookups. */
+  resolver: CachingResolver
   load_config(): void
 }
+
+/** DMARC lookups of the history step: a short timeout, as it only delays learning. */
+const DMARC_TIMEOUT_MS = 2000
 
 export function register(this: Plugin): void {
   this.redis = new RedisResource(
@@ -31,6 +40,7 @@ export function register(this: Plugin): void {
     (r) => r.client.disconnect(),
     () => !this.cfg.redis.invalid,
   )
+  this.resolver = new CachingResolver(new NodeDnsClient(systemServers(), DMARC_TIMEOUT_MS, 300), { negativeTtl: 300, maxTtl: 3600 })
   this.load_config()
   this.register_hook('queue_ok', 'mx6_learn')
 }
@@ -108,14 +118,9 @@ function learn(plugin: Plugin, connection: Connection): void {
   }
 
   const peer = classifyPeer(connection.remote.ip)
-  if (!local && peer?.family === 'ipv4' && plugin.cfg.history.enabled) {
-    const lesson = historyLesson({ spf: spfFact(txn), dkimPass: dkimPassDomains(txn), from: fromFact(txn) }, plugin.cfg.history.alignment)
-    if (lesson) {
-      const key = keys.history(lesson.domain)
-      p.push(['hincrby', key, 'count', 1], ['hsetnx', key, 'first', now], ['hset', key, 'last', now], ['expire', key, plugin.cfg.history.ttlDays * 86400])
-      notes.push(`IPv4 history of ${lesson.domain} (${lesson.reason})`)
-    }
-  }
+  // IPv4 history: the facts are read now; the From domain's DMARC may need a DNS lookup,
+  // so the history commands go last in the pipeline, once it has answered.
+  const history = !local && peer?.family === 'ipv4' && plugin.cfg.history.enabled ? { spf: spfFact(txn), dkimPass: dkimPassDomains(txn), from: fromFact(txn) } : null
   // Follow-up: did this IPv4 message come back after a deferral over IPv6? Read in
   // the same pipeline (one round trip); the match is written afterwards, off the path.
   let followup: { start: number; mid: string | null; envs: string[] } | null = null
@@ -128,11 +133,23 @@ function learn(plugin: Plugin, connection: Connection): void {
     if (mid) p.push(['get', keys.attemptByMessageId(mid)])
     for (const e of envs) p.push(['hmget', keys.attempt(e), 'time', 'returned'])
   }
-  if (notes.length === 0 && !followup) return
+  if (notes.length === 0 && !followup && !history) return
   const from = connection.remote.ip
 
-  batch(c, p)
+  historyDmarc(plugin, history)
+    .then((dmarc) => {
+      const lesson = history && historyLesson({ ...history, dmarc }, plugin.cfg.history.alignment)
+      if (lesson) {
+        const key = keys.history(lesson.domain)
+        p.push(['hincrby', key, 'count', 1], ['hsetnx', key, 'first', now], ['hset', key, 'last', now], ['expire', key, plugin.cfg.history.ttlDays * 86400])
+        notes.push(`IPv4 history of ${lesson.domain} (${lesson.reason})`)
+      } else if (history && dmarc && (dmarc.result === 'fail' || dmarc.result === 'temperror')) {
+        connection.loginfo(plugin, `no IPv4 history learned: ${dmarc.authResults}`)
+      }
+      return notes.length || followup ? batch(c, p) : null
+    })
     .then((results) => {
+      if (!results) return
       if (notes.length) connection.loginfo(plugin, `learned: ${notes.join('; ')}`)
       if (followup && results) matchReturn(plugin, c, keys, connection, followup, results.slice(followup.start), now, from)
       if (!book || !results) return
@@ -141,6 +158,13 @@ function learn(plugin: Plugin, connection: Connection): void {
       trimBook(plugin, c, keys, book.owner, stale, size)
     })
     .catch((err: Error) => connection.logwarn(plugin, `nothing learned: ${err.message}`))
+}
+
+/** The From domain's DMARC for the history step; undefined when off or unable to change the lesson. */
+async function historyDmarc(plugin: Plugin, f: Pick<AuthFacts, 'spf' | 'dkimPass' | 'from'> | null): Promise<DmarcOutcome | undefined> {
+  if (!f || !plugin.cfg.history.dmarc || !dmarcMatters(f) || !('mailbox' in f.from)) return undefined
+  const spfPassDomain = f.spf?.result === 'pass' ? canonicalDomain(f.spf.domain) : null
+  return evaluateDmarc({ fromDomain: f.from.mailbox.domain, spfPassDomain, dkimPassDomains: f.dkimPass }, plugin.resolver, DMARC_TIMEOUT_MS)
 }
 
 /** Marks the deferred attempt this IPv4 message matches (Message-ID first, else envelope) as returned. */

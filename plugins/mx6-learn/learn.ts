@@ -6,7 +6,7 @@ import type { Mailbox } from '../lib/mailbox'
 
 export interface LearnConfig {
   books: { enabled: boolean; maxAgeDays: number; maxEntries: number }
-  history: { enabled: boolean; alignment: Alignment; ttlDays: number }
+  history: { enabled: boolean; alignment: Alignment; ttlDays: number; dmarc: boolean }
 }
 
 export interface BookLesson {
@@ -33,10 +33,20 @@ export function bookLesson(sender: Mailbox | null, rcpts: Array<Mailbox | null>,
   return members.length ? { owner: sender.address, members } : null
 }
 
-/** Inbound IPv4 mail whose From domain is authenticated (aligned SPF or DKIM pass) adds to that domain's history. */
-export function historyLesson(f: Pick<AuthFacts, 'spf' | 'dkimPass' | 'from'>, alignment: Alignment): HistoryLesson | null {
+/**
+ * Inbound IPv4 mail whose From domain is authenticated (aligned SPF or DKIM pass, or DMARC
+ * pass: as mx6-receive judges it) adds to that domain's history; a DMARC fail or temperror
+ * adds nothing.
+ */
+export function historyLesson(f: Pick<AuthFacts, 'spf' | 'dkimPass' | 'from' | 'dmarc'>, alignment: Alignment): HistoryLesson | null {
   if (!('mailbox' in f.from)) return null
   const authd = authenticatedDomains({ ...f, dkimFail: [] }, alignment)
   if (authd.length === 0) return null
-  return { domain: f.from.mailbox.domain, reason: `From ${f.from.mailbox.domain} authenticated via ${authd.join(',')}` }
+  const dmarc = f.dmarc?.result === 'pass' ? ` (${f.dmarc.authResults})` : ''
+  return { domain: f.from.mailbox.domain, reason: `From ${f.from.mailbox.domain} authenticated via ${authd.join(',')}${dmarc}` }
+}
+
+/** Whether DMARC can change the lesson: a From, and some SPF or DKIM pass it could align. */
+export function dmarcMatters(f: Pick<AuthFacts, 'spf' | 'dkimPass' | 'from'>): boolean {
+  return 'mailbox' in f.from && (f.spf?.result === 'pass' || f.dkimPass.length > 0)
 }

@@ -88,6 +88,21 @@ describe('e2e: mx6-learn', function () {
     assert.deepEqual([res.verdict, res.rule], ['green', 'history'])
   })
 
+  it("IPv4 history follows the From domain's DMARC record: a relaxed-aligned DKIM pass under adkim=s teaches nothing, a strict-aligned one does", async () => {
+    // strict.test publishes p=reject adkim=s aspf=s; mail.strict.test has a DKIM key too.
+    const sign = (domain: string, subject: string) => dkimSign({ domain, selector: 's1', keyFile: KEY, from: 'news@strict.test', to: 'bob@rcpt.test', subject, body: 'Over IPv4.' })
+    const send = async (data: Buffer) => {
+      const r = await smtpSession({ host: V4MX, port: 25, localAddress: '192.0.2.64', ehlo: 'out.strict.test', mailFrom: 'news@strict.test', rcptTo: ['bob@rcpt.test'], data })
+      assert.equal(r.dataEnd?.code, 250, r.transcript)
+    }
+    await send(await sign('mail.strict.test', 'relaxed'))
+    await learnLine(/no IPv4 history learned: dmarc=fail \(p=REJECT\) header\.from=strict\.test/)
+    assert.equal(await redis.cli('EXISTS', 'mx6:hist:strict.test'), '0')
+    await send(await sign('strict.test', 'strict'))
+    await learnLine(/learned: IPv4 history of strict\.test \(From strict\.test authenticated via strict\.test \(dmarc=pass \(p=REJECT\) header\.from=strict\.test\)\)/)
+    assert.equal(await redis.cli('HGET', 'mx6:hist:strict.test', 'count'), '1')
+  })
+
   it('unauthenticated IPv4 mail and IPv6 mail teach no history', async () => {
     const r = await smtpSession({ host: V4MX, port: 25, localAddress: '192.0.2.62', ehlo: 'x.test', mailFrom: 'a@neutral.test', rcptTo: ['bob@rcpt.test'], data: message('a@neutral.test', 'bob@rcpt.test', 'unauth') })
     assert.equal(r.dataEnd?.code, 250)

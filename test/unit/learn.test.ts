@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict'
 import { normaliseMailbox } from '../../plugins/lib/mailbox'
 import { readLearnConfig } from '../../plugins/mx6-learn/config'
-import { bookLesson, historyLesson } from '../../plugins/mx6-learn/learn'
+import { bookLesson, dmarcMatters, historyLesson } from '../../plugins/mx6-learn/learn'
+import type { DmarcOutcome } from '../../plugins/mx6-receive/dmarc'
 
 const box = (a: string, delim = '') => normaliseMailbox(a.split('@')[0], a.split('@')[1], delim)
 const local = (d: string) => d === 'rcpt.test' || d.endsWith('.rcpt.test')
@@ -34,6 +35,23 @@ describe('mx6-learn: history lessons', () => {
   it('strict alignment needs the exact domain', () => {
     assert.equal(historyLesson({ spf: null, dkimPass: ['mail.allowed.test'], from: from('news@allowed.test') }, 'strict'), null)
   })
+  it("DMARC decides as mx6-receive does: the record's alignment, fail and temperror learn nothing", () => {
+    const dmarc = (result: DmarcOutcome['result'], aligned: string | null = null): DmarcOutcome => ({ result, domain: 'allowed.test', policy: 'reject', aligned, authResults: `dmarc=${result} header.from=allowed.test` })
+    const relaxed = { spf: { result: 'pass', domain: 'mail.allowed.test' }, dkimPass: [], from: from('news@allowed.test') }
+    assert.equal(historyLesson({ ...relaxed, dmarc: dmarc('fail') }, 'relaxed'), null, 'adkim=s/aspf=s record: no history')
+    assert.equal(historyLesson({ ...relaxed, dmarc: dmarc('temperror') }, 'relaxed'), null)
+    assert.deepEqual(historyLesson({ ...relaxed, dmarc: dmarc('pass', 'spf mail.allowed.test') }, 'strict'), {
+      domain: 'allowed.test',
+      reason: 'From allowed.test authenticated via mail.allowed.test (dmarc=pass header.from=allowed.test)',
+    })
+    assert.equal(historyLesson({ ...relaxed, dmarc: dmarc('none') }, 'relaxed')?.domain, 'allowed.test', 'no record: the alignment key')
+  })
+  it('DMARC is looked up only when a pass could align', () => {
+    assert.equal(dmarcMatters({ spf: { result: 'pass', domain: 'x.test' }, dkimPass: [], from: from('a@allowed.test') }), true)
+    assert.equal(dmarcMatters({ spf: null, dkimPass: ['x.test'], from: from('a@allowed.test') }), true)
+    assert.equal(dmarcMatters({ spf: { result: 'fail', domain: 'x.test' }, dkimPass: [], from: from('a@allowed.test') }), false)
+    assert.equal(dmarcMatters({ spf: { result: 'pass', domain: 'x.test' }, dkimPass: [], from: { problem: 'no From header' } }), false)
+  })
 })
 
 describe('mx6-learn: settings', () => {
@@ -41,11 +59,12 @@ describe('mx6-learn: settings', () => {
     assert.deepEqual(readLearnConfig({}).config.books, { enabled: true, maxAgeDays: 365, maxEntries: 5000 })
     const { config, errors } = readLearnConfig({
       books: { enabled: false, max_age_days: '30', max_entries: '10', local_domains: 'a.test, B.test', recipient_delimiter: '-' },
-      history: { enabled: false, alignment: 'strict', ttl_days: '10' },
+      history: { enabled: false, alignment: 'strict', ttl_days: '10', dmarc: false },
     })
     assert.deepEqual(errors, [])
     assert.deepEqual(config.books, { enabled: false, maxAgeDays: 30, maxEntries: 10 })
-    assert.deepEqual(config.history, { enabled: false, alignment: 'strict', ttlDays: 10 })
+    assert.deepEqual(config.history, { enabled: false, alignment: 'strict', ttlDays: 10, dmarc: false })
+    assert.equal(readLearnConfig({}).config.history.dmarc, true)
     assert.deepEqual(config.localDomains, ['a.test', 'b.test'])
     assert.equal(config.recipientDelimiter, '-')
   })
