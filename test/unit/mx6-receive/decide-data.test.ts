@@ -1,21 +1,13 @@
 // Table-driven tests of the pure decision core after DATA.
 import assert from 'node:assert/strict'
-import { normaliseMailbox } from '../../../plugins/lib/mailbox'
 import type { LookupReply } from '../../../plugins/lib/store'
-import { AUTH_DEFAULTS } from '../../../plugins/mx6-receive/auth'
 import type { Decision, Known, PolicyConfig, SpfFact } from '../../../plugins/mx6-receive/decide'
 import { authenticatedDomains, decideData, planData, type DataFacts } from '../../../plugins/mx6-receive/decide-data'
 import type { ArcOutcome } from '../../../plugins/mx6-receive/arc'
 import type { DmarcOutcome } from '../../../plugins/mx6-receive/dmarc'
-import { GREEN_DEFAULTS, greenSummary } from '../../../plugins/mx6-receive/green'
+import { greenSummary } from '../../../plugins/mx6-receive/green'
+import { box, CFG } from './policy'
 
-const CFG: PolicyConfig = { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: { ...GREEN_DEFAULTS, ipGreen: false, fcrdns: false, hostGreen: false, domainGreen: false, history: { ...GREEN_DEFAULTS.history, enabled: false } }, auth: AUTH_DEFAULTS }
-const box = (a: string) => {
-  const [u, h] = a.split('@')
-  const m = normaliseMailbox(u, h, '+')
-  if (!m) throw new Error(a)
-  return m
-}
 const hit = (entry: string, note = '') => ({ entry, note })
 
 const pending: Decision = { verdict: 'pending', rule: 'none', final: false, reason: 'x' }

@@ -1,18 +1,9 @@
 // Table-driven tests of the pure decision core: screening and the RCPT phase.
 import assert from 'node:assert/strict'
-import { normaliseMailbox } from '../../../plugins/lib/mailbox'
 import type { LookupReply } from '../../../plugins/lib/store'
 import { decideRcpt, planRcpt, screenPeer, trustedPeer, withAnswers, type Known, type PeerFacts, type PolicyConfig, type RcptFacts, type SpfFact } from '../../../plugins/mx6-receive/decide'
-import { AUTH_DEFAULTS } from '../../../plugins/mx6-receive/auth'
-import { GREEN_DEFAULTS } from '../../../plugins/mx6-receive/green'
+import { box, CFG } from './policy'
 
-const CFG: PolicyConfig = { skipPrivate: true, undecided: 'wait', alignment: 'relaxed', green: { ...GREEN_DEFAULTS, ipGreen: false, fcrdns: false, hostGreen: false, domainGreen: false, history: { ...GREEN_DEFAULTS.history, enabled: false } }, auth: AUTH_DEFAULTS }
-const box = (a: string) => {
-  const [u, h] = a.split('@')
-  const m = normaliseMailbox(u, h, '+')
-  if (!m) throw new Error(a)
-  return m
-}
 const peer = (ip: string, more: Partial<PeerFacts> = {}): PeerFacts => ({ ip, private: false, relaying: false, authenticated: false, ...more })
 const hit = (entry: string, note = '') => ({ entry, note })
 
