@@ -157,6 +157,11 @@ export interface CacheOptions {
   /** At most this many answers are kept (oldest dropped first). @default 10000 */
   maxEntries?: number
   now?: () => number
+  /**
+   * Told whether the name servers answer: a query without any reply (timeout, no route) is a
+   * failure, any reply (NXDOMAIN and SERVFAIL included) that they do. An OutageLog fits.
+   */
+  health?: { fail(reason: string): void; hit(): void; ok(): void }
 }
 
 /**
@@ -223,8 +228,12 @@ export class CachingResolver {
     try {
       reply = await this.client.query(name, type)
     } catch (err) {
-      return { error: `${type} ${name}: ${(err as Error).message || 'no answer'}` }
+      const error = `${type} ${name}: ${(err as Error).message || 'no answer'}`
+      this.opts.health?.fail(error)
+      this.opts.health?.hit()
+      return { error }
     }
+    this.opts.health?.ok()
     const { value, ttl } = this.classify(type, reply)
     if (!('error' in value) && ttl > 0) {
       // Each new peer brings new names: the cache stays bounded however many there are.

@@ -68,3 +68,8 @@ export class OutageLog {
 function seconds(ms: number): string {
   return `${Math.round(ms / 1000)} s`
 }
+
+/** The outage log of a plugin's name servers: a CachingResolver's `health`. */
+export function dnsOutageLog(servers: string[], effect: string, log: { logerror(m: string): void; loginfo(m: string): void }): OutageLog {
+  return new OutageLog(`dns ${servers.join(',') || '(no servers)'}`, effect, 'lookups without an answer', { error: (m) => log.logerror(m), info: (m) => log.loginfo(m) })
+}

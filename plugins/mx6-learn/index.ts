@@ -9,7 +9,7 @@ import type { Connection, Next, PluginBase } from '../lib/haraka'
 import { classifyPeer } from '../lib/ip'
 import { Keys } from '../lib/keys'
 import { RedisResource } from '../lib/lifecycle'
-import type { OutageLog } from '../lib/outage'
+import { dnsOutageLog, type OutageLog } from '../lib/outage'
 import { batch, createLoggedRedis, describeRedis, type RedisClient } from '../lib/redis'
 import { configChanges, readSharedConfig, withSharedRedis } from '../lib/shared-config'
 import { dkimPassDomains, fromFact, mailbox, spfFact } from '../mx6-receive/facts'
@@ -40,7 +40,9 @@ export function register(this: Plugin): void {
     (r) => r.client.disconnect(),
     () => !this.cfg.redis.invalid,
   )
-  this.resolver = new CachingResolver(new NodeDnsClient(systemServers(), DMARC_TIMEOUT_MS, 300), { negativeTtl: 300, maxTtl: 3600 })
+  const servers = systemServers()
+  const health = dnsOutageLog(servers, 'DMARC of IPv4 mail is not evaluated (no history learned from a From domain with a record)', this)
+  this.resolver = new CachingResolver(new NodeDnsClient(servers, DMARC_TIMEOUT_MS, 300), { negativeTtl: 300, maxTtl: 3600, health })
   this.load_config()
   this.register_hook('queue_ok', 'mx6_learn')
 }

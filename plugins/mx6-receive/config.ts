@@ -1,6 +1,6 @@
 // mx6-receive settings: typed defaults, merged with config/mx6-receive.ini.
 import net from 'node:net'
-import { CachingResolver, NodeDnsClient, systemServers } from '../lib/dns'
+import { CachingResolver, NodeDnsClient, systemServers, type CacheOptions } from '../lib/dns'
 import { parseListener, type Listener } from '../lib/ip'
 import { readRedisSettings, type RedisSettings } from '../lib/redis'
 import { checkReplyCode, type ReplyCode } from '../lib/reply'
@@ -217,7 +217,11 @@ function ipList(r: SettingsReader, sec: Section, key: string): string[] {
  * used by mx6ctl explain, so both see DNS the same way). Node's resolver gives no
  * TTL for PTR and TXT answers: they are cached for five minutes.
  */
-export function peerResolver(config: ReceiveConfig): CachingResolver {
-  const servers = config.signals.dnsServers.length ? config.signals.dnsServers : systemServers()
-  return new CachingResolver(new NodeDnsClient(servers, config.signals.dnsTimeoutMs, 300), { negativeTtl: 300, maxTtl: 3600 })
+export function peerResolver(config: ReceiveConfig, health?: CacheOptions['health']): CachingResolver {
+  return new CachingResolver(new NodeDnsClient(resolverServers(config), config.signals.dnsTimeoutMs, 300), { negativeTtl: 300, maxTtl: 3600, health })
+}
+
+/** The name servers mx6-receive asks: [green] dns_servers, else the system's. */
+export function resolverServers(config: ReceiveConfig): string[] {
+  return config.signals.dnsServers.length ? config.signals.dnsServers : systemServers()
 }

@@ -12,7 +12,7 @@ import { matchesListener } from '../lib/ip'
 import { RedisResource } from '../lib/lifecycle'
 import { configChanges, orderWarnings, readSharedConfig, withSharedRedis } from '../lib/shared-config'
 import { rememberAttempt } from './attempt'
-import { BOOLEANS, CONFIG_FILE, peerResolver, readReceiveConfig, type Ini, type ReceiveConfig } from './config'
+import { BOOLEANS, CONFIG_FILE, peerResolver, readReceiveConfig, resolverServers, type Ini, type ReceiveConfig } from './config'
 import { screenPeer, type Decision } from './decide'
 import { dkimFailDomains, dkimPassDomains, fromFact, mailbox, peerFacts, rcptId, spfFact } from './facts'
 import { authText, counterName, decisionLine, deferReply, fallbackReply, resultsEntry } from './record'
@@ -21,10 +21,13 @@ import { messageArc, sources } from './sources'
 import { connectionSignals, signalsSource, type SignalsSource } from './signals'
 import { openStore, type StoreHandle } from './store-handle'
 import { transactionState } from './state'
+import { dnsOutageLog, type OutageLog } from '../lib/outage'
 
 interface Plugin extends PluginBase {
   cfg: ReceiveConfig
   resolver: CachingResolver
+  /** The name servers' outage log (lookups without any answer). */
+  dnsOutage?: OutageLog
   signals: SignalsSource | null
   redis: RedisResource<StoreHandle>
   /** Where the Redis settings in force come from (mx6.ini, this plugin's own [redis]). */
@@ -55,7 +58,9 @@ export function load_config(this: Plugin): void {
   if (this.cfg) this.loginfo(`configuration reloaded: ${configChanges(this.cfg, config).join('; ') || 'nothing changed'}`)
   this.cfg = config
   this.redisSource = source
-  this.resolver = peerResolver(config)
+  this.dnsOutage?.close()
+  this.dnsOutage = dnsOutageLog(resolverServers(config), 'peer DNS signals, DMARC and ARC count as absent (IPv6 mail without another basis is deferred)', this)
+  this.resolver = peerResolver(config, this.dnsOutage)
   this.signals = signalsSource(config, this.resolver)
   this.redis.configure([config.redis, source, config.statsDays, config.cache, config.followup.writeWindowMs, config.lintInterval])
 }

@@ -14,7 +14,7 @@ import constants from 'haraka-constants'
 import type { Next, PluginBase } from '../lib/haraka'
 import { Keys } from '../lib/keys'
 import { RedisResource } from '../lib/lifecycle'
-import type { OutageLog } from '../lib/outage'
+import { dnsOutageLog, type OutageLog } from '../lib/outage'
 import { createLoggedRedis, describeRedis, type RedisClient } from '../lib/redis'
 import { configChanges, readSharedConfig, withSharedRedis } from '../lib/shared-config'
 import { isFallbackReply } from './classify'
@@ -39,6 +39,7 @@ interface HMail {
   filename: string
   todo: { domain: string; uuid: string; mail_from?: { user?: string; host?: string }; rcpt_to: Rcpt[] }
   get_mx(): void
+  logdebug(msg: string): void
   loginfo(msg: string): void
   lognotice(msg: string): void
   logwarn(msg: string): void
@@ -48,6 +49,8 @@ interface HMail {
 interface Plugin extends PluginBase {
   cfg: SendConfig
   resolver: CachingResolver
+  /** The name servers' outage log (lookups without any answer). */
+  dnsOutage?: OutageLog
   redis: RedisResource<{ client: RedisClient; outage: OutageLog }>
   /** Messages already pushed back to IPv4 by a fallback reply (kept across in-process retries). */
   v4only: WeakSet<object>
@@ -86,7 +89,9 @@ export function load_config(this: Plugin): void {
   else this.loginfo(`redis ${describeRedis(config.redis)} for the fallback log (settings: ${source})`)
   this.cfg = config
   const servers = config.dns.servers.length ? config.dns.servers : systemServers()
-  this.resolver = new CachingResolver(new Dns2Client(servers, config.dns.timeoutMs), { negativeTtl: config.dns.negativeTtl, maxTtl: config.dns.maxTtl })
+  this.dnsOutage?.close()
+  this.dnsOutage = dnsOutageLog(servers, 'deliveries whose MX6 lookups fail are deferred', this)
+  this.resolver = new CachingResolver(new Dns2Client(servers, config.dns.timeoutMs), { negativeTtl: config.dns.negativeTtl, maxTtl: config.dns.maxTtl, health: this.dnsOutage })
   this.redis.configure([config.redis, source])
 }
 
@@ -122,7 +127,9 @@ export function mx6_get_mx(this: Plugin, next: Next, hmail: HMail, domain: strin
       const plan = buildPlan(input, this.cfg.plan)
       for (const n of plan.notes) hmail.loginfo(`[mx6-send] ${domain}: ${n}`)
       if ('defer' in plan) {
-        hmail.logwarn(`[mx6-send] ${domain}: ${plan.defer}; deferred`)
+        // While the name servers are out, the outage log speaks for every such deferral.
+        if (this.dnsOutage?.down) hmail.logdebug(`[mx6-send] ${domain}: ${plan.defer}; deferred`)
+        else hmail.logwarn(`[mx6-send] ${domain}: ${plan.defer}; deferred`)
         return next(constants.denysoft, plan.defer)
       }
       if ('bounce' in plan) {

@@ -2,6 +2,7 @@
 // IPv4 and IPv6 sessions run; malformed SMTP from the peer.
 import assert from 'node:assert/strict'
 import net from 'node:net'
+import DNS from 'dns2'
 import { poll, sleep } from '../support/proc'
 import { useReceiver, V4MX, V6MX } from '../support/receiver'
 import { smtpSession } from '../support/smtp'
@@ -133,5 +134,53 @@ describe('e2e: faults under load', function () {
     assert.doesNotMatch(rx.haraka.log(), /TypeError|ReferenceError|decision failed/)
     const ok = await smtpSession({ host: V6MX, port: 25, localAddress: '2001:db8:7::301', ehlo: 'x.test', mailFrom: 'a@neutral.test', rcptTo: ['bob@rcpt.test'], data: 'Subject: s\r\n\r\nx\r\n' })
     assert.equal(ok.dataEnd?.code, 250, 'still deciding')
+  })
+})
+
+describe('e2e: a DNS outage (the name servers mx6-receive asks stop answering)', function () {
+  this.timeout(60000)
+  // A name server of the test's own, on a loopback address in the test namespace: it answers
+  // NXDOMAIN to everything until it is closed (then queries are refused: no answer at all).
+  const NS = '127.0.0.77'
+  let server: ReturnType<typeof DNS.createServer> | null = null
+  const serve = async () => {
+    server = DNS.createServer({
+      udp: true,
+      handle: (request, send) => {
+        const response = DNS.Packet.createResponseFromRequest(request)
+        response.header.rcode = 3
+        send(response)
+      },
+    })
+    await server.listen({ udp: { port: 53, address: NS } })
+  }
+  const stopServer = async () => {
+    await server?.close()
+    server = null
+  }
+  before(serve)
+  after(stopServer)
+  const rx = useReceiver({ listen: [`[${V6MX}]:25`], ini: `[green]\nhost_green=true\ndns_servers=${NS}\ndns_timeout=500` })
+  // Each message from its own peer and From domain: new names, so the resolver's cache never answers.
+  let n = 0x500
+  const send = () => {
+    const id = (n++).toString(16)
+    return smtpSession({ host: V6MX, port: 25, localAddress: `2001:db8:7::${id}`, ehlo: 'x.neutral.test', mailFrom: 'a@neutral.test', rcptTo: ['bob@rcpt.test'], data: `From: a@d${id}.neutral.test\r\nSubject: dns\r\n\r\nx\r\n` })
+  }
+
+  it('one line when it starts, one when it ends with the count, nothing per message; the mail is deferred, never accepted', async () => {
+    assert.equal((await send()).dataEnd?.code, 451)
+    const mark = rx.haraka.logSize()
+    await stopServer()
+    for (let i = 0; i < 8; i++) assert.equal((await send()).dataEnd?.code, 451)
+    await serve()
+    assert.equal((await send()).dataEnd?.code, 451)
+    const log = rx.haraka.logSince(mark)
+    const lines = log.split('\n').filter((x) => /\[mx6-receive\]/.test(x) && /\[(ERROR|WARN)\]/.test(x))
+    assert.equal(lines.length, 1, lines.join('\n'))
+    assert.match(lines[0], /\[mx6-receive\] dns 127\.0\.0\.77: .*; peer DNS signals, DMARC and ARC count as absent \(IPv6 mail without another basis is deferred\) until it is back/)
+    const back = /\[mx6-receive\] dns 127\.0\.0\.77: back after \d+ s; (\d+) lookups without an answer meanwhile/.exec(log)
+    assert.ok(back, log)
+    assert.ok(Number(back[1]) >= 8, `${back[1]} lookups counted`)
   })
 })

@@ -1,7 +1,8 @@
 // One Redis setting for the three plugins, config checks that say what is wrong, and the
 // outage log.
 import assert from 'node:assert/strict'
-import { OutageLog } from '../../plugins/lib/outage'
+import { CachingResolver } from '../../plugins/lib/dns'
+import { dnsOutageLog, OutageLog } from '../../plugins/lib/outage'
 import { readRedisSettings } from '../../plugins/lib/redis'
 import { SettingsReader } from '../../plugins/lib/settings'
 import { configChanges, orderWarnings, withSharedRedis } from '../../plugins/lib/shared-config'
@@ -107,5 +108,29 @@ describe('OutageLog', () => {
     assert.match(lines[2], /^I redis redis:\/\/127\.0\.0\.1:6379\/0: back after 0 s; 6 decisions deferred meanwhile$/)
     log.hit()
     assert.equal(lines.length, 3, 'nothing counted or logged while up')
+  })
+})
+
+describe('DNS outage log', () => {
+  it('a resolver whose servers give no answer: one line when it starts, one when any reply comes back (an NXDOMAIN too), with the count', async () => {
+    const lines: string[] = []
+    const health = dnsOutageLog(['192.0.2.53'], 'peer DNS signals count as absent', { logerror: (m) => lines.push(`E ${m}`), loginfo: (m) => lines.push(`I ${m}`) })
+    let down = true
+    const resolver = new CachingResolver(
+      {
+        query: async () => {
+          if (down) throw new Error('queryPtr ETIMEOUT')
+          return { rcode: 3, answers: [], authorities: [] }
+        },
+      },
+      { negativeTtl: 0, maxTtl: 0, health },
+    )
+    for (let i = 0; i < 5; i++) assert.deepEqual(await resolver.ptr(`${i}.example`), { error: `PTR ${i}.example: queryPtr ETIMEOUT` })
+    assert.deepEqual(lines, ['E dns 192.0.2.53: PTR 0.example: queryPtr ETIMEOUT; peer DNS signals count as absent until it is back'])
+    down = false
+    assert.deepEqual(await resolver.ptr('5.example'), { none: 'nxdomain' })
+    assert.equal(lines.length, 2, lines.join('\n'))
+    assert.match(lines[1], /^I dns 192\.0\.2\.53: back after \d+ s; 5 lookups without an answer meanwhile$/)
+    health.close()
   })
 })
