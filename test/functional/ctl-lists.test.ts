@@ -16,13 +16,14 @@ describe('functional: mx6ctl allow/green lists', function () {
   })
   beforeEach(() => server.cli('FLUSHALL'))
 
-  const lists: Array<{ argv: [string, string]; key: string; entry: string; typed: string }> = [
+  const lists: Array<{ argv: string[]; key: string; entry: string; typed: string }> = [
     { argv: ['allow', 'ip'], key: 'mx6:ip:allow', entry: '2001:db8:1::/48', typed: '2001:DB8:1:0::/48' },
     { argv: ['allow', 'domain'], key: 'mx6:domain:allow', entry: 'example.org', typed: 'Example.ORG.' },
     { argv: ['green', 'ip'], key: 'mx6:ip:green', entry: '2001:db8::25', typed: '2001:db8:0::25/128' },
     { argv: ['green', 'domain'], key: 'mx6:domain:green', entry: 'xn--bcher-kva.example', typed: 'Bücher.example' },
     { argv: ['green', 'host'], key: 'mx6:host:green', entry: 'relay.example.net', typed: 'RELAY.example.net' },
     { argv: ['green', 'asn'], key: 'mx6:asn:green', entry: '64500', typed: 'AS64500' },
+    { argv: ['arc'], key: 'mx6:arc:trusted', entry: 'lists.example.org', typed: 'Lists.Example.ORG.' },
   ]
 
   for (const l of lists) {
