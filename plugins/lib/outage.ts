@@ -18,7 +18,7 @@ export class OutageLog {
    * ("IPv6 peers are deferred"); `unit`: what `hit()` counts ("decisions deferred").
    */
   constructor(
-    private readonly what: string,
+    readonly what: string,
     private readonly effect: string,
     private readonly unit: string,
     private readonly log: OutageLogger,
@@ -69,7 +69,13 @@ function seconds(ms: number): string {
   return `${Math.round(ms / 1000)} s`
 }
 
-/** The outage log of a plugin's name servers: a CachingResolver's `health`. */
-export function dnsOutageLog(servers: string[], effect: string, log: { logerror(m: string): void; loginfo(m: string): void }): OutageLog {
-  return new OutageLog(`dns ${servers.join(',') || '(no servers)'}`, effect, 'lookups without an answer', { error: (m) => log.logerror(m), info: (m) => log.loginfo(m) })
+/**
+ * The outage log of a plugin's name servers: a CachingResolver's `health`. `previous` is kept
+ * while the servers are the same (a config reload), so that an outage under way ends in it.
+ */
+export function dnsOutageLog(servers: string[], effect: string, log: { logerror(m: string): void; loginfo(m: string): void }, previous?: OutageLog): OutageLog {
+  const what = `dns ${servers.join(',') || '(no servers)'}`
+  if (previous?.what === what) return previous
+  previous?.close()
+  return new OutageLog(what, effect, 'lookups without an answer', { error: (m) => log.logerror(m), info: (m) => log.loginfo(m) })
 }

@@ -58,8 +58,7 @@ export function load_config(this: Plugin): void {
   if (this.cfg) this.loginfo(`configuration reloaded: ${configChanges(this.cfg, config).join('; ') || 'nothing changed'}`)
   this.cfg = config
   this.redisSource = source
-  this.dnsOutage?.close()
-  this.dnsOutage = dnsOutageLog(resolverServers(config), 'peer DNS signals, DMARC and ARC count as absent (IPv6 mail without another basis is deferred)', this)
+  this.dnsOutage = dnsOutageLog(resolverServers(config), 'peer DNS signals, DMARC and ARC count as absent (IPv6 mail without another basis is deferred)', this, this.dnsOutage)
   this.resolver = peerResolver(config, this.dnsOutage)
   this.signals = signalsSource(config, this.resolver)
   this.redis.configure([config.redis, source, config.statsDays, config.cache, config.followup.writeWindowMs, config.lintInterval])

@@ -7,7 +7,7 @@ import { isEmptyRequest } from '../lib/store'
 import { spfFailure } from './auth'
 import type { ReceiveConfig } from './config'
 import { acceptedTogether, decideRcpt, observed, overriding, planRcpt, screenPeer, trustedPeer, withAnswers, type Decision, type Known, type PeerFacts, type RcptFacts, type Screen, type SpfFact } from './decide'
-import { arcCandidate, authenticatedDomains, dataDomains, decideData, planData, type AuthFacts, type DataFacts, type FromFact, type RecipientState } from './decide-data'
+import { authenticatedDomains, dataDomains, decideData, planData, type AuthFacts, type DataFacts, type FromFact, type RecipientState } from './decide-data'
 import { greenSummary, peerGreen, planPeerGreen, type GreenBasis } from './green'
 import { canonicalDomain } from '../lib/domain'
 import type { ArcOutcome } from './arc'
@@ -149,11 +149,11 @@ export class Session {
     let facts = this.dataFacts(recipients, await this.authenticate(msg))
     const authDomain = facts.aligned.length && 'mailbox' in facts.from ? facts.from.mailbox.domain : ''
     const auth = { dmarc: facts.dmarc, arc: facts.arc }
-    // 3. An authenticated domain the list cache knows in domain:allow decides every open
-    //    recipient, before any other lookup or DNS wait. Not an ARC candidate: only the
-    //    round trip asks arc:trusted, and without it the failures stand.
+    // 3. A From authenticated on its own (not through an ARC sealer, which only the round
+    //    trip can find trusted) whose domain the list cache knows in domain:allow decides
+    //    every open recipient, before any other lookup or DNS wait.
     const eligible = dataDomains(facts, policy)
-    const listed = eligible && !arcCandidate(facts) && this.sources.cache?.domainAllow(eligible.candidates)
+    const listed = eligible && facts.aligned.length > 0 && this.sources.cache?.domainAllow(eligible.candidates)
     if (listed) return this.outcome(decideData(facts, { domainAllow: listed }, policy).message, { authDomain, ...auth })
     // 4. One round trip: the message's lookups and, for a peer not yet green, the DNS-based green lists.
     const req = planData(facts, policy, eligible)

@@ -89,8 +89,7 @@ export function load_config(this: Plugin): void {
   else this.loginfo(`redis ${describeRedis(config.redis)} for the fallback log (settings: ${source})`)
   this.cfg = config
   const servers = config.dns.servers.length ? config.dns.servers : systemServers()
-  this.dnsOutage?.close()
-  this.dnsOutage = dnsOutageLog(servers, 'deliveries whose MX6 lookups fail are deferred', this)
+  this.dnsOutage = dnsOutageLog(servers, 'deliveries whose MX6 lookups fail are deferred', this, this.dnsOutage)
   this.resolver = new CachingResolver(new Dns2Client(servers, config.dns.timeoutMs), { negativeTtl: config.dns.negativeTtl, maxTtl: config.dns.maxTtl, health: this.dnsOutage })
   this.redis.configure([config.redis, source])
 }

@@ -133,4 +133,14 @@ describe('DNS outage log', () => {
     assert.match(lines[1], /^I dns 192\.0\.2\.53: back after \d+ s; 5 lookups without an answer meanwhile$/)
     health.close()
   })
+  it('a reload with the same name servers keeps the log (an outage under way ends in it); other servers get a new one', () => {
+    const log = { logerror: () => undefined, loginfo: () => undefined }
+    const first = dnsOutageLog(['192.0.2.53'], 'x', log)
+    first.fail('ETIMEOUT')
+    assert.equal(dnsOutageLog(['192.0.2.53'], 'x', log, first), first)
+    const other = dnsOutageLog(['192.0.2.54'], 'x', log, first)
+    assert.notEqual(other, first)
+    assert.equal(other.down, false)
+    first.close()
+  })
 })
