@@ -207,7 +207,7 @@ export class CachingResolver {
    * `until`, when given, is lowered to the answer's expiry (ms, the cache's clock): what is
    * computed from several answers holds until the first of them expires.
    */
-  cached(name: string, type: 'AAAA' | 'PTR' | 'TXT', until?: { at: number }): Lookup<string> | undefined {
+  cached(name: string, type: 'A' | 'AAAA' | 'PTR' | 'TXT', until?: { at: number }): Lookup<string> | undefined {
     const hit = this.cache.get(`${type} ${name.toLowerCase()}`)
     if (!hit || hit.expires <= this.now()) return undefined
     if (until && hit.expires < until.at) until.at = hit.expires

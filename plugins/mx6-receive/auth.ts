@@ -26,8 +26,12 @@ export interface AuthConfig {
 
 export const AUTH_DEFAULTS: AuthConfig = Object.freeze({ spfVeto: Object.freeze(['fail', 'softfail', 'temperror', 'permerror'] as SpfVeto[]), dmarc: true, arc: true })
 
-/** Green rules that come from DNS or history, not from an operator's list entry. */
-const AUTOMATIC_GREEN: ReadonlySet<GreenRule> = new Set<GreenRule>(['fcrdns', 'asn:green', 'history'])
+/**
+ * Rules that come from DNS, a provider or history, not from an operator's list entry. A
+ * provider's zone is one even when the operator maps its answer to trusted: the operator
+ * chose the provider, not the peer.
+ */
+const AUTOMATIC_GREEN: ReadonlySet<GreenRule> = new Set<GreenRule>(['fcrdns', 'asn:green', 'dnswl', 'dwl', 'history'])
 
 export function isAutomatic(rule: string): boolean {
   return AUTOMATIC_GREEN.has(rule as GreenRule)

@@ -9,6 +9,7 @@ import type { PolicyConfig } from './decide'
 import { AUTH_DEFAULTS, SPF_VETO_CHOICES, type AuthConfig, type SpfVeto } from './auth'
 import { GREEN_DEFAULTS, type GreenConfig } from './green'
 import type { HeloMatch } from './peer-signals'
+import { parsePatterns, type AnswerPattern, type ZoneConfig } from './reputation'
 
 export const CONFIG_FILE = 'mx6-receive.ini'
 
@@ -40,6 +41,8 @@ export interface ReceiveConfig {
   redis: RedisSettings
   /** The peer list cache (see RedisStoreOptions.peerCache): answers kept, and their longest use in seconds. */
   cache: { entries: number; maxAgeSec: number }
+  /** Reputation providers' DNS allowlists, [provider:<name>] sections in file order; none by default. */
+  providers: ZoneConfig[]
 }
 
 export interface Mx6Config {
@@ -134,6 +137,7 @@ export function readReceiveConfig(ini: Ini, redisFile = CONFIG_FILE): { config: 
       entries: r.int(ini.cache, 'cache', 'entries', 10000, 0, 1_000_000),
       maxAgeSec: r.int(ini.cache, 'cache', 'max_age', 60, 1, 86400),
     },
+    providers: readProviders(r, ini),
   }
   return { config, errors: r.errors, unknown: unknownKeys(ini, r) }
 }
@@ -199,6 +203,49 @@ function readSpfVeto(r: SettingsReader, sec: Section): AuthConfig['spfVeto'] {
     return AUTH_DEFAULTS.spfVeto
   }
   return [...new Set(items)] as SpfVeto[]
+}
+
+/** A provider's name as its section gives it: [provider:dnswl]. */
+const PROVIDER_SECTION = /^provider:([a-z0-9][a-z0-9_-]{0,31})$/
+
+/**
+ * The [provider:<name>] sections: each a zone, its kind, and which answers mean trusted,
+ * green or error. A section that cannot be used is left out with an error line: a provider
+ * never counts on a guess.
+ */
+function readProviders(r: SettingsReader, ini: Ini): ZoneConfig[] {
+  const out: ZoneConfig[] = []
+  for (const [section, sec] of Object.entries(ini)) {
+    if (!section.startsWith('provider')) continue
+    const name = PROVIDER_SECTION.exec(section)?.[1]
+    if (!name) {
+      r.errors.push(`${CONFIG_FILE} [${section}]: a provider section is [provider:<name>], the name lower-case letters, digits, - and _ (at most 32); section ignored`)
+      continue
+    }
+    const skip = (why: string): void => void r.errors.push(`${CONFIG_FILE} [${section}]: ${why}; provider ${name} not queried`)
+    const zone = r.str(sec, section, 'zone', '', (s) => (/^([a-z0-9_-]{1,63}\.)+[a-z0-9-]{1,63}$/i.test(s) && s.length <= 200 ? null : 'expected a DNS zone name'))
+    const kind = r.oneOf(sec, section, 'kind', 'ip', ['ip', 'domain'] as const)
+    const patterns = (key: 'trusted' | 'green' | 'error'): AnswerPattern[] | null => {
+      r.key(section, key)
+      const raw = sec?.[key]
+      if (raw === undefined || raw === null || raw === '') return []
+      const p = parsePatterns(String(raw))
+      if (typeof p === 'string') {
+        skip(`${key}=${String(raw)}: ${p}`)
+        return null
+      }
+      return p
+    }
+    const trusted = patterns('trusted')
+    const green = patterns('green')
+    const error = patterns('error')
+    const timeoutMs = r.int(sec, section, 'timeout', 1000, 50, 30000)
+    if (!zone) skip('no zone=')
+    else if (trusted && green && error && trusted.length + green.length === 0) skip('neither trusted= nor green= maps an answer, so no answer could count')
+    else if (out.some((z) => z.name === name)) skip('a second section of the same name')
+    else if (trusted && green && error) out.push({ name, zone: zone.toLowerCase(), kind, trusted, green, error, timeoutMs })
+  }
+  return out
 }
 
 function ipList(r: SettingsReader, sec: Section, key: string): string[] {

@@ -8,6 +8,7 @@ import { canOverride, dkimFailure, isAutomatic, spfFailure } from './auth'
 import { acceptedTogether, bookMembers, greenDecision, overriding, spfPassDomain, vetoText, type Decision, type PolicyConfig, type Rule, type SpfFact } from './decide'
 import type { ArcOutcome } from './arc'
 import type { DmarcOutcome } from './dmarc'
+import type { ZoneResult } from './reputation'
 import { domainGreen, planDomainGreen, type GreenBasis } from './green'
 
 export type FromFact = { mailbox: Mailbox } | { problem: string }
@@ -69,6 +70,8 @@ export interface AuthFacts {
   dmarc?: DmarcOutcome | null
   /** The message's ARC chain; absent when not evaluated (no ARC headers, nothing to gain). */
   arc?: ArcOutcome | null
+  /** The provider domain zones' answers for the authenticated domains; absent when none was asked. */
+  domainZones?: readonly ZoneResult[]
 }
 
 /**
@@ -176,7 +179,7 @@ export function decideData(f: DataFacts, answers: LookupReply | null, cfg: Polic
   }
   const members = answers.books ?? []
   const bookMember = new Map(bookOwners(open).map((owner, i) => [owner, members[i] ?? null]))
-  const dg = domainGreen(answers, f.now, cfg.green)
+  const dg = domainGreen(answers, f.now, cfg.green, f.domainZones)
   const domainBasis = dg && !(failure && isAutomatic(dg.rule)) ? greenDecision(dg, failure, `From ${fromText} authenticated via ${via}; ${dg.reason}`) : null
   const recipients = f.recipients.map((r): Decision => {
     if (!needsCheck(r, failure)) return r.prior
@@ -188,9 +191,14 @@ export function decideData(f: DataFacts, answers: LookupReply | null, cfg: Polic
     if (member && r.rcpt) {
       return { verdict: 'trusted', rule: 'book', final: true, reason: `authenticated From ${fromText} matches ${member} in the book of ${r.rcpt.address}` }
     }
-    return domainBasis ?? peer ?? deferred(`From ${fromText} authenticated via ${via} but in no list`)
+    return stronger(domainBasis, peer) ?? deferred(`From ${fromText} authenticated via ${via} but in no list`)
   })
   return summarise(f, recipients, failure)
+}
+
+/** The domain's basis, unless only the peer's makes the message trusted (a provider's trusted answer for it). */
+function stronger(domain: Decision | null, peer: Decision | null): Decision | null {
+  return domain && !(peer?.verdict === 'trusted' && domain.verdict !== 'trusted') ? domain : peer
 }
 
 /**

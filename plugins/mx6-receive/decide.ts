@@ -10,6 +10,7 @@ import { hitText, printable } from '../lib/text'
 import { isAutomatic, overrideText, spfFailure, type AuthConfig } from './auth'
 import { domainGreen, peerGreen, planDomainGreen, planPeerGreen, type GreenBasis, type GreenConfig, type GreenRule } from './green'
 import type { PeerSignals } from './peer-signals'
+import type { ZoneResult } from './reputation'
 
 /**
  * trusted: a whitelist basis; content spam filters are skipped (never the malware scan).
@@ -81,8 +82,10 @@ export interface RcptFacts {
   spf: SpfFact | null
   mailFrom: Mailbox | null
   rcpt: Mailbox | null
-  /** DNS-based facts about the peer (FCrDNS, origin AS), when RCPT waits for them. */
+  /** DNS-based facts about the peer (FCrDNS, origin AS, provider zones), when RCPT waits for them. */
   peerSignals?: PeerSignals
+  /** The provider domain zones' answers for the SPF-authenticated domain, when RCPT waits for them. */
+  domainZones?: readonly ZoneResult[]
   /** Unix seconds, for the history thresholds. */
   now: number
 }
@@ -144,9 +147,9 @@ export function overriding(d: Decision, failure: string | null): Decision {
   return { ...d, reason: `${d.reason}; ${override}`, override }
 }
 
-/** A green basis as a decision, overriding `failure` when there is one (never vetoed here). */
+/** A green basis as a decision (trusted for a provider's trusted answer), overriding `failure` when there is one (never vetoed here). */
 export function greenDecision(b: GreenBasis, failure: string | null, reason = b.reason): Decision {
-  return overriding({ verdict: 'green', rule: b.rule, final: true, reason, entry: b.entry }, failure)
+  return overriding({ verdict: b.trusted ? 'trusted' : 'green', rule: b.rule, final: true, reason, entry: b.entry }, failure)
 }
 
 /** Why an automatic signal that held did not count. */
@@ -182,8 +185,8 @@ export function decideRcpt(f: RcptFacts, answers: (Known & LookupReply) | null, 
   const pg = peerGreen(f.ipv6, f.peerSignals, answers, cfg.green)
   const vetoed = failure && pg && isAutomatic(pg.rule) ? pg : null
   if (pg && !vetoed) return greenDecision(pg, failure)
-  const dg = spfPassDomain(f.spf) ? domainGreen(answers, f.now, cfg.green) : null
-  if (dg) return { verdict: 'green', rule: dg.rule, final: false, reason: `${dg.reason} (SPF); From alignment checked after DATA` }
+  const dg = spfPassDomain(f.spf) ? domainGreen(answers, f.now, cfg.green, f.domainZones) : null
+  if (dg) return { verdict: dg.trusted ? 'trusted' : 'green', rule: dg.rule, final: false, reason: `${dg.reason} (SPF); From alignment checked after DATA`, entry: dg.entry }
   const why = failure
     ? `failed authentication at rcpt (${failure})${vetoed ? `; ${vetoText(vetoed)}` : ''}`
     : `no basis at rcpt (spf=${f.spf?.result ?? 'none'}${f.spf?.domain ? ` ${printable(f.spf.domain)}` : ''})`

@@ -7,6 +7,7 @@ import { candidatePrefixes } from '../lib/ip'
 import type { History, LookupReply, LookupRequest } from '../lib/store'
 import { hitText, printable } from '../lib/text'
 import type { PeerSignals } from './peer-signals'
+import { bestZone, zoneText, type ZoneResult } from './reputation'
 
 export interface GreenConfig {
   ipGreen: boolean
@@ -28,13 +29,24 @@ export const GREEN_DEFAULTS: GreenConfig = {
   history: { enabled: true, minCount: 10, minDays: 30, maxIdleDays: 90 },
 }
 
-export type GreenRule = 'ip:green' | 'fcrdns' | 'host:green' | 'asn:green' | 'domain:green' | 'history'
+/** dnswl / dwl: a reputation provider's IPv6 / domain allowlist zone (reputation.ts). */
+export type GreenRule = 'ip:green' | 'fcrdns' | 'host:green' | 'asn:green' | 'dnswl' | 'domain:green' | 'dwl' | 'history'
 
 export interface GreenBasis {
   rule: GreenRule
   reason: string
-  /** The list entry that holds, for the rules that are an operator's entry. */
+  /** The list entry that holds, for the rules that are an operator's entry; the provider's name for dnswl and dwl. */
   entry?: string
+  /** A provider answer the operator maps to trusted: the verdict is trusted, not green. */
+  trusted?: boolean
+}
+
+/** A provider zone's verdict as a basis: trusted or green, named with the zone and its answer. */
+function zoneBasis(rule: 'dnswl' | 'dwl', z: ZoneResult | null): GreenBasis | null {
+  if (!z) return null
+  const b: GreenBasis = { rule, reason: `${z.subject} listed by provider ${zoneText(z)}`, entry: z.provider }
+  if (z.outcome === 'trusted') b.trusted = true
+  return b
 }
 
 
@@ -60,6 +72,7 @@ type PeerRule = (ipv6: string, s: PeerSignals | undefined, a: LookupReply, cfg: 
 const PEER_RULES: PeerRule[] = [
   (ip, _s, a) => (a.ipGreen ? { rule: 'ip:green', reason: `${ip} in ip:green ${hitText(a.ipGreen)}`, entry: a.ipGreen.entry } : null),
   (_ip, s, a) => (a.hostGreen && s ? { rule: 'host:green', reason: `forward-confirmed ${s.fcrdns.confirmed.join(',')} in host:green ${hitText(a.hostGreen)}`, entry: a.hostGreen.entry } : null),
+  (_ip, s) => zoneBasis('dnswl', bestZone(s?.providers)),
   (_ip, s, _a, cfg) => (cfg.fcrdns && s?.fcrdns.outcome === 'pass' ? { rule: 'fcrdns', reason: s.fcrdns.detail } : null),
   (_ip, s, a) => (a.asnGreen && s ? { rule: 'asn:green', reason: `${s.asn.detail} in asn:green ${hitText(a.asnGreen)}` } : null),
 ]
@@ -94,9 +107,14 @@ export function historyPasses(h: History, nowSec: number, cfg: GreenConfig['hist
   return `${h.domain}: ${h.count} authenticated messages over IPv4 in ${days(nowSec - h.first)} days, last ${days(nowSec - h.last)} days ago`
 }
 
-/** The first domain-level greenlisting rule that holds for authenticated domains, or null. */
-export function domainGreen(answers: LookupReply, nowSec: number, cfg: GreenConfig): GreenBasis | null {
+/**
+ * The first domain-level rule that holds for authenticated domains, or null: the operator's
+ * domain:green, a provider's domain zone (`zones`: their answers for those domains), IPv4 history.
+ */
+export function domainGreen(answers: LookupReply, nowSec: number, cfg: GreenConfig, zones?: readonly ZoneResult[]): GreenBasis | null {
   if (answers.domainGreen) return { rule: 'domain:green', reason: `authenticated domain in domain:green ${hitText(answers.domainGreen)}`, entry: answers.domainGreen.entry }
+  const dwl = zoneBasis('dwl', bestZone(zones))
+  if (dwl) return dwl
   if (cfg.history.enabled) {
     for (const h of answers.history ?? []) {
       const why = h ? historyPasses(h, nowSec, cfg.history) : null

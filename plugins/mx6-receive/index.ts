@@ -18,7 +18,8 @@ import { dkimFailDomains, dkimPassDomains, fromFact, mailbox, peerFacts, rcptId,
 import { authText, counterName, decisionLine, deferReply, fallbackReply, resultsEntry } from './record'
 import { Session, type Outcome } from './session'
 import { messageArc, sources } from './sources'
-import { connectionSignals, signalsSource, type SignalsSource } from './signals'
+import { connectionSignals, ipZones, lookupsAtConnect, signalsSource, type SignalsSource } from './signals'
+import { ZoneTroubleLog } from './reputation'
 import { openStore, type StoreHandle } from './store-handle'
 import { transactionState } from './state'
 import { dnsOutageLog, type OutageLog } from '../lib/outage'
@@ -29,6 +30,8 @@ interface Plugin extends PluginBase {
   /** The name servers' outage log (lookups without any answer). */
   dnsOutage?: OutageLog
   signals: SignalsSource | null
+  /** Provider zones' trouble, logged once per zone per interval (kept across reloads). */
+  zoneTrouble?: ZoneTroubleLog
   redis: RedisResource<StoreHandle>
   /** Where the Redis settings in force come from (mx6.ini, this plugin's own [redis]). */
   redisSource: string
@@ -42,8 +45,9 @@ export function register(this: Plugin): void {
   )
   this.load_config()
   for (const w of orderWarnings((this.config.get('plugins', 'list') as string[]) ?? [], this.cfg.policy.undecided)) this.logwarn(`config/plugins: ${w}`)
-  // Connect-time DNS lookups serve only undecided=defer, where RCPT waits for them.
-  if (this.cfg.policy.undecided === 'defer') this.register_hook('connect', 'mx6_connect')
+  // Connect-time DNS lookups (see mx6_connect), when the settings at start-up want them (a
+  // reload that adds the first provider zone starts them at RCPT until Haraka restarts).
+  if (lookupsAtConnect(this.cfg)) this.register_hook('connect', 'mx6_connect')
   this.register_hook('rcpt', 'mx6_rcpt')
   this.register_hook('data_post', 'mx6_data_post')
 }
@@ -61,6 +65,7 @@ export function load_config(this: Plugin): void {
   this.dnsOutage = dnsOutageLog(resolverServers(config), 'peer DNS signals, DMARC and ARC count as absent (IPv6 mail without another basis is deferred)', this, this.dnsOutage)
   this.resolver = peerResolver(config, this.dnsOutage)
   this.signals = signalsSource(config, this.resolver)
+  if (this.signals) this.signals.trouble = this.zoneTrouble ??= new ZoneTroubleLog((line) => this.logwarn(line))
   this.redis.configure([config.redis, source, config.statsDays, config.cache, config.followup.writeWindowMs, config.lintInterval])
 }
 
@@ -68,11 +73,25 @@ export function load_config(this: Plugin): void {
 export { hook_init_master, hook_init_child, shutdown } from '../lib/lifecycle'
 
 
-/** With undecided=defer RCPT waits for the peer's DNS lookups: they start as it connects. */
+/**
+ * The peer's DNS lookups start as it connects when a decision will want them early: RCPT
+ * waits for them (undecided=defer, not on an MX6 listener), or a provider zone is
+ * configured. Never for IPv4, nor for a peer the list cache knows in ip:allow or ip:green
+ * (the operator's own lists decide it; nothing is asked of anyone).
+ */
 export function mx6_connect(this: Plugin, next: Next, connection: Connection): void {
-  const screen = screenPeer(peerFacts(connection), this.cfg.policy)
-  if (this.cfg.policy.undecided === 'defer' && !('skip' in screen) && !isMx6Session(this, connection)) void connectionSignals(this.signals, connection, screen.ipv6, (e) => connection.results.add(this, e))
+  const cfg = this.cfg
+  const screen = lookupsAtConnect(cfg) ? screenPeer(peerFacts(connection), cfg.policy) : null
+  if (screen && 'ipv6' in screen && (ipZones(cfg).length > 0 || !isMx6Session(this, connection)) && !listedPeer(this, screen.ipv6)) {
+    void connectionSignals(this.signals, connection, screen.ipv6, (e) => connection.results.add(this, e))
+  }
   next()
+}
+
+/** Whether the list cache knows the peer in ip:allow or ip:green (false when it does not know). */
+function listedPeer(plugin: Plugin, ipv6: string): boolean {
+  const known = plugin.redis.get().store.cache?.peer(ipv6, plugin.cfg.policy.green.ipGreen)
+  return !!(known?.ipAllow || known?.ipGreen)
 }
 
 // Haraka lets a hook that throws continue to the next plugin, which may accept: anything

@@ -5,6 +5,7 @@ import { orgDomain } from '../lib/domain'
 import type { CachingResolver, Lookup } from '../lib/dns'
 import { classifyPeer, reverseNibbles } from '../lib/ip'
 import { setBounded } from '../lib/memo'
+import { cachedZone, queryZones, type ZoneConfig, type ZoneResult } from './reputation'
 
 export type Outcome = 'pass' | 'fail' | 'skip' | 'err'
 
@@ -24,6 +25,8 @@ export interface AsnResult {
 export interface PeerSignals {
   fcrdns: FcrdnsResult
   asn: AsnResult
+  /** The answers of the providers' IPv6 allowlist zones, in the configured order (absent or empty: none configured). */
+  providers?: readonly ZoneResult[]
 }
 
 /** At most this many PTR names are checked, like Haraka's fcrdns plugin limits it. */
@@ -124,8 +127,12 @@ export function gatherPeerSignals(ip: string, dns: CachingResolver, cfg: Signals
 }
 
 async function querySignals(ip: string, dns: CachingResolver, cfg: SignalsConfig): Promise<PeerSignals> {
-  const [f, a] = await Promise.all([cfg.fcrdns ? confirmedNames(ip, dns) : SKIP_FCRDNS, cfg.asn ? originAsn(ip, dns, cfg.asnZone) : SKIP_ASN])
-  return { fcrdns: f, asn: a }
+  const [f, a, p] = await Promise.all([
+    cfg.fcrdns ? confirmedNames(ip, dns) : SKIP_FCRDNS,
+    cfg.asn ? originAsn(ip, dns, cfg.asnZone) : SKIP_ASN,
+    cfg.zones?.length ? queryZones(cfg.zones, ip, dns) : NO_ZONES,
+  ])
+  return { fcrdns: f, asn: a, providers: p }
 }
 
 /**
@@ -138,7 +145,13 @@ export function cachedPeerSignals(ip: string, dns: CachingResolver, cfg: Signals
   if (!f) return undefined
   const txt = cfg.asn ? dns.cached(asnName(ip, cfg.asnZone), 'TXT', until) : undefined
   if (cfg.asn && !txt) return undefined
-  return { fcrdns: f, asn: txt ? fromTxt(txt) : SKIP_ASN }
+  const providers: ZoneResult[] = []
+  for (const z of cfg.zones ?? NO_ZONE_CONFIG) {
+    const r = cachedZone(z, ip, dns, until)
+    if (!r) return undefined
+    providers.push(r)
+  }
+  return { fcrdns: f, asn: txt ? fromTxt(txt) : SKIP_ASN, providers: providers.length ? providers : NO_ZONES }
 }
 
 /**
@@ -181,13 +194,18 @@ export class PeerSignalsMemo {
 function freezeSignals(s: PeerSignals): PeerSignals {
   Object.freeze(s.fcrdns.confirmed)
   Object.freeze(s.asn.asns)
-  return Object.freeze({ fcrdns: Object.freeze(s.fcrdns), asn: Object.freeze(s.asn) })
+  for (const p of s.providers ?? NO_ZONES) Object.freeze(p)
+  return Object.freeze({ fcrdns: Object.freeze(s.fcrdns), asn: Object.freeze(s.asn), providers: Object.freeze(s.providers ?? NO_ZONES) })
 }
 
 export interface SignalsConfig {
   fcrdns: boolean
   asn: boolean
   asnZone: string
+  /** The providers' IPv6 allowlist zones (kind=ip). @default none */
+  zones?: readonly ZoneConfig[]
 }
+const NO_ZONES: readonly ZoneResult[] = Object.freeze([])
+const NO_ZONE_CONFIG: readonly ZoneConfig[] = Object.freeze([])
 const SKIP_FCRDNS: FcrdnsResult = Object.freeze({ outcome: 'skip', detail: 'fcrdns disabled', confirmed: [] })
 const SKIP_ASN: AsnResult = Object.freeze({ outcome: 'skip', detail: 'asn disabled', asns: [] })

@@ -7,10 +7,12 @@ import { replyLines } from '../lib/reply'
 import type { ReceiveConfig } from './config'
 import type { Decision } from './decide'
 import type { PeerSignals } from './peer-signals'
+import { zoneText, type ZoneResult } from './reputation'
 
 /** The peer signals in a few words, for the end of a decision's log line. */
 export function signalsText(p: PeerSignals): string {
-  return ` [peer signals: fcrdns ${p.fcrdns.outcome} (${p.fcrdns.detail}); asn ${p.asn.outcome} (${p.asn.detail})]`
+  const providers = p.providers?.length ? `; providers ${p.providers.map(zoneText).join(', ')}` : ''
+  return ` [peer signals: fcrdns ${p.fcrdns.outcome} (${p.fcrdns.detail}); asn ${p.asn.outcome} (${p.asn.detail})${providers}]`
 }
 
 /**
@@ -22,9 +24,13 @@ export function decisionLine(phase: string, d: Decision, signals?: PeerSignals, 
   return `${phase}${subject} verdict=${d.verdict} rule=${d.rule}: ${d.reason}${auth ? ` [${auth}]` : ''}${signals ? signalsText(signals) : ''}${ms === undefined ? '' : ` (${ms.toFixed(3)} ms)`}`
 }
 
-/** DMARC and ARC as a decision's log line and results name them: "dmarc=pass (...); arc=pass i=1 ...". */
-export function authText(o: { dmarc?: { authResults: string } | null; arc?: { reason: string } | null }): string | undefined {
-  const parts = [o.dmarc?.authResults, o.arc?.reason].filter((p): p is string => !!p)
+/**
+ * DMARC, ARC and the providers' domain zones as a decision's log line and results name them:
+ * "dmarc=pass (...); arc=pass i=1 ...; dwl example.com: dnswl-domains dwl.dnswl.org 127.0.2.3 -> trusted".
+ */
+export function authText(o: { dmarc?: { authResults: string } | null; arc?: { reason: string } | null; domainZones?: readonly ZoneResult[] }): string | undefined {
+  const zones = o.domainZones?.length ? o.domainZones.map((z) => `dwl ${z.subject}: ${zoneText(z)}`) : []
+  const parts = [o.dmarc?.authResults, o.arc?.reason, ...zones].filter((p): p is string => !!p)
   return parts.length ? parts.join('; ') : undefined
 }
 
@@ -43,9 +49,12 @@ export function resultsEntry(phase: string, d: Decision, line: string, extra?: R
   return extra ? Object.assign(entry, extra) : entry
 }
 
-/** The field of the day's counters hash for a decision: <phase>.<verdict>.<rule>. */
+/**
+ * The field of the day's counters hash for a decision: <phase>.<verdict>.<rule>; a provider's
+ * rule names the provider (rcpt.trusted.dnswl:spamhaus), so that mx6ctl stats counts per provider.
+ */
 export function counterName(phase: string, d: Decision): string {
-  return `${phase}.${d.verdict}.${d.rule}`
+  return d.entry && (d.rule === 'dnswl' || d.rule === 'dwl') ? `${phase}.${d.verdict}.${d.rule}:${d.entry}` : `${phase}.${d.verdict}.${d.rule}`
 }
 
 /**

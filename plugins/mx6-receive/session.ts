@@ -6,13 +6,14 @@ import type { ListCache, ListStore, LookupReply, LookupRequest } from '../lib/st
 import { isEmptyRequest } from '../lib/store'
 import { spfFailure } from './auth'
 import type { ReceiveConfig } from './config'
-import { acceptedTogether, decideRcpt, observed, overriding, planRcpt, screenPeer, trustedPeer, withAnswers, type Decision, type Known, type PeerFacts, type RcptFacts, type Screen, type SpfFact } from './decide'
+import { acceptedTogether, decideRcpt, observed, overriding, planRcpt, screenPeer, spfPassDomain, trustedPeer, withAnswers, type Decision, type Known, type PeerFacts, type RcptFacts, type Screen, type SpfFact } from './decide'
 import { authenticatedDomains, dataDomains, decideData, planData, type AuthFacts, type DataFacts, type FromFact, type RecipientState } from './decide-data'
 import { greenSummary, peerGreen, planPeerGreen, type GreenBasis } from './green'
 import { canonicalDomain } from '../lib/domain'
 import type { ArcOutcome } from './arc'
 import type { DmarcInput, DmarcOutcome } from './dmarc'
 import type { PeerSignals } from './peer-signals'
+import type { ZoneResult } from './reputation'
 import type { GuessResult } from './spf-guess'
 
 /** Where a session's facts come from. */
@@ -26,6 +27,8 @@ export interface Sources {
   evaluateGuess(ip: string, domain: string, mailFrom: string, helo: string, record: string, timeoutMs: number): Promise<string>
   /** The From domain's DMARC (dmarc.ts through the resolver); without it DMARC is not evaluated. */
   evaluateDmarc?(input: DmarcInput): Promise<DmarcOutcome>
+  /** The provider domain zones' answers for authenticated domains; absent when none is configured. Never rejects. */
+  domainZones?(domains: readonly string[]): Promise<ZoneResult[]>
   /** Unix seconds. */
   now(): number
   /** What happened on the way, for the log and the results. */
@@ -77,6 +80,8 @@ export interface Outcome {
   /** DMARC and ARC as evaluated after DATA, for the log line, the results and Authentication-Results. */
   dmarc?: DmarcOutcome | null
   arc?: ArcOutcome | null
+  /** The provider domain zones asked about the authenticated domains, for the log line and the results. */
+  domainZones?: readonly ZoneResult[]
 }
 
 const STORE_OK: SessionEvent = Object.freeze({ kind: 'store-ok' })
@@ -124,11 +129,14 @@ export class Session {
     if (reply && !this.known.ipAllow && !this.known.ipGreen) void this.peerSignals()
     const answers: (Known & LookupReply) | null = reply && withAnswers(this.known, reply)
     if (answers) answers.books = reply?.books
+    // 5. A provider's domain zone, for the SPF-authenticated domain no operator entry decides.
+    const spfDomain = signals && answers && !answers.ipAllow && !answers.domainAllow && !answers.books?.[0] ? spfPassDomain(facts.spf) : null
+    if (spfDomain && this.sources.domainZones) facts.domainZones = await this.sources.domainZones([spfDomain])
     const d = decideRcpt(facts, answers, policy)
     if (answers && !answers.ipAllow) this.peerGreen ??= peerGreen(ipv6, signals, answers, policy.green)
     // An ip:allow hit consults no green list; a pending recipient is not a decision yet.
     const extra = answers && !answers.ipAllow && d.verdict !== 'pending' ? { green_signals: greenSummary(this.known) } : undefined
-    return this.settle(key, id, rcpt, d, { signals, extra })
+    return this.settle(key, id, rcpt, d, { signals, extra, domainZones: facts.domainZones })
   }
 
   /** The decision for the message after DATA: one reply for all its recipients. */
@@ -155,17 +163,20 @@ export class Session {
     const eligible = dataDomains(facts, policy)
     const listed = eligible && facts.aligned.length > 0 && this.sources.cache?.domainAllow(eligible.candidates)
     if (listed) return this.outcome(decideData(facts, { domainAllow: listed }, policy).message, { authDomain, ...auth })
-    // 4. One round trip: the message's lookups and, for a peer not yet green, the DNS-based green lists.
+    // 4. One round trip: the message's lookups and, for a peer not yet green, the DNS-based
+    //    green lists; meanwhile the providers' domain zones for the authenticated domains.
     const req = planData(facts, policy, eligible)
+    const zones = eligible && facts.aligned.length > 0 && this.sources.domainZones ? this.sources.domainZones([...new Set(eligible.domains)]) : undefined
     const signals = this.peerGreen ? undefined : await this.peerSignals()
     if (signals) Object.assign(req, planPeerGreen(ipv6, signals, this.known, policy.green))
     const reply = await this.lookup(req)
+    if (zones) facts = { ...facts, domainZones: await zones }
     if (reply && signals) {
       this.known = withAnswers(this.known, reply)
       facts = this.dataFacts(recipients, facts, peerGreen(ipv6, signals, this.known, policy.green))
     }
     const extra = reply && signals ? { green_signals: greenSummary(this.known) } : undefined
-    return this.outcome(decideData(facts, reply, policy).message, { signals, extra, authDomain, ...auth })
+    return this.outcome(decideData(facts, reply, policy).message, { signals, extra, authDomain, domainZones: facts.domainZones, ...auth })
   }
 
   /**
@@ -198,6 +209,7 @@ export class Session {
       from: a.from,
       dmarc: a.dmarc,
       arc: a.arc,
+      domainZones: a.domainZones,
       mx6: this.env.mx6,
       peerGreen,
       now: this.sources.now(),
@@ -222,7 +234,7 @@ export class Session {
   }
 
   private outcome(core: Decision, more?: Partial<Outcome>): Outcome {
-    return { decision: observed(core, this.cfg.mode), core, signals: more?.signals, extra: more?.extra, repeat: more?.repeat, authDomain: more?.authDomain, dmarc: more?.dmarc, arc: more?.arc }
+    return { decision: observed(core, this.cfg.mode), core, signals: more?.signals, extra: more?.extra, repeat: more?.repeat, authDomain: more?.authDomain, dmarc: more?.dmarc, arc: more?.arc, domainZones: more?.domainZones }
   }
 
   /** SPF as haraka-plugin-spf found it, or the last-resort guess when the domain publishes none. */

@@ -9,7 +9,8 @@ import { evaluateArc, type ArcOutcome } from './arc'
 import type { ReceiveConfig } from './config'
 import { evaluateDmarc } from './dmarc'
 import type { SessionEvent, Sources } from './session'
-import { connectionSignals, type SignalsSource } from './signals'
+import { queryZones, type ZoneConfig, type ZoneResult, type ZoneTroubleLog } from './reputation'
+import { connectionSignals, domainZones, type SignalsSource } from './signals'
 import { evaluateGuess } from './spf-guess'
 import type { StoreHandle } from './store-handle'
 
@@ -17,18 +18,21 @@ interface Plugin {
   cfg: ReceiveConfig
   resolver: CachingResolver
   signals: SignalsSource | null
+  zoneTrouble?: ZoneTroubleLog
   redis: RedisResource<StoreHandle>
 }
 
 export function sources(plugin: Plugin, connection: Connection): Sources {
   const store = plugin.redis.get().store
   const signals = plugin.signals
+  const zones = domainZones(plugin.cfg)
   return {
     store,
     cache: store.cache,
     peerSignals: (ipv6) => connectionSignals(signals, connection, ipv6, (e) => connection.results.add(plugin, e)),
     evaluateGuess,
     evaluateDmarc: (input) => evaluateDmarc(input, plugin.resolver, plugin.cfg.signals.dnsTimeoutMs),
+    domainZones: zones.length ? (domains) => askDomainZones(zones, domains, plugin) : undefined,
     now: () => Math.floor(Date.now() / 1000),
     report: (e) => report(plugin, connection, e),
   }
@@ -40,6 +44,13 @@ export async function messageArc(plugin: Plugin, txn: Transaction, fromDomain: s
   const stream = (txn as Transaction & { message_stream: { get_data(cb: (b: Buffer) => void): void } }).message_stream
   const message = await new Promise<Buffer>((resolve) => stream.get_data(resolve))
   return evaluateArc(message, fromDomain, plugin.resolver, plugin.cfg.signals.dnsTimeoutMs)
+}
+
+/** Every domain zone for every domain, the answers in the results and any trouble in the log. */
+async function askDomainZones(zones: ZoneConfig[], domains: readonly string[], plugin: Plugin): Promise<ZoneResult[]> {
+  const results = (await Promise.all(domains.map((d) => queryZones(zones, d, plugin.resolver)))).flat()
+  for (const r of results) plugin.zoneTrouble?.report(r)
+  return results
 }
 
 function report(plugin: Plugin, connection: Connection, e: SessionEvent): void {

@@ -21,6 +21,7 @@ import { Session, type Envelope, type Sources } from '../../plugins/mx6-receive/
 import { hasArcHeader, type ArcOutcome } from '../../plugins/mx6-receive/arc'
 import type { DmarcInput, DmarcOutcome } from '../../plugins/mx6-receive/dmarc'
 import type { GuessResult } from '../../plugins/mx6-receive/spf-guess'
+import type { ZoneResult } from '../../plugins/mx6-receive/reputation'
 import { notesWhyNot, OverlayStore, suggest } from './explain-suggest'
 
 export const SPF_RESULTS = ['pass', 'fail', 'softfail', 'neutral', 'none', 'temperror', 'permerror'] as const
@@ -62,6 +63,8 @@ export interface ExplainDeps {
   evaluateDmarc?(input: DmarcInput): Promise<DmarcOutcome>
   /** The plugin's ARC validation (arc.ts) of the given message; absent: not evaluated. */
   evaluateArc?(message: Buffer, fromDomain: string): Promise<ArcOutcome>
+  /** The providers' domain zones as the plugin asks them; absent: none configured. */
+  domainZones?(domains: readonly string[]): Promise<ZoneResult[]>
 }
 
 export interface RcptOutcome {
@@ -94,6 +97,8 @@ export interface Evaluation {
   dmarc?: DmarcOutcome | null
   /** The message's ARC chain, when evaluated after DATA (--message, ARC headers, nothing else authenticates). */
   arc?: ArcOutcome | null
+  /** The providers' domain zones the session asked (at RCPT or after DATA). */
+  domainZones?: readonly ZoneResult[]
 }
 
 export interface Change {
@@ -126,6 +131,8 @@ export interface Explanation {
   dmarc: DmarcOutcome | null
   /** The message's ARC chain (null: not evaluated: no --message, no ARC headers, or the From authenticated otherwise). */
   arc: ArcOutcome | null
+  /** The providers' domain zones asked about the authenticated domains (empty: none asked). */
+  domainZones: readonly ZoneResult[]
   /** enforce or observe (mode=observe: deferrals are recorded as would-defer, the mail left alone). */
   mode: ReceiveConfig['mode']
   peerSignals: PeerSignals | null
@@ -173,6 +180,7 @@ async function evaluate(f: ExplainFacts, deps: ExplainDeps, store: Pick<ListStor
     peerSignals: async (ipv6) => (ev.signals = await deps.peerSignals(ipv6, f.helo)),
     evaluateGuess: deps.evaluateGuess,
     evaluateDmarc: deps.evaluateDmarc,
+    domainZones: deps.domainZones,
     now: () => f.now,
     report: (e) => {
       if (e.kind === 'guess') ev.guess = e.guess
@@ -201,6 +209,7 @@ async function evaluate(f: ExplainFacts, deps: ExplainDeps, store: Pick<ListStor
     const r = { key: {}, id: addr ? rcptId(addr) : '', rcpt: addr ? mailbox(addr, cfg.recipientDelimiter) : null }
     const o = await session.rcpt(r.key, r.id, r.rcpt)
     ev.rcpts.push({ given: addr ? `${addr.user}@${addr.host}` : '', mailbox: r.rcpt, decision: o.decision })
+    ev.domainZones ??= o.domainZones
     // A deferred recipient is not in rcpt_to after RCPT (in mode=observe it is).
     if (o.decision.verdict !== 'defer') kept.push(r)
   }
@@ -209,7 +218,7 @@ async function evaluate(f: ExplainFacts, deps: ExplainDeps, store: Pick<ListStor
   const message = f.message && deps.evaluateArc && hasArcHeader(f.message) ? f.message : null
   const arc = message ? (fromDomain: string) => deps.evaluateArc!(message, fromDomain) : undefined
   const o = await session.data({ recipients: kept, dkimPass: f.dkimPass, dkimFail: f.dkimFail, from: () => f.from, arc })
-  return { ...ev, data: o.decision, final: o.decision, phase: 'data_post', dmarc: o.dmarc ?? null, arc: o.arc ?? null }
+  return { ...ev, data: o.decision, final: o.decision, phase: 'data_post', dmarc: o.dmarc ?? null, arc: o.arc ?? null, domainZones: o.domainZones ?? ev.domainZones }
 }
 
 const NO_DECISION: Decision = { verdict: 'skip', rule: 'none', final: true, reason: '' }
@@ -261,6 +270,7 @@ export async function explain(f: ExplainFacts, given: ExplainDeps): Promise<Expl
     authFailure: dataFailure(auth, cfg.policy),
     dmarc: ev.dmarc ?? null,
     arc: ev.arc ?? null,
+    domainZones: ev.domainZones ?? [],
     mode: cfg.mode,
     peerSignals: ev.signals ?? null,
     skip: ev.skip,

@@ -14,6 +14,8 @@ import { authText, decisionLine } from '../../plugins/mx6-receive/record'
 import { peerResolver } from '../../plugins/mx6-receive/config'
 import { parseFrom } from '../../plugins/mx6-receive/facts'
 import { gatherPeerSignals, matchHelo } from '../../plugins/mx6-receive/peer-signals'
+import { queryZones, zoneText } from '../../plugins/mx6-receive/reputation'
+import { domainZones, signalsConfig } from '../../plugins/mx6-receive/signals'
 import { parse, UsageError, type Command } from './command'
 import { loadReceiveConfig, openContext } from './context'
 import { explain, harakaIsPrivate, SPF_RESULTS, type ExplainDeps, type ExplainFacts, type Explanation } from './explain-core'
@@ -230,6 +232,7 @@ export function render(e: Explanation): string[] {
     if (e.authFailure) out.push(`auth:      failed (${e.authFailure}): no automatic signal counts; only an operator's list entry can accept`)
     out.push(`aligned:   ${e.alignedDomains.join(', ') || 'none (the From domain is not authenticated)'}`)
     if (e.peerSignals) out.push(`signals:   fcrdns ${e.peerSignals.fcrdns.outcome} (${e.peerSignals.fcrdns.detail}); asn ${e.peerSignals.asn.outcome} (${e.peerSignals.asn.detail})`)
+    for (const z of [...(e.peerSignals?.providers ?? []), ...e.domainZones]) out.push(`provider:  ${printable(z.subject, 100)}: ${zoneText(z)}`)
     for (const r of e.rcpts) out.push(line('rcpt', r.given ? ` <${r.mailbox?.address ?? '?'}>` : ' (any recipient)', r.decision))
     if (e.data) out.push(line('data_post', '', e.data, authText(e)))
     for (const err of e.storeErrors) out.push(`error:     ${err}`)
@@ -271,11 +274,12 @@ export const explainCommand: Command = {
             return { fcrdns: { ...none, confirmed: [] }, asn: g.asn ? { ...none, asns: [] } : { outcome: 'skip', asns: [], detail: 'asn disabled' } }
           }
           const resolver = peerResolver(cfg)
-          const dnsPart = await gatherPeerSignals(ipv6, resolver, { fcrdns: g.fcrdns || g.hostGreen, asn: g.asn, asnZone: cfg.signals.asnZone })
+          const dnsPart = await gatherPeerSignals(ipv6, resolver, signalsConfig(cfg))
           return { ...dnsPart, fcrdns: matchHelo(dnsPart.fcrdns, helo || undefined, cfg.signals.heloMatch) }
         },
         evaluateGuess: async (...a) => (await spfGuessModule()).evaluateGuess(...a),
         evaluateDmarc: async (input) => (await import('../../plugins/mx6-receive/dmarc')).evaluateDmarc(input, peerResolver(cfg), cfg.signals.dnsTimeoutMs),
+        domainZones: domainZones(cfg).length ? (domains) => Promise.all(domains.map((d) => queryZones(domainZones(cfg), d, peerResolver(cfg)))).then((r) => r.flat()) : undefined,
         evaluateArc: async (message, fromDomain) => (await import('../../plugins/mx6-receive/arc')).evaluateArc(message, fromDomain, peerResolver(cfg), cfg.signals.dnsTimeoutMs),
         isPrivate: harakaIsPrivate,
       }

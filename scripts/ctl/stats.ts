@@ -17,14 +17,17 @@ recipient decided for good at RCPT (deferred there, or trusted or green
 there). A recipient RCPT left pending is counted with its message.
 
 Prints the messages per day and verdict (and the recipients decided at
-RCPT), then per verdict and rule (one column per phase). Decisions made with mode=observe
+RCPT), then per verdict and rule (one column per phase), then, when a
+reputation provider's answer decided any, per provider (its rules are
+dnswl:<name> for its IPv6 zone and dwl:<name> for its domain zone). Decisions made with mode=observe
 count as would-defer and would-fallback, apart from real deferrals: that
 mail was accepted.
 
   --days N   how many days, 1 to ${MAX_DAYS}
   --json     {"from", "to", "days": [{"day", "key", "total", "counts":
              {field: n}}], "totals": {field: n}, "verdicts": {verdict: n},
-             "messages", "recipients", "total" (the sum of every field)}:
+             "providers": {name: {verdict: n}}, "messages", "recipients",
+             "total" (the sum of every field)}:
              days oldest first as YYYY-MM-DD, fields
              "<phase>.<verdict>.<rule>", n whole numbers
 
@@ -55,6 +58,22 @@ function isoDay(yyyymmdd: string): string {
 export function splitField(field: string): { phase: string; verdict: string; rule: string } {
   const m = /^([^.]+)\.([^.]+)\.(.+)$/.exec(field)
   return m ? { phase: m[1], verdict: m[2], rule: m[3] } : { phase: '?', verdict: '?', rule: field }
+}
+
+/**
+ * The decisions a reputation provider's answer made, per provider and verdict: the rules
+ * dnswl:<name> (its IPv6 zone) and dwl:<name> (its domain zone), both phases together.
+ */
+export function providerCounts(totals: Record<string, number>): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {}
+  for (const [f, n] of Object.entries(totals)) {
+    const { verdict, rule } = splitField(f)
+    const m = /^(?:dnswl|dwl):(.+)$/.exec(rule)
+    if (!m) continue
+    const c = (out[m[1]] ??= {})
+    c[verdict] = (c[verdict] ?? 0) + n
+  }
+  return out
 }
 
 function byVerdict(a: string, b: string): number {
@@ -98,10 +117,11 @@ export const statsCommand: Command = {
       const verdictTotals: Record<string, number> = {}
       for (const [f, n] of Object.entries(totals)) verdictTotals[splitField(f).verdict] = (verdictTotals[splitField(f).verdict] ?? 0) + n
       const inPhase = (phase: string, counts: Record<string, number>) => Object.entries(counts).reduce((a, [f, n]) => a + (splitField(f).phase === phase ? n : 0), 0)
+      const providers = providerCounts(totals)
       const messages = inPhase('data_post', totals)
       const recipients = inPhase('rcpt', totals)
       if (values.json) {
-        io.out(JSON.stringify({ from: stats[0].day, to: stats[stats.length - 1].day, days: stats, totals, verdicts: verdictTotals, messages, recipients, total }, null, 2))
+        io.out(JSON.stringify({ from: stats[0].day, to: stats[stats.length - 1].day, days: stats, totals, verdicts: verdictTotals, providers, messages, recipients, total }, null, 2))
         return 0
       }
       const period = `${stats[0].day} .. ${stats[stats.length - 1].day} (UTC, ${days} day${days === 1 ? '' : 's'})`
@@ -138,6 +158,12 @@ export const statsCommand: Command = {
         .sort((a, b) => byVerdict(a.verdict, b.verdict) || b.total - a.total || (a.rule < b.rule ? -1 : 1))
         .map((r) => [r.verdict, r.rule, ...phases.map((p) => String(r.per[p] ?? 0)), String(r.total)])
       for (const l of table([['verdict', 'rule', ...phases, 'total'], ...ruleRows], [false, false, ...phases.map(() => true), true])) io.out(l)
+      const perProvider = Object.entries(providers)
+      if (perProvider.length) {
+        io.out('')
+        const rows = perProvider.map(([name, c]) => [name, String(c.trusted ?? 0), String(c.green ?? 0), String(Object.values(c).reduce((a, n) => a + n, 0))])
+        for (const l of table([['provider', 'trusted', 'green', 'decisions'], ...rows], [false, true, true, true])) io.out(l)
+      }
       return 0
     })
   },

@@ -267,6 +267,36 @@ describe('mx6-receive plugin glue', () => {
     }
   })
 
+  it('a provider zone: looked up as the peer connects (not for a peer the list cache knows listed, nor IPv4), and its answer decides with provider, zone and answer named', async () => {
+    const zoneCfg = { name: 'dnswl', zone: 'list.dnswl.test', kind: 'ip' as const, trusted: [[[127, 127], [0, 0], [0, 255], [3, 3]]], green: [], error: [], timeoutMs: 500 }
+    const run = async (ip: string, listed: boolean) => {
+      const { plugin, store, conn } = setup(ip, 'a@other.test')
+      plugin.cfg.providers = [zoneCfg]
+      const asked: string[] = []
+      useResolver(plugin, new CachingResolver({ query: async (name: string) => (asked.push(name), { rcode: 0, answers: [{ type: 1, ttl: 60, address: '127.0.10.3' }], authorities: [] }) }, { negativeTtl: 0, maxTtl: 60 }))
+      if (listed) store.peerCache = { ipAllow: { entry: ip, note: '' }, ipGreen: null }
+      await fixtures.callHook(plugin, 'mx6_connect', conn)
+      return { plugin, conn, asked }
+    }
+    const v6 = await run('2001:db8:7::10', false)
+    const zoneAsked = () => v6.asked.filter((n) => n.endsWith('.list.dnswl.test'))
+    assert.deepEqual(zoneAsked(), ['0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.7.0.0.0.8.b.d.0.1.0.0.2.list.dnswl.test'], 'asked at connect (with the PTR lookup host:green needs)')
+    assert.deepEqual((await run('2001:db8:7::10', true)).asked, [], 'the list cache knows it in ip:allow: nothing asked')
+    assert.deepEqual((await run('192.0.2.10', false)).asked, [], 'IPv4: nothing asked')
+    const lines: string[] = []
+    v6.conn.loginfo = (_p: unknown, line: unknown) => lines.push(String(line))
+    await fixtures.callRcpt(v6.plugin, v6.conn, 'bob@rcpt.test')
+    v6.conn.transaction.rcpt_to = [new Address('<bob@rcpt.test>')]
+    setHeaderFrom(v6.conn, 'a@other.test')
+    const d = await fixtures.callDataPost(v6.plugin, v6.conn)
+    assert.equal(d.rc, OK, 'trusted: accepted')
+    assert.equal(zoneAsked().length, 1, 'the answer from connect served the decision')
+    const line = lines.find((l) => l.startsWith('data_post'))
+    assert.match(line ?? '', /verdict=trusted rule=dnswl: 2001:db8:7::10 listed by provider dnswl list\.dnswl\.test 127\.0\.10\.3 -> trusted/)
+    assert.match(line ?? '', /providers dnswl list\.dnswl\.test 127\.0\.10\.3 -> trusted/)
+    assert.match(String(v6.conn.results.get('mx6-receive')?.providers), /dnswl list\.dnswl\.test 127\.0\.10\.3 -> trusted/)
+  })
+
   it("a repeat peer's DNS signals are computed once; each connection's HELO is applied to them, its own results entry and line", async () => {
     const ip = '2001:db8:7::10'
     const asked: string[] = []
