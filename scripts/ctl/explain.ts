@@ -55,8 +55,8 @@ a basis, each checked by deciding again with it).
                 "canonical", "family", "private"}, "helo", "mx6", "listener",
                 "mailFrom", "spf", "spfAssumed", "guess", "from",
                 "alignedDomains", "dkimPass", "dkimFail", "authFailure", "dmarc",
-                "arc", "mode",
-                "peerSignals", "skip", "rcpts": [{"given", "mailbox",
+                "arc", "domainZones", "mode",
+                "peerSignals" (its "providers" the IPv6 zones' answers), "skip", "rcpts": [{"given", "mailbox",
                 "decision"}], "data", "final", "phase", "result": "<one line>",
                 "changes": [{"verdict", "commands": [...], "effect"}],
                 "notes": [...], "storeErrors": [...]}; a decision is
