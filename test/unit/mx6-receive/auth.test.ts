@@ -8,6 +8,7 @@ import { decideRcpt, type Decision, type SpfFact } from '../../../plugins/mx6-re
 import { authenticatedDomains, decideData } from '../../../plugins/mx6-receive/decide-data'
 import { Session } from '../../../plugins/mx6-receive/session'
 import type { PeerSignals } from '../../../plugins/mx6-receive/peer-signals'
+import type { ZoneResult } from '../../../plugins/mx6-receive/reputation'
 import { FakeStore } from '../fake-store'
 
 const box = (a: string): Mailbox => normaliseMailbox(a.split('@')[0], a.split('@')[1], '+')!
@@ -86,6 +87,16 @@ const SIGNALS: Record<string, (s: FakeStore) => PeerSignals> = {
   'domain:allow': (s) => (s.domainAllow.set('sender.test', 'partner'), NO_SIGNALS),
   'domain:green': (s) => (s.domainGreen.set('sender.test', 'partner'), NO_SIGNALS),
   book: (s) => (s.books.set('bob@rcpt.test', new Set(['a@sender.test'])), NO_SIGNALS),
+  // A provider's IPv6 zone answers trusted for the peer; a provider's domain zone for sender.test.
+  dnswl: () => ({ ...NO_SIGNALS, providers: [{ provider: 'prov', zone: 'list.prov.test', subject: IP, outcome: 'trusted', answers: ['127.0.10.3'] }] }),
+  dwl: () => NO_SIGNALS,
+}
+
+/** The domains each message asked the providers' domain zones about (dwl only). */
+const zoneQueries: string[][] = []
+async function domainZones(domains: readonly string[]): Promise<ZoneResult[]> {
+  zoneQueries.push([...domains])
+  return domains.map((d) => ({ provider: 'prov', zone: 'dwl.prov.test', subject: d, outcome: d === 'sender.test' ? 'trusted' : 'unlisted', answers: d === 'sender.test' ? ['127.0.2.3'] : [] }))
 }
 
 /** The plugin's session for one message: RCPT, then (unless deferred there) DATA. */
@@ -93,7 +104,7 @@ async function decide(signal: string, outcome: string, cfg = CFG): Promise<{ fin
   const store = new FakeStore()
   const signals = SIGNALS[signal](store)
   const o = OUTCOMES[outcome]
-  const session = new Session(cfg, { store, peerSignals: async () => signals, evaluateGuess: async () => 'none', now: () => NOW }, { peer: { ip: IP, private: false, relaying: false, authenticated: false }, mx6: false, helo: 'client.sender.test', spf: o.spf, mailFrom: box('a@sender.test') })
+  const session = new Session(cfg, { store, peerSignals: async () => signals, evaluateGuess: async () => 'none', now: () => NOW, domainZones: signal === 'dwl' ? domainZones : undefined }, { peer: { ip: IP, private: false, relaying: false, authenticated: false }, mx6: false, helo: 'client.sender.test', spf: o.spf, mailFrom: box('a@sender.test') })
   const key = {}
   const rcpt = await session.rcpt(key, 'bob@rcpt.test', box('bob@rcpt.test'))
   if (rcpt.decision.verdict === 'defer') return { final: rcpt.decision, text: `${rcpt.decision.verdict}/${rcpt.decision.rule}` }
@@ -116,6 +127,8 @@ describe('trust: each signal x each authentication outcome (the README matrix)',
     'domain:allow': [...Array(8).fill('trusted/domain:allow'), 'defer/none'],
     'domain:green': [...Array(8).fill('green/domain:green'), 'defer/none'],
     book: ['trusted/book', 'trusted/book', 'trusted/book', 'defer/auth-fail', 'defer/auth-fail', 'defer/auth-fail', 'defer/auth-fail', 'defer/auth-fail', 'defer/none'],
+    dnswl: ['trusted/dnswl', 'trusted/dnswl', 'trusted/dnswl', 'defer/auth-fail', 'defer/auth-fail', 'defer/auth-fail', 'defer/auth-fail', 'defer/auth-fail', 'trusted/dnswl'],
+    dwl: ['trusted/dwl', 'trusted/dwl', 'trusted/dwl', 'defer/auth-fail', 'defer/auth-fail', 'defer/auth-fail', 'defer/auth-fail', 'defer/auth-fail', 'defer/none'],
   }
   for (const [signal, row] of Object.entries(matrix)) {
     it(`${signal}: ${order.map((o, i) => `${o} -> ${row[i]}`).join(', ')}`, async () => {
@@ -129,6 +142,14 @@ describe('trust: each signal x each authentication outcome (the README matrix)',
       }
     })
   }
+
+  it('a provider domain zone is asked about authenticated domains only', async () => {
+    zoneQueries.length = 0
+    await decide('dwl', 'dkim-other')
+    assert.deepEqual(zoneQueries, [], 'nothing authenticates the From: no query')
+    await decide('dwl', 'pass')
+    assert.deepEqual(zoneQueries, [['sender.test']])
+  })
 
   it('the override names the failure and the entry', async () => {
     const { final } = await decide('host:green', 'fail')
