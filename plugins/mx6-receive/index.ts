@@ -19,7 +19,7 @@ import { authText, counterName, decisionLine, deferReply, fallbackReply, results
 import { Session, type Outcome } from './session'
 import { messageArc, sources } from './sources'
 import { connectionSignals, ipZones, lookupsAtConnect, signalsSource, type SignalsSource } from './signals'
-import { ZoneTroubleLog } from './reputation'
+import { zoneText, ZoneTroubleLog } from './reputation'
 import { openStore, type StoreHandle } from './store-handle'
 import { transactionState } from './state'
 import { dnsOutageLog, type OutageLog } from '../lib/outage'
@@ -184,7 +184,8 @@ function record(plugin: Plugin, connection: Connection, phase: string, o: Outcom
   if (o.repeat || d.verdict === 'pending') return connection.logdebug(plugin, new DebugLine(phase, d, subject, ms))
   const auth = authText(o)
   const line = decisionLine(phase, d, o.signals, subject, ms, auth)
-  const extra = auth ? { ...o.extra, auth } : o.extra
+  const zones = o.domainZones?.length ? { providers: o.domainZones.map((z) => `${z.subject}: ${zoneText(z)}`).join('; ') } : undefined
+  const extra = auth || zones ? { ...o.extra, ...(auth ? { auth } : {}), ...zones } : o.extra
   connection.transaction?.results.add(plugin, resultsEntry(phase, d, line, extra))
   connection.loginfo(plugin, line)
 }

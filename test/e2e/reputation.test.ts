@@ -106,6 +106,7 @@ describe('e2e: reputation providers (DNSWL- and DWL-style zones)', function () {
     assert.equal(auth.dataEnd?.code, 250, auth.transcript)
     assert.deepEqual([last().verdict, last().rule], ['trusted', 'dwl'])
     assert.match(String(last().reason), /dwl-listed\.test listed by provider dwl dwl\.dnswl\.test 127\.0\.2\.3 -> trusted/)
+    assert.equal(last().providers, 'dwl-listed.test: dwl dwl.dnswl.test 127.0.2.3 -> trusted')
     await poll(async () => (dnsLogSince(mark).includes('dwl-listed.test.dwl.dnswl.test') ? true : undefined), 5000, 'the DWL query in the DNS log')
     const queries = dnsLogSince(mark).match(/query\[A\] dwl-listed\.test\.dwl\.dnswl\.test/g) ?? []
     assert.equal(queries.length, 1, 'asked once: for the authenticated message only')
