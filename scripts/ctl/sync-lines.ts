@@ -1,7 +1,9 @@
 // mx6ctl sync, the part without Redis: a provider's list file read line by line (never held
 // whole), each line linted the way `mx6ctl allow|green ... add` checks an entry, and the
 // figures of a run as the operator reads them.
+import os from 'node:os'
 import { checkListEntry, type ListKind } from '../../plugins/lib/entry'
+import { classifyPeer } from '../../plugins/lib/ip'
 import { UsageError } from './command'
 import { needsForce, privateOnly, type ListName } from './lists'
 import { quote, shown } from './shared'
@@ -50,6 +52,8 @@ export interface LintOptions {
   force: boolean
   /** mx6-receive skips private peers ([main] skip_private): private-only IP entries get a note. */
   skipPrivate: boolean
+  /** This host's IPv6 addresses, found on first use. */
+  hostAddresses?: Set<string>
 }
 
 /** One entry as the file gives it: its canonical form, or why it is rejected (the same checks as add). */
@@ -60,8 +64,29 @@ export function lintEntry(text: string, o: LintOptions): LineCheck {
   if (o.kind !== 'ip') return { entry: c.canonical }
   const broad = o.force ? null : needsForce(o.list, c.canonical)
   if (broad) return { error: broad }
-  const inert = o.skipPrivate ? privateOnly(c.canonical) : null
+  const inert = o.skipPrivate ? privateEntry(c.canonical, o) : null
   return inert ? { entry: c.canonical, private: inert } : { entry: c.canonical }
+}
+
+/**
+ * privateOnly, fast for the common case (a million lines): global unicast (2000::/3) never
+ * overlaps the private ranges, so such an entry is private only when it is one of this
+ * host's own addresses (listed once per run, not once per line).
+ */
+function privateEntry(canonical: string, o: LintOptions): string | null {
+  if (!/^[23]/.test(canonical)) return privateOnly(canonical)
+  if (canonical.includes('/')) return null
+  o.hostAddresses ??= hostAddresses()
+  return o.hostAddresses.has(canonical) ? 'an address of this host' : null
+}
+
+function hostAddresses(): Set<string> {
+  const out = new Set<string>()
+  for (const a of Object.values(os.networkInterfaces()).flat()) {
+    const p = a ? classifyPeer(a.address) : null
+    if (p?.family === 'ipv6') out.add(p.canonical)
+  }
+  return out
 }
 
 export interface Rejected {
@@ -118,11 +143,14 @@ export function withinRejected(rejected: number, maxRejected: number): boolean {
 }
 
 /**
- * Splits a stream of text chunks into lines without holding more than one line (bounded by
- * MAX_LINE: the rest of a longer line is dropped and the line reported too long). A BOM at
- * the start and the CR of CRLF are removed.
+ * Splits a stream of text chunks into lines, a chunk's worth at a time (one await per
+ * chunk, not per line), without holding more than one chunk and one partial line: a line
+ * longer than MAX_LINE is not accumulated, its rest is dropped and it comes out as a
+ * too-long line. A BOM at the start and the CR of CRLF are removed.
  */
-export async function* lines(chunks: AsyncIterable<string | Buffer>): AsyncGenerator<string> {
+export async function* lineBatches(chunks: AsyncIterable<string | Buffer>): AsyncGenerator<string[]> {
+  const TOO_LONG = 'x'.repeat(MAX_LINE + 1)
+  const cut = (l: string) => (l.endsWith('\r') ? l.slice(0, -1) : l)
   let carry = ''
   let long = false
   let first = true
@@ -132,13 +160,13 @@ export async function* lines(chunks: AsyncIterable<string | Buffer>): AsyncGener
       s = s.replace(/^\ufeff/, '')
       first = false
     }
+    const out: string[] = []
     let start = 0
     for (let nl = s.indexOf('\n'); nl !== -1; nl = s.indexOf('\n', start)) {
-      const line = long ? 'x'.repeat(MAX_LINE + 1) : carry + s.slice(start, nl)
+      out.push(long ? TOO_LONG : cut(carry + s.slice(start, nl)))
       carry = ''
       long = false
       start = nl + 1
-      yield line.endsWith('\r') ? line.slice(0, -1) : line
     }
     if (!long) {
       carry += s.slice(start)
@@ -147,9 +175,10 @@ export async function* lines(chunks: AsyncIterable<string | Buffer>): AsyncGener
         carry = ''
       }
     }
+    if (out.length) yield out
   }
-  if (long) yield 'x'.repeat(MAX_LINE + 1)
-  else if (carry !== '') yield carry.endsWith('\r') ? carry.slice(0, -1) : carry
+  if (long) yield [TOO_LONG]
+  else if (carry !== '') yield [cut(carry)]
 }
 
 /** What one run did (or, with --dry-run, would do). */

@@ -6,7 +6,7 @@ import type { Context } from './context'
 import { listKey } from './lists'
 import { sourceTag } from './source-tag'
 import { applyStage, EXAMPLES, runId, Stager } from './sync-apply'
-import { figuresLine, lines, maxRejected, progressLine, ReadTally, target, withinRejected, type Figures, type LintOptions, type SyncTarget } from './sync-lines'
+import { figuresLine, lineBatches, maxRejected, progressLine, ReadTally, target, withinRejected, type Figures, type LintOptions, type SyncTarget } from './sync-lines'
 import { syncLs, syncRm } from './sync-admin'
 import { fileError, shown, withRedis } from './shared'
 
@@ -145,17 +145,20 @@ async function sync(ctx: Context, t: SyncTarget, input: Input, o: Options, io: I
     process.stderr.write(final ? '\r\x1b[K' : `\r${progressLine(tally.lines, elapsed())}\x1b[K`)
   }
   try {
-    const reader = lines(input.chunks)
+    const reader = lineBatches(input.chunks)
     try {
       for (;;) {
         const next = await reader.next().catch((err: Error) => {
           throw new CtlError(`cannot read ${shown(input.name)} after line ${tally.lines}: ${err.message}; nothing changed`)
         })
         if (next.done) break
-        const entry = tally.feed(next.value, lint)
-        // Past the budget nothing will be applied: go on reading only to count and report.
-        if (entry !== null && withinRejected(tally.rejectedCount, o.max)) await stager.add(entry)
-        if ((tally.lines & 1023) === 0) progress(false)
+        for (const line of next.value) {
+          const entry = tally.feed(line, lint)
+          // Past the budget nothing will be applied: go on reading only to count and report.
+          if (entry !== null && withinRejected(tally.rejectedCount, o.max)) stager.add(entry)
+        }
+        await stager.drain()
+        progress(false)
       }
     } finally {
       progress(true)
