@@ -132,7 +132,7 @@ export async function syncImport(port: number, lines: number): Promise<SyncBench
 /** The lines npm run bench prints. */
 export function syncLines(b: SyncBench): string[] {
   const run = (name: string, r: SyncRun) =>
-    `  sync ${name.padEnd(6)} ${r.lines} lines: ${fmt(r.linesPerSecond, 0)} lines/s, ${fmt(r.seconds, 2)} s, peak RSS ${fmt(r.peakRssMiB, 1)} MiB (mx6ctl), apply script held Redis ${fmt(r.scriptSeconds * 1000, 0)} ms (all scripts ${fmt(r.allScriptsSeconds * 1000, 0)} ms in slices) (added ${String(r.figures.added)}, removed ${String(r.figures.removed)}, kept ${String(r.figures.kept)})`
+    `  sync ${name.padEnd(6)} ${r.lines} lines: ${fmt(r.linesPerSecond, 0)} lines/s, ${fmt(r.seconds, 2)} s, peak RSS ${fmt(r.peakRssMiB, 1)} MiB (mx6ctl), apply script held Redis ${fmt(r.scriptSeconds * 1000, 0)} ms (all its scripts ${fmt(r.allScriptsSeconds * 1000, 0)} ms) (added ${String(r.figures.added)}, removed ${String(r.figures.removed)}, kept ${String(r.figures.kept)})`
   return [run('first', b.first), run('delta', b.delta), `  sync baseline: the same entries as pipelined HSETs (Redis alone): ${fmt(b.baseline.entriesPerSecond, 0)} entries/s, ${fmt(b.baseline.seconds, 2)} s`]
 }
 
