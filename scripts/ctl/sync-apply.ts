@@ -82,19 +82,21 @@ repeat
     end
   end
 until cursor == '0'
-redis.call('DEL', scratch)
+redis.call('UNLINK', scratch)
 local owned = 0
 if dry then
   owned = redis.call('SCARD', stage) - #drop
-  redis.call('DEL', stage)
+  redis.call('UNLINK', stage)
 else
   for i = 1, #drop, 1000 do redis.call('SREM', stage, unpack(drop, i, math.min(i + 999, #drop))) end
   owned = redis.call('SCARD', stage)
   if owned > 0 then
+    -- UNLINK first: RENAME would free the old set in the script's time.
+    redis.call('UNLINK', src)
     redis.call('RENAME', stage, src)
     redis.call('PERSIST', src)
   else
-    redis.call('DEL', src, stage)
+    redis.call('UNLINK', src, stage)
   end
 end
 return {added, removed, kept, elsewhere, owned, addEx, remEx}
@@ -119,7 +121,7 @@ repeat
     end
   end
 until cursor == '0'
-if not dry then redis.call('DEL', src) end
+if not dry then redis.call('UNLINK', src) end
 return {removed, left}
 `
 

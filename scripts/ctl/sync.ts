@@ -11,7 +11,7 @@ import { syncLs, syncRm } from './sync-admin'
 import { fileError, shown, withRedis } from './shared'
 
 const HELP = `Usage: mx6ctl sync <allow|green> <ip|domain> <source> <file|-> [--dry-run]
-                  [--max-rejected N] [--force] [--allow-empty] [--verbose] [--json]
+         [--max-rejected N] [--force] [--allow-empty] [--verbose] [--json]
        mx6ctl sync ls [--json]
        mx6ctl sync rm <allow|green> <ip|domain> <source> [--dry-run] [--json]
 
