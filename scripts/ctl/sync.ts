@@ -88,13 +88,19 @@ export const syncCommand: Command = {
     const opts = { dry: !!values['dry-run'], max: maxRejected(values['max-rejected']), force: !!values.force, allowEmpty: !!values['allow-empty'], verbose: !!values.verbose, json: !!values.json }
     const input = await openInput(file)
     const tty = io === stdio && !!process.stderr.isTTY
-    return withRedis(global, io, (ctx) => sync(ctx, t, input, opts, io, tty))
+    try {
+      return await withRedis(global, io, (ctx) => sync(ctx, t, input, opts, io, tty))
+    } finally {
+      input.close?.()
+    }
   },
 }
 
 interface Input {
   name: string
   chunks: AsyncIterable<string | Buffer>
+  /** Closes a file that was opened (whether or not it was read to the end). */
+  close?: () => void
 }
 
 /** The file opened now (so a missing file fails before Redis is touched), streamed later. */
@@ -105,11 +111,13 @@ async function openInput(file: string): Promise<Input> {
   }
   try {
     const h = await fs.promises.open(file, 'r')
-    if (!(await h.stat()).isFile()) {
+    // Pipes are fine (process substitution, a FIFO); a directory is not.
+    if ((await h.stat()).isDirectory()) {
       await h.close()
-      throw new CtlError(`cannot read ${shown(file)}: not a regular file`)
+      throw new CtlError(`cannot read ${shown(file)}: is a directory`)
     }
-    return { name: file, chunks: h.createReadStream({ encoding: 'utf8', highWaterMark: 256 * 1024 }) }
+    const stream = h.createReadStream({ encoding: 'utf8', highWaterMark: 256 * 1024 })
+    return { name: file, chunks: stream, close: () => void stream.destroy() }
   } catch (err) {
     // Unlike book import (exit 2), a missing provider file is a failed run, not a usage error: cron reports 1.
     throw err instanceof CtlError ? err : new CtlError(fileError(file, err).message)
