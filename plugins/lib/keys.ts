@@ -84,6 +84,23 @@ export class Keys {
   get fallbackLog(): string {
     return `${this.prefix}send:fallbacks`
   }
+  /**
+   * The entries a named provider source owns in list hash `listKey` (set, written by
+   * mx6ctl sync). `listKey` in braces is the Cluster hash tag: the set lives in the list
+   * hash's slot, so one script can update both (a prefix never holds braces, and a
+   * source name is [a-z0-9._-]).
+   */
+  source(listKey: string, name: string): string {
+    return `${this.prefix}src:{${listKey}}:${name}`
+  }
+  /** A sync run's staging set for `source(listKey, name)`: same slot, random suffix, an expiry. */
+  sourceStage(listKey: string, name: string, run: string): string {
+    return `${this.prefix}stage:{${listKey}}:${name}:${run}`
+  }
+  /** The synced sources (hash: field = "<list>:<kind>:<name>", value = JSON of the last run). */
+  get sources(): string {
+    return `${this.prefix}sources`
+  }
   /** Per-day decision counters (hash: field = "<phase>.<verdict>.<rule>"). */
   stats(day: string): string {
     return `${this.prefix}stats:${day}`

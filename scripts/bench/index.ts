@@ -15,6 +15,7 @@ import { options, usage, whole } from './cli'
 import { benchMessage, drive, fixturePlugin, freshRound, PATHS, suiteIni, V4, V6, type LoadResult, type Path } from './load'
 import { panels, printTable } from './report'
 import { decisionTimes, fmt, loopDelays, percentile, probeRtts } from './stats'
+import { syncImport, syncLines } from './sync-import'
 
 /**
  * Haraka alone listens on PORT, Haraka with the suite on PORT + 1, the same with the peer
@@ -31,7 +32,10 @@ load rounds alternating between processes that stay up throughout) inside
 the test namespace (needs root, like npm test) and reports throughput, CPU time
 per message of Haraka and of Redis, how busy Haraka was, decision latency,
 Redis commands and reads per message, scaling with list size and memory, with
-PASS/FAIL per budget.
+PASS/FAIL per budget; then mx6ctl sync of a generated 1,000,000-line provider
+file (20,000 with --quick), first import and a re-import with 1 % changed:
+lines/s, wall time, peak RSS of mx6ctl, how long its apply script held Redis,
+beside pipelined HSETs of the same entries (Redis alone).
 --quick: a few seconds, small counts, no timing budgets asserted (CI smoke
 mode). --out: JSON file (default bench-results.json); the chart (SVG) is written
 beside it, with .svg for .json. --no-pin: do not pin
@@ -338,6 +342,10 @@ async function main(): Promise<number> {
       for (const z of sized) await z.haraka.stop()
     }
     report.scaling = scaling
+    // mx6ctl sync of a generated provider file, beside pipelined HSETs of the same entries (Redis alone).
+    const sync = await syncImport(redis.port, o.quick ? 20_000 : 1_000_000)
+    for (const l of syncLines(sync)) process.stdout.write(`${l}\n`)
+    report.syncImport = sync
     report.rows = rows
     const verdicts = budgets(rows, rtt, scaling, memory, o.quick)
     report.budgets = verdicts

@@ -6,6 +6,7 @@ import type { Keys } from '../../plugins/lib/keys'
 import { CtlError, parse, UsageError, type Command, type GlobalOptions, type Io } from './command'
 import { harakaIsPrivate } from './explain-core'
 import { quote, scanHash, shown, table, value, withRedis } from './shared'
+import { taggedSource } from './source-tag'
 
 // ---------------------------------------------------------------- entries
 
@@ -260,7 +261,13 @@ async function rm(list: ListName, kind: ListKind, argv: string[], io: Io, global
       io.err(`mx6ctl ${list}: ${fields.map((f) => quote(f)).join(' / ')} is not in ${key}`)
       return 1
     }
-    for (const f of removed) io.out(`removed ${shown(f)} from ${key} (note was ${quote(notes[fields.indexOf(f)] as string)})`)
+    for (const f of removed) {
+      const note = notes[fields.indexOf(f)] as string
+      io.out(`removed ${shown(f)} from ${key} (note was ${quote(note)})`)
+      const source = taggedSource(note)
+      // The source set keeps the entry, so the sync script counts it withheld instead of adding it again.
+      if (source) io.out(`note: ${shown(f)} came from source ${source} (mx6ctl sync): while that source lists it, its syncs leave it out (counted as withheld); mx6ctl ${list} ${kind} add puts it back as your own entry`)
+    }
     return 0
   })
 }

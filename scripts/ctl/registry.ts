@@ -10,6 +10,7 @@ import { installCommand } from './install-cmd'
 import { lintCommand } from './lint-cmd'
 import { allowCommand, arcCommand, greenCommand } from './lists'
 import { statsCommand } from './stats'
+import { syncCommand } from './sync'
 import { uninstallCommand } from './uninstall-cmd'
 import { versionCommand } from './version'
 
@@ -20,6 +21,7 @@ export const COMMANDS: Record<string, Command> = {
   green: greenCommand,
   arc: arcCommand,
   book: bookCommand,
+  sync: syncCommand,
   lint: lintCommand,
   stats: statsCommand,
   fallbacks: fallbacksCommand,

@@ -21,6 +21,7 @@ describe('functional: mx6ctl --json on every reporting command', function () {
     [['allow', 'ip', 'ls', '--json'], (j) => assert.deepEqual(j, { key: 'mx6:ip:allow', entries: { '2001:db8::/32': 'partner' } })],
     [['green', 'host', 'ls', '--json'], (j) => assert.deepEqual(j, { key: 'mx6:host:green', entries: {} })],
     [['book', 'ls', 'Bob+x@Example.com', '--json'], (j) => assert.deepEqual(j, { recipient: 'bob@example.com', key: 'mx6:book:bob@example.com', members: ['alice@example.org'] })],
+    [['sync', 'ls', '--json'], (j) => assert.deepEqual(j, { key: 'mx6:sources', sources: [] })],
     [['lint', '--json'], (j) => assert.equal((j as { ok: boolean }).ok, true)],
     [['stats', '--days', '2', '--json'], (j) => assert.equal((j as { days: unknown[] }).days.length, 2)],
     [['fallbacks', '--json'], (j) => assert.deepEqual(j, [])],
