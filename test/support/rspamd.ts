@@ -128,9 +128,13 @@ export class RspamdServer {
     const outFd = fs.openSync(path.join(dir, 'rspamd.out'), 'a')
     const child = spawnOwned('rspamd', args, { stdio: ['ignore', outFd, outFd] })
     fs.closeSync(outFd)
+    // Not installed: say so instead of an uncaught 'error' event (ENOENT).
+    let spawnError: Error | undefined
+    child.once('error', (e) => (spawnError = e))
     const server = new RspamdServer(port, dir, child)
     const deadline = Date.now() + (opts.startTimeoutMs ?? 30000)
     while (!(await server.ping())) {
+      if (spawnError) throw new Error(`rspamd: ${spawnError.message} (install the Debian rspamd package: bash scripts/prepare.sh testbed)`)
       if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
         await server.stop()
         const out = fs.readFileSync(path.join(dir, 'rspamd.out'), 'utf8')
