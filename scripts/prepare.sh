@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages of the test bed; postfix is installed with "No configuration" (tests run
-# private instances), swaks needs libio-socket-inet6-perl for IPv6.
-TESTBED_PACKAGES=(openssl postfix swaks libio-socket-inet6-perl dnsmasq redis-server redis-tools iproute2 util-linux python3 python3-authres clamav-daemon spamassassin spamd)
+# private instances), swaks needs libio-socket-inet6-perl for IPv6; rspamd too runs as private
+# instances only (its own service is stopped below if the install started it).
+TESTBED_PACKAGES=(openssl postfix swaks libio-socket-inet6-perl dnsmasq redis-server redis-tools iproute2 util-linux python3 python3-authres clamav-daemon spamassassin spamd rspamd)
 
 npm_deps() {
   if [ -f node_modules/.package-lock.json ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then return; fi
@@ -33,6 +34,10 @@ testbed() {
   echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  if [[ " ${missing[*]} " == *" rspamd "* ]]; then
+    if [ -d /run/systemd/system ]; then systemctl disable --now rspamd >/dev/null 2>&1 || true
+    else invoke-rc.d rspamd stop >/dev/null 2>&1 || true; fi
+  fi
 }
 
 for step in "$@"; do
