@@ -11,6 +11,7 @@ import { ChildProcess } from 'node:child_process'
 import { poll, spawnOwned, stopChild, tempDir } from '../proc'
 import { SENDER, SenderNetns } from '../sender-netns'
 import { privateUsers } from './private-users'
+import { eximView } from './logs'
 import { smtpSession } from '../smtp'
 import { INTEROP_ROOT, type InteropSender, type SenderView, type Submission } from './types'
 
@@ -106,12 +107,7 @@ export class EximSender implements InteropSender {
   }
 
   view(m: Submission): SenderView {
-    const log = this.log().split('\n')
-    const id = log.map((l) => /(\S+) <= (\S+) /.exec(l)).find((x) => x && x[2] === m.from)?.[1]
-    if (!id) return { deferrals: 0, bounced: false }
-    const mine = log.filter((l) => l.includes(` ${id} `))
-    // "==": deferred after every host was tried; "**": failed, Exim then sends the bounce.
-    return { deferrals: mine.filter((l) => / == /.test(l)).length, bounced: mine.some((l) => / \*\* /.test(l)) }
+    return eximView(this.log(), m.from)
   }
 
   async kick(): Promise<void> {

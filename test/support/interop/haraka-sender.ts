@@ -5,6 +5,7 @@ import path from 'node:path'
 import { HarakaServer } from '../haraka'
 import { SENDER, SenderNetns } from '../sender-netns'
 import { submitSmtp, SUBMIT_PORT } from './exim'
+import { harakaView } from './logs'
 import type { InteropSender, SenderView, Submission } from './types'
 
 const RELAY_ALL = 'exports.hook_connect_init = (next, connection) => { connection.relaying = true; next() }'
@@ -49,12 +50,7 @@ export class HarakaSender implements InteropSender {
   }
 
   view(m: Submission): SenderView {
-    // Outbound log lines carry the queue file's uuid, which the submission log ties to MAIL FROM.
-    const log = this.log().split('\n')
-    const uuid = log.map((l) => new RegExp(`\\[([0-9A-F-]{36})(?:\\.\\d+)?\\] .*<${m.from.replace(/\./g, '\\.')}>`).exec(l)).find(Boolean)?.[1]
-    if (!uuid) return { deferrals: 0, bounced: false }
-    const mine = log.filter((l) => l.includes(uuid))
-    return { deferrals: mine.filter((l) => /\[outbound\] Temp failing/.test(l)).length, bounced: mine.some((l) => /\[outbound\].*bounce/i.test(l)) }
+    return harakaView(this.log(), m.from)
   }
 
   async kick(): Promise<void> {

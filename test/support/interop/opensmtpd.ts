@@ -14,6 +14,7 @@ import { poll, run, spawnOwned, stopChild, tempDir } from '../proc'
 import { SENDER, SenderNetns } from '../sender-netns'
 import { submitSmtp, SUBMIT_PORT } from './exim'
 import { privateUsers } from './private-users'
+import { opensmtpdView } from './logs'
 import { INTEROP_ROOT, type InteropSender, type SenderView, type Submission } from './types'
 
 const SMTPD = path.join(INTEROP_ROOT, 'usr', 'sbin', 'smtpd')
@@ -78,13 +79,7 @@ export class OpenSmtpdSender implements InteropSender {
   }
 
   view(m: Submission): SenderView {
-    // "smtp envelope evpid=… from=<…>" ties the envelope sender to an envelope id; deliveries
-    // are "mta delivery evpid=… result=TempFail|PermFail|Ok".
-    const log = this.log().split('\n')
-    const evpid = log.map((l) => /smtp envelope evpid=([0-9a-f]+) from=<([^>]*)>/.exec(l)).find((x) => x && x[2] === m.from)?.[1]
-    if (!evpid) return { deferrals: 0, bounced: false }
-    const mine = log.filter((l) => l.includes(`evpid=${evpid} `))
-    return { deferrals: mine.filter((l) => /result="?TempFail/.test(l)).length, bounced: mine.some((l) => /result="?PermFail/.test(l)) }
+    return opensmtpdView(this.log(), m.from)
   }
 
   /** Asks for an immediate retry of everything queued (the compiled-in delay is minutes). */

@@ -1,5 +1,6 @@
 // The test bed's PostfixSender (../postfix.ts) as an interop sender.
 import { PostfixSender } from '../postfix'
+import { postfixView } from './logs'
 import type { InteropSender, SenderView, Submission } from './types'
 
 export class PostfixInterop implements InteropSender {
@@ -19,11 +20,7 @@ export class PostfixInterop implements InteropSender {
   }
 
   view(m: Submission): SenderView {
-    const log = this.pf.log().split('\n')
-    const id = log.map((l) => / ([0-9A-F]+): message-id=(\S+)/.exec(l)).find((x) => x && x[2] === m.messageId)?.[1]
-    if (!id) return { deferrals: 0, bounced: false }
-    const mine = log.filter((l) => l.includes(` ${id}: `))
-    return { deferrals: mine.filter((l) => /status=deferred/.test(l)).length, bounced: mine.some((l) => /status=bounced/.test(l)) }
+    return postfixView(this.pf.log(), m.messageId)
   }
 
   async kick(): Promise<void> {
