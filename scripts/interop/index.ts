@@ -1,7 +1,9 @@
 // npm run interop: which sending MTAs come back over IPv4 after our IPv6 MX deferred them.
 // Runs every sender through every scenario in the test bed (scripts/testbed.sh) and prints
 // the matrix as tables (a summary, then one row per outcome), or as JSON with --json.
-// Options: --sender a,b  --scenario x,y  --from-json <file> (print the tables of a JSON run)
+// Options: --sender a,b  --scenario x,y  --from-json <file> (print the tables of a JSON run).
+// MX6_INTEROP_DEBUG=1 prints a sender's log when a case ends undecided, =all after every case
+// (with the IPv6 receiver's log), =dsn the DSNs received.
 import fs from 'node:fs'
 import { requireTestbed } from '../../test/support/net'
 import { SCENARIOS, type Outcome } from '../../test/support/interop/scenario'

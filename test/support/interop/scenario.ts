@@ -137,7 +137,8 @@ export async function runScenario(sender: InteropSender, rx: InteropReceiver, sc
   const tag = `${sender.name.replace(/\W/g, '-')}.${sc.id}.${++seq}.${process.pid}`
   const m: Submission = { from: `${tag}@dsn.test`, to: `user@${sc.domain}`, messageId: `<${tag}@sender.other.test>`, subject: `interop ${sender.name} ${sc.id}` }
   const all = (): Copy[] => [...rx.haraka.captured().map(fromHaraka), ...rx.ipv4.received().map(fromPostfix)]
-  const copies = (): Copy[] => all().filter((c) => c.mailFrom && new RegExp(`^Message-ID: ${m.messageId}`, 'mi').test(c.raw))
+  const midLine = new RegExp(`^Message-ID: ${m.messageId.replace(/[.+]/g, '\\$&')}`, 'mi')
+  const copies = (): Copy[] => all().filter((c) => c.mailFrom && midLine.test(c.raw))
   // The DSN comes back to the envelope sender's domain (dsn.test, IPv4 only) with a null
   // sender; a delay warning ("Action: delayed") is not a bounce.
   const notices = (): Copy[] => all().filter((c) => !c.mailFrom && c.rcptTo.includes(m.from))
