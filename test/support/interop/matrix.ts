@@ -17,6 +17,8 @@ export interface SenderSpec {
 export const SENDERS: Record<string, SenderSpec> = {
   postfix: { start: () => PostfixInterop.start(), boundMs: 15000 },
   exim: { start: () => EximSender.start(), boundMs: 15000 },
+  // The same Exim with hosts_avoid_pipelining (exim.ts says why it is worth a row).
+  'exim-nopipe': { start: () => EximSender.start({ pipelining: false }), boundMs: 15000 },
   opensmtpd: { start: () => OpenSmtpdSender.start(), boundMs: 15000, kickMs: 2000 },
   haraka: { start: () => HarakaSender.start(false), boundMs: 20000 },
   'haraka+mx6-send': { start: () => HarakaSender.start(true), boundMs: 20000 },
