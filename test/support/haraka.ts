@@ -25,6 +25,8 @@ export interface HarakaOptions {
   startTimeoutMs?: number
   /** Puts the suite into the fresh instance; default `mx6ctl install <dir>`. */
   install?: (dir: string) => Promise<void>
+  /** Argv prefix for the Haraka process, e.g. ['ip', 'netns', 'exec', '<ns>'] to run it elsewhere. */
+  exec?: string[]
 }
 
 /** The JSON sidecar written by queue-capture.js. */
@@ -71,6 +73,7 @@ export class HarakaServer {
     readonly dir: string,
     private readonly child: ChildProcess,
     private readonly listen: string[],
+    private readonly exec: string[] = [],
   ) {}
 
   get pid(): number {
@@ -98,15 +101,16 @@ export class HarakaServer {
     write('me', 'mx.rcpt.test')
     for (const [name, content] of Object.entries(opts.config ?? {})) write(name, content)
 
-    return HarakaServer.launch(dir, opts.listen, opts.startTimeoutMs ?? 15000)
+    return HarakaServer.launch(dir, opts.listen, opts.startTimeoutMs ?? 15000, opts.exec)
   }
 
   /** Spawns `haraka -c dir` and waits for a 220 banner on every listen address. */
-  private static async launch(dir: string, listen: string[], timeoutMs: number): Promise<HarakaServer> {
+  private static async launch(dir: string, listen: string[], timeoutMs: number, exec: string[] = []): Promise<HarakaServer> {
     const logFd = fs.openSync(path.join(dir, 'haraka.log'), 'a')
-    const child = spawnOwned(process.execPath, [HARAKA_BIN, '-c', dir], { cwd: dir, stdio: ['ignore', logFd, logFd] })
+    const argv = [...exec, process.execPath, HARAKA_BIN, '-c', dir]
+    const child = spawnOwned(argv[0], argv.slice(1), { cwd: dir, stdio: ['ignore', logFd, logFd] })
     fs.closeSync(logFd)
-    const server = new HarakaServer(dir, child, listen)
+    const server = new HarakaServer(dir, child, listen, exec)
     try {
       const deadline = Date.now() + timeoutMs
       for (const hp of listen) {
@@ -132,7 +136,7 @@ export class HarakaServer {
   /** A new Haraka process on the same instance directory: config and queue are kept. */
   async restart(timeoutMs = 15000): Promise<HarakaServer> {
     await this.stop()
-    return HarakaServer.launch(this.dir, this.listen, timeoutMs)
+    return HarakaServer.launch(this.dir, this.listen, timeoutMs, this.exec)
   }
 
   /** Files waiting in the outbound queue (not counting Haraka's temporary files). */

@@ -1,25 +1,12 @@
-// A real Postfix 3.7 as the sending MTA, in its own network namespace "<testbed>-snd".
-//
-// Why a second namespace: a sender in the receiver's namespace connects from loopback, which
-// every policy plugin skips. Here the two namespaces are joined by a veth pair, and Haraka
-// sees the sender as 2001:db8:9::2 / 203.0.113.2, reaching the MX addresses through the
-// default routes. DNS: the test bed's dnsmasq (bind-dynamic) also listens on the test side of
-// the veth, 2001:db8:9::1 / 203.0.113.1, and the sender's resolv.conf points there.
-//
-// Why nsenter: `ip netns add` run from inside the test bed (itself under `ip netns exec`, whose
-// mounts do not propagate back) would create a namespace nobody outside can see or delete. It
-// is therefore added and deleted in the mount namespace of scripts/testbed.sh (MX6_TESTBED_PID),
-// whose EXIT trap then also removes it after a crash.
+// A real Postfix 3.7 as the sending MTA, in its own network namespace "<testbed>-snd"
+// (sender-netns.ts says why and how).
 import crypto from 'node:crypto'
 import fs from 'node:fs'
-import { requireTestbed } from './net'
-import { alive, formatMainCf, instanceSettings, MASTER_CF_FIXTURE, postfixBaseDir, PostfixInstance, SENDMAIL } from './postfix-instance'
-import { poll, run, runOk } from './proc'
+import { formatMainCf, instanceSettings, MASTER_CF_FIXTURE, postfixBaseDir, PostfixInstance, SENDMAIL } from './postfix-instance'
+import { poll } from './proc'
+import { SENDER, SenderNetns } from './sender-netns'
 
-const VETH = 'mx6snd0' // test-namespace side; the sender side is "eth0" in its own namespace
-
-export const SENDER = { v6: '2001:db8:9::2', v4: '203.0.113.2', hostname: 'sender.other.test' }
-const GATEWAY = { v6: '2001:db8:9::1', v4: '203.0.113.1' }
+export { SENDER } from './sender-netns'
 
 export type DeliveryStatus = 'sent' | 'bounced' | 'deferred'
 
@@ -75,11 +62,15 @@ export class PostfixSender {
   private readonly instance: PostfixInstance
 
   private constructor(
-    readonly ns: string,
+    private readonly netns: SenderNetns,
     /** Holds etc/ (config_directory), spool/, data/ and maillog. */
     readonly base: string,
   ) {
     this.instance = new PostfixInstance(base)
+  }
+
+  get ns(): string {
+    return this.netns.ns
   }
 
   get configDir(): string {
@@ -92,15 +83,11 @@ export class PostfixSender {
 
   /** `mainCf` overrides or adds main.cf settings (e.g. { smtp_mx_session_limit: '3' }). */
   static async start(opts: { mainCf?: Record<string, string> } = {}): Promise<PostfixSender> {
-    const ns = `${requireTestbed()}-snd`
-    if (fs.existsSync(`/run/netns/${ns}`)) {
-      throw new Error(`PostfixSender: ${ns} exists; only one sender at a time (stop() the previous one)`)
-    }
-    const base = postfixBaseDir('postfix')
-    const sender = new PostfixSender(ns, base)
+    const netns = await SenderNetns.create()
+    const sender = new PostfixSender(netns, postfixBaseDir('postfix'))
     try {
-      await sender.network()
-      await sender.postfix(opts.mainCf ?? {})
+      const masterCf = fs.readFileSync(MASTER_CF_FIXTURE, 'utf8')
+      await sender.instance.start(mainCf(sender.base, opts.mainCf ?? {}), masterCf, (cmd, args) => netns.exec(cmd, args))
     } catch (err) {
       await sender.stop()
       throw err
@@ -108,38 +95,9 @@ export class PostfixSender {
     return sender
   }
 
-  private hostNetns(...args: string[]): Promise<string> {
-    const pid = process.env.MX6_TESTBED_PID
-    if (!pid) throw new Error('MX6_TESTBED_PID unset: run via scripts/testbed.sh')
-    return runOk('nsenter', [`--mount=/proc/${pid}/ns/mnt`, '--', 'ip', 'netns', ...args])
-  }
-
-  private inNs(cmd: string, args: string[], opts: Parameters<typeof runOk>[2] = {}): Promise<string> {
-    return runOk('ip', ['netns', 'exec', this.ns, cmd, ...args], opts)
-  }
-
-  private async network(): Promise<void> {
-    await this.hostNetns('add', this.ns)
-    fs.mkdirSync(`/etc/netns/${this.ns}`, { recursive: true })
-    fs.writeFileSync(`/etc/netns/${this.ns}/resolv.conf`, `nameserver ${GATEWAY.v6}\nnameserver ${GATEWAY.v4}\n`)
-    await runOk('ip', ['link', 'add', VETH, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', this.ns])
-    await runOk('ip', ['-6', 'addr', 'add', `${GATEWAY.v6}/64`, 'dev', VETH, 'nodad'])
-    await runOk('ip', ['addr', 'add', `${GATEWAY.v4}/24`, 'dev', VETH])
-    await runOk('ip', ['link', 'set', VETH, 'up'])
-    const snd = (...args: string[]): Promise<string> => this.inNs('ip', args)
-    await snd('link', 'set', 'lo', 'up')
-    await snd('-6', 'addr', 'add', `${SENDER.v6}/64`, 'dev', 'eth0', 'nodad')
-    await snd('addr', 'add', `${SENDER.v4}/24`, 'dev', 'eth0')
-    await snd('link', 'set', 'eth0', 'up')
-    await snd('-6', 'route', 'add', 'default', 'via', GATEWAY.v6)
-    await snd('route', 'add', 'default', 'via', GATEWAY.v4)
-    // dnsmasq binds the new veth address asynchronously (bind-dynamic): wait until it answers.
-    await poll(async () => ((await run('ip', ['netns', 'exec', this.ns, 'getent', 'ahosts', 'v4mx.rcpt.test'])).code === 0 ? true : undefined), 5000, 'DNS from the sender namespace')
-  }
-
-  private async postfix(extra: Record<string, string>): Promise<void> {
-    const masterCf = fs.readFileSync(MASTER_CF_FIXTURE, 'utf8')
-    await this.instance.start(mainCf(this.base, extra), masterCf, (cmd, args) => this.inNs(cmd, args))
+  /** The installed Postfix's version, e.g. '3.7.11'. */
+  async version(): Promise<string> {
+    return (await this.netns.exec('/usr/sbin/postconf', ['-d', '-h', 'mail_version'])).trim()
   }
 
   /** Injects a message with Postfix's sendmail; returns its Message-ID ('<...>'). */
@@ -155,7 +113,7 @@ export class PostfixSender {
       ...o.headers,
     }
     const text = Object.entries(headers).map(([k, v]) => `${k}: ${v}`).join('\n') + `\n\n${o.body ?? 'Hello from the test bed.'}\n`
-    await this.inNs(SENDMAIL, ['-C', this.configDir, '-i', '-f', o.from, '--', ...to], { input: text })
+    await this.netns.exec(SENDMAIL, ['-C', this.configDir, '-i', '-f', o.from, '--', ...to], { input: text })
     return messageId
   }
 
@@ -189,12 +147,7 @@ export class PostfixSender {
   /** Stops Postfix and removes the namespace, veth, /etc/netns entry and files. Safe to repeat. */
   async stop(): Promise<void> {
     await this.instance.stopMaster()
-    // Anything else still in the namespace was started by us (postfix children, sendmail).
-    const pids = (await run('ip', ['netns', 'pids', this.ns])).stdout.split(/\s+/).filter(Boolean).map(Number)
-    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL')
-    await run('ip', ['link', 'del', VETH])
-    if (process.env.MX6_TESTBED_PID) await this.hostNetns('del', this.ns).catch(() => undefined)
-    fs.rmSync(`/etc/netns/${this.ns}`, { recursive: true, force: true })
+    await this.netns.remove()
     fs.rmSync(this.base, { recursive: true, force: true })
   }
 }
