@@ -5,14 +5,16 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import { Redis } from 'ioredis'
-import { HarakaServer } from '../../test/support/haraka'
+import type { HarakaServer } from '../../test/support/haraka'
 import { requireTestbed } from '../../test/support/net'
 import { cpuMs, rssMiB, runOk } from '../../test/support/proc'
 import { RedisServer } from '../../test/support/redis'
-import { budgets, type Concurrent, type Row, type Scale } from './budgets'
+import { budgets, type Row, type Scale } from './budgets'
 import { chartSvg } from './chart'
 import { options, usage, whole } from './cli'
-import { benchMessage, drive, fixturePlugin, freshRound, PATHS, suiteIni, V4, V6, type LoadResult, type Path } from './load'
+import { concurrentRounds, startHaraka, type Config } from './configs'
+import { fill, seed } from './lists'
+import { benchMessage, drive, PATHS, type LoadResult, type Path } from './load'
 import { panels, printTable } from './report'
 import { decisionTimes, fmt, loopDelays, percentile, probeRtts } from './stats'
 import { syncImport, syncLines } from './sync-import'
@@ -22,7 +24,7 @@ import { syncImport, syncLines } from './sync-import'
  * list cache off on PORT + 2; all three run all the time.
  */
 const PORT = 2600
-/** The concurrent rounds' own processes (see concurrentRounds) listen on FRESH_PORT and the next two. */
+/** The concurrent rounds' own processes (see concurrentRounds) listen on FRESH_PORT and the next four. */
 const FRESH_PORT = PORT + 10
 
 const HELP = `Usage: npm run bench [-- --quick] [-- --out FILE] [-- --no-pin] [-- --paths P,...] [-- --rounds N]
@@ -32,28 +34,42 @@ load rounds alternating between processes that stay up throughout) inside
 the test namespace (needs root, like npm test) and reports throughput, CPU time
 per message of Haraka and of Redis, how busy Haraka was, decision latency,
 Redis commands and reads per message, scaling with list size and memory, with
-PASS/FAIL per budget; then mx6ctl sync of a generated 1,000,000-line provider
+a verdict per budget; then mx6ctl sync of a generated 1,000,000-line provider
 file (20,000 with --quick), first import and a re-import with 1 % changed:
 lines/s, wall time, peak RSS of mx6ctl, how long its apply script held Redis,
 beside pipelined HSETs of the same entries (Redis alone).
---quick: a few seconds, small counts, no timing budgets asserted (CI smoke
-mode). --out: JSON file (default bench-results.json); the chart (SVG) is written
+--quick: a few seconds per path, small counts, no timing budgets judged (CI
+smoke mode); every configuration still runs and must give the path's replies.
+--out: JSON file (default bench-results.json); the chart (SVG) is written
 beside it, with .svg for .json. --no-pin: do not pin
-Haraka to CPU 1 and the load generators and Redis to CPU 0 (pinning needs two
-CPUs and taskset). --paths: only these paths (default all: ipv4, ipv6-allowed,
-ipv6-allowed-uncached, ipv6-deferred, ipv6-dkim). --rounds: measured rounds
-per path and configuration (default 4; more rounds average out more of the
-machine's drift). The "rounds" column gives the lowest and highest ratio of
-single round pairs: how far the machine drifted while the ratio was measured.
+Haraka to CPU 1 and the load generators, Redis and rspamd to CPU 0 (pinning
+needs two CPUs and taskset). --paths: only these paths (default all: ipv4,
+ipv6-allowed, ipv6-allowed-uncached, ipv6-deferred, ipv6-dkim). --rounds:
+measured rounds per path and configuration (default 4; more rounds average out
+more of the machine's drift). The "rounds" column gives the lowest and highest
+ratio of single round pairs: how far the machine drifted while the ratio was
+measured.
 With several sessions (Haraka's CPU the bottleneck) the same number of rounds
-is also run with both configurations loaded at once on the same CPU: the
-"concurrent" column is Haraka's CPU time per message without / with the suite
-from those rounds, a throughput ratio the machine's drift cannot tilt. A second
-Haraka alone takes part in them: the "A/A" column is the same ratio between the
-two Harakas alone, how far apart two processes of the same code land, the
-resolution of the "concurrent" figure. Each of these rounds starts processes of
-its own and warms them with as many messages as it measures, so that how one
-process happens to land averages out over the rounds.
+is also run with every configuration loaded at once on the same CPU, each
+round with fresh processes warmed with as many messages as it measures:
+Haraka alone; a second Haraka alone (the A/A control); Haraka with the suite;
+on ipv6-deferred and ipv6-allowed-uncached Haraka with the contract's floor
+(scripts/bench/fixtures/floor-*.js: only what the contract asks of that
+decision, through the suite's own code) in the suite's place; and the same
+policy built with rspamd (haraka-plugin-rspamd in place of spf, dkim and the
+suite, in front of a private rspamd from test/fixtures/rspamd/ with the same
+lists). The suite and the floor each have a Redis of their own there. Reported:
+each one's throughput relative to Haraka alone (Haraka alone's CPU time per
+message over its own, a ratio the machine's drift cannot tilt) and its total
+CPU per message (Haraka + its Redis, or + rspamd). The A/A spread (the
+control's largest deviation from 1 in one round) is the resolution: a budget
+met is PASS, one missed by more than the spread FAIL, one missed by less
+"within the spread". Budgets: suite / floor >= 0.97 on the floor's paths;
+with/without >= 0.99 on ipv4 and >= 0.95 on ipv6-allowed and ipv6-dkim; the
+suite's total CPU per message at most half the rspamd setup's on every IPv6
+path; at most one Redis round trip per decision phase; decision latency p99
+within 3 Redis round trips; 1,000,000 vs 10 list entries. Exit status 1 on a
+FAIL, or on a configuration giving a reply other than its path's.
 `
 
 interface Options {
@@ -104,32 +120,6 @@ async function redisCounters(r: RedisServer): Promise<{ commands: number; reads:
   return { commands: num(/^total_commands_processed:(\d+)/m) - 1 - pings, reads: num(/^total_reads_processed:(\d+)/m) - 1 - pings, followups: (calls.zcard?.calls ?? 0) / 2 }
 }
 
-/**
- * Adds entries until the list holds `size`, in batches (HSET with many fields per command),
- * under the key prefix `prefix` (each list size of the scaling rounds has its own).
- */
-async function fill(port: number, size: number, prefix = 'mx6:'): Promise<void> {
-  const c = new Redis({ port, host: '127.0.0.1' })
-  const have = await c.hlen(`${prefix}ip:allow`)
-  for (let i = have; i < size; ) {
-    const p = c.pipeline()
-    for (let b = 0; b < 20 && i < size; b++) {
-      const fields: string[] = []
-      for (let k = 0; k < 1000 && i < size; k++, i++) fields.push(`2001:db8:${(0x1000 + Math.floor(i / 65536)).toString(16)}:${(i % 65536).toString(16)}::/64`, 'bench filler')
-      p.hset(`${prefix}ip:allow`, ...fields)
-    }
-    await p.exec()
-  }
-  // Address books, as many members in total as the list has entries (100 per book).
-  const books = Math.ceil(size / 100)
-  for (let b = 0; b < books; ) {
-    const p = c.pipeline()
-    for (let k = 0; k < 500 && b < books; k++, b++) p.sadd(`${prefix}book:user${b}@rcpt.test`, ...Array.from({ length: 100 }, (_, m) => `friend${m}@other${b}.test`))
-    await p.exec()
-  }
-  c.disconnect()
-}
-
 /** Calls and microseconds per command so far, from the commandstats section of Redis's INFO. */
 function commandStats(info: string): Record<string, { calls: number; usec: number }> {
   return Object.fromEntries([...info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+),usec=(\d+)/gm)].map((m) => [m[1], { calls: Number(m[2]), usec: Number(m[3]) }]))
@@ -139,52 +129,11 @@ async function commandTimes(r: RedisServer): Promise<Record<string, { calls: num
   return commandStats(await r.cli('INFO', 'commandstats'))
 }
 
-type Config = 'haraka' | 'haraka+mx6' | 'haraka+mx6 uncached' | 'haraka (control)'
-
-/**
- * Several sessions keep Haraka's CPU busy, so throughput follows its CPU time per message.
- * Here both configurations take the same load at the same time, on the same CPU: whatever
- * the machine's speed does, it does to both at the same moments (alternating rounds see it
- * drift between them). Returns Haraka's CPU per message without / with the suite, and the
- * same between Haraka alone and the A/A control (a second Haraka alone, loaded alike).
- *
- * Each round has processes of its own, started for it and warmed with as many messages as
- * it measures: two processes of the same code have landed up to a few per cent apart,
- * and fresh ones each round let that average out over the rounds instead of tilting all
- * of them the same way; nor does any of them carry more history than another.
- */
-async function concurrentRounds(p: Path, pair: Served[], start: (config: Config, port: number) => Promise<HarakaServer>, sessions: number, messages: number, rounds: number, signed: Buffer): Promise<Concurrent> {
-  // Haraka alone first: each ratio is its CPU over another's.
-  const loaded: Config[] = [...pair, 'haraka (control)']
-  const ports = loaded.map((_, i) => FRESH_PORT + i)
-  const cpu = loaded.map(() => 0)
-  const suite: number[] = []
-  const control: number[] = []
-  for (let round = 0; round < rounds; round++) {
-    const { cpuMs: used } = await freshRound(loaded.map((c) => (port: number) => start(c, port)), ports, p, sessions, messages, signed)
-    used.forEach((u, i) => (cpu[i] += u))
-    suite.push(used[0] / used[1])
-    control.push(used[0] / used[2])
-  }
-  return { ratio: cpu[0] / cpu[1], rounds: suite, control: { ratio: cpu[0] / cpu[2], rounds: control } }
-}
-
 /** The configurations whose processes stay up for the alternating rounds. */
-type Served = Exclude<Config, 'haraka (control)'>
+type Served = Extract<Config, 'haraka' | 'haraka+mx6' | 'haraka+mx6 uncached'>
 
 function portOf(config: Served): number {
   return { haraka: PORT, 'haraka+mx6': PORT + 1, 'haraka+mx6 uncached': PORT + 2 }[config]
-}
-
-async function startHaraka(config: Config, redisPort: number, extraIni: string, port: number, prefix = 'mx6:'): Promise<HarakaServer> {
-  const withSuite = config !== 'haraka' && config !== 'haraka (control)'
-  return HarakaServer.start({
-    listen: [`[${V6}]:${port}`, `${V4}:${port}`],
-    plugins: ['bench-eld', 'spf', 'dkim', ...(withSuite ? ['mx6-receive'] : []), 'rcpt_to.in_host_list', 'bench-queue'],
-    // bench-eld: the event-loop and Redis round-trip probe, in every configuration (see its file).
-    pluginFiles: { 'bench-queue': fixturePlugin('bench-queue'), 'bench-eld': fixturePlugin('bench-eld') },
-    config: { 'mx6-receive.ini': suiteIni(redisPort, { main: extraIni, prefix, uncached: config === 'haraka+mx6 uncached' }), 'bench-eld.ini': `[main]\nredis_port=${redisPort}\n` },
-  })
 }
 
 /**
@@ -211,10 +160,8 @@ async function main(): Promise<number> {
     const rtt = await redisRtt(redis.port, o.quick ? 200 : 2000)
     if (pinned) await pin(process.pid, 0)
     report.redisRoundTripMs = rtt
-    await redis.cli('HSET', 'mx6:ip:allow', '2001:db8:25::/48', 'smtp-source peers (bench)')
-    await redis.cli('HSET', 'mx6:domain:allow', 'allowed.test', 'DKIM-signed bench messages')
+    await seed(redis.port)
     const signed = await benchMessage()
-    await fill(redis.port, 10)
 
     const memory: Record<string, number> = {}
     // All configurations run at once and the load alternates between them in
@@ -222,13 +169,14 @@ async function main(): Promise<number> {
     // The cache-off configuration runs only for its own path. The concurrent rounds (and
     // their A/A control, a second Haraka alone) start processes of their own.
     const configs: Served[] = ['haraka', 'haraka+mx6', ...(o.paths.includes('ipv6-allowed-uncached') ? ['haraka+mx6 uncached' as const] : [])]
-    const startPinned = async (c: Config, port: number): Promise<HarakaServer> => {
-      const h = await startHaraka(c, redis.port, '', port)
+    const ready = async (h: HarakaServer): Promise<void> => {
       if (pinned) await pin(h.pid, 1)
-      return h
     }
     const servers = {} as Record<Served, HarakaServer>
-    for (const c of configs) servers[c] = await startPinned(c, portOf(c))
+    for (const c of configs) {
+      servers[c] = await startHaraka(c, { port: portOf(c), probePort: redis.port })
+      await ready(servers[c])
+    }
     try {
       for (const sessions of counts.sessions) {
         for (const p of o.paths) {
@@ -261,7 +209,7 @@ async function main(): Promise<number> {
             }
             roundRatios.push(seconds[pair[0]] / seconds[pair[1]])
           }
-          const concurrent = sessions > 1 ? await concurrentRounds(p, pair, startPinned, sessions, messages, counts.rounds, signed) : undefined
+          const concurrent = sessions > 1 ? await concurrentRounds(p, pair[1], { port: FRESH_PORT, probePort: redis.port, sessions, messages, rounds: counts.rounds, signed }, ready) : undefined
           const total = messages * counts.rounds
           for (const config of pair) {
             const a = acc[config]
@@ -307,7 +255,7 @@ async function main(): Promise<number> {
       for (const [i, size] of counts.sizes.entries()) {
         const prefix = `mx6s${i}:`
         await fill(redis.port, size, prefix)
-        const haraka = await startHaraka('haraka+mx6 uncached', redis.port, 'undecided=defer\n', PORT + 3 + i, prefix)
+        const haraka = await startHaraka('haraka+mx6 uncached', { port: PORT + 3 + i, probePort: redis.port, extraIni: 'undecided=defer\n', prefix })
         sized.push({ entries: Number(await redis.cli('HLEN', `${prefix}ip:allow`)), haraka, times: [], redisMs: 0, cmd: {} })
         if (pinned) await pin(haraka.pid, 1)
       }

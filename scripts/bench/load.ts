@@ -15,10 +15,11 @@ const ROOT = path.resolve(__dirname, '..', '..', '..')
 
 /**
  * The source of a Haraka plugin of scripts/bench/fixtures/ (bench-queue: accepts and drops
- * every message; bench-eld: the bench's probe), for HarakaOptions.pluginFiles. Read from the
- * source tree: tsc leaves .js files out of dist/.
+ * every message; bench-eld: the bench's probe; floor-defer and floor-allow-uncached: the
+ * contract's floors), for HarakaOptions.pluginFiles. Read from the source tree: tsc leaves
+ * .js files out of dist/.
  */
-export function fixturePlugin(name: 'bench-queue' | 'bench-eld'): string {
+export function fixturePlugin(name: 'bench-queue' | 'bench-eld' | 'floor-defer' | 'floor-allow-uncached'): string {
   return fs.readFileSync(path.join(ROOT, 'scripts', 'bench', 'fixtures', `${name}.js`), 'utf8')
 }
 
@@ -119,25 +120,37 @@ export function suiteIni(redisPort: number, o: { main?: string; prefix?: string;
 export interface FreshRound {
   /** Each process's CPU milliseconds over the measured messages. */
   cpuMs: number[]
+  /** The same for each process's helpers (its own Redis, rspamd), 0 without. */
+  helperMs: number[]
   /** Each process's measured load (its replies among them). */
   loads: LoadResult[]
 }
 
 /**
+ * A Haraka of a round, or one with helper processes of its own (rspamd, a Redis only it
+ * uses) whose CPU time counts for it: helperCpuMs() is theirs so far.
+ */
+export type Running = Pick<HarakaServer, 'pid' | 'stop'> & { helperCpuMs?: () => number }
+
+/**
  * One round of processes loaded at once on the same CPU (the bench's concurrent rounds,
  * bench:compare): a fresh process from each starter, on its port; all warmed with as many
  * messages as are measured (JIT, DNS and peer list caches), then loaded at once again and
- * their CPU time over that second load read. The processes are stopped in any case.
+ * their CPU time (and their helpers') over that second load read. The processes are
+ * stopped in any case.
  */
-export async function freshRound(starts: Array<(port: number) => Promise<HarakaServer>>, ports: number[], p: Path, sessions: number, messages: number, signed: Buffer): Promise<FreshRound> {
-  const up: HarakaServer[] = []
+export async function freshRound(starts: Array<(port: number) => Promise<Running>>, ports: number[], p: Path, sessions: number, messages: number, signed: Buffer): Promise<FreshRound> {
+  const up: Running[] = []
   try {
     for (const [i, start] of starts.entries()) up.push(await start(ports[i]))
     const load = () => Promise.all(ports.map((port) => drive(p, port, sessions, messages, signed)))
     await load()
+    const helpers = () => up.map((h) => h.helperCpuMs?.() ?? 0)
     const c0 = up.map((h) => cpuMs(h.pid))
+    const h0 = helpers()
     const loads = await load()
-    return { cpuMs: up.map((h, i) => cpuMs(h.pid) - c0[i]), loads }
+    const h1 = helpers()
+    return { cpuMs: up.map((h, i) => cpuMs(h.pid) - c0[i]), helperMs: h1.map((x, i) => x - h0[i]), loads }
   } finally {
     for (const h of up) await h.stop()
   }

@@ -1,6 +1,6 @@
 // The benchmark's output: the table printed at the end of a run, and the chart's panels.
 import { niceTicks, type Panel } from './chart'
-import { pairs, type Budget, type Row, type Scale } from './budgets'
+import { FLOOR_BUDGET, overFloor, pairs, pathSpreads, totalCpu, type Budget, type PerMessage, type Row, type Scale } from './budgets'
 import { fmt } from './stats'
 
 /**
@@ -13,10 +13,13 @@ export function panels(rows: Row[], scaling: Scale[], memory: Record<string, num
     dots: [
       { value: ratio, series: 'msg/s with / without (alternating rounds)' },
       ...(b.concurrent ? [{ value: b.concurrent.ratio, series: 'Haraka CPU per message without / with (concurrent rounds)' }, { value: b.concurrent.control.ratio, series: 'the same, Haraka alone / a second Haraka alone (A/A control)' }] : []),
+      ...(b.concurrent?.floor ? [{ value: b.concurrent.floor.ratio, series: 'the same, Haraka alone / Haraka with the floor plugin' }] : []),
+      ...(b.concurrent?.rspamd ? [{ value: b.concurrent.rspamd.ratio, series: 'the same, Haraka alone / Haraka with haraka-plugin-rspamd (Haraka only)' }] : []),
     ],
-    budget: min,
+    // The floor's paths: the suite's budget is a share of the floor's figure (see budgets.ts).
+    budget: b.concurrent?.floor ? FLOOR_BUDGET * b.concurrent.floor.ratio : min,
     // The figure that counts: the concurrent rounds where there are some (see HELP).
-    pass: quick ? undefined : (b.concurrent?.ratio ?? ratio) >= min,
+    pass: quick ? undefined : (b.concurrent?.ratio ?? ratio) >= (b.concurrent?.floor ? FLOOR_BUDGET * b.concurrent.floor.ratio : min),
   }))
   const lowest = Math.min(0.8, ...ratios.flatMap((r) => r.dots.map((d) => d.value)).filter(Number.isFinite))
   const from = Math.max(0, Math.floor(lowest * 20) / 20)
@@ -67,7 +70,26 @@ export function printTable(rows: Row[], rtt: { p50: number; p99: number }, scali
   }
   lines.push('', 'scaling (unknown IPv6 peers deferred at RCPT, peer list cache off, 1 session; each size its own Haraka and key prefix, in alternating rounds):')
   for (const s of scaling) lines.push(`  ${String(s.entries).padStart(8)} ip:allow entries (+ as many book members): rcpt p50 ${fmt(s.rcpt.p50, 3)} ms, p99 ${fmt(s.rcpt.p99, 3)} ms, Redis CPU ${fmt(s.redisMs, 3)} ms/msg (in Redis per call: EVALSHA, the lookup and follow-up scripts, ${fmt(s.redisUs.evalsha, 1)} us; HMGET of the 129 candidates in ip:allow and ip:green ${fmt(s.redisUs.hmget, 1)} us), Haraka RSS ${fmt(s.rssMiB, 1)} MiB`)
-  lines.push('', `memory: Haraka RSS ${fmt(memory.haraka, 1)} MiB without the suite, ${fmt(memory['haraka+mx6'], 1)} MiB with it`, '', 'budgets:')
-  for (const v of verdicts) lines.push(`  ${v.pass ? 'PASS' : 'FAIL'}  ${v.name}: ${v.measured}`)
+  lines.push('', `memory: Haraka RSS ${fmt(memory.haraka, 1)} MiB without the suite, ${fmt(memory['haraka+mx6'], 1)} MiB with it`, '')
+  lines.push(...peerLines(rows))
+  for (const v of verdicts) lines.push(`  ${v.verdict.padEnd(17)}  ${v.name}: ${v.measured}`)
   process.stdout.write(`${lines.join('\n')}\n`)
+}
+
+/**
+ * The concurrent rounds' configurations side by side, per path: throughput relative to
+ * Haraka alone (its CPU per message over each one's) and the total CPU per message of every
+ * process involved, with the path's A/A spread; then the heading of the budgets.
+ */
+export function peerLines(rows: Row[]): string[] {
+  const w = (x: string, n: number) => x.padEnd(n)
+  const cell = (ratio: number | undefined, m: PerMessage | undefined) => (m && ratio !== undefined ? `${fmt(ratio, 3)} / ${fmt(totalCpu(m), 3)}` : '-')
+  const spreads = pathSpreads(rows)
+  const out = ['concurrent rounds: throughput relative to Haraka alone (its CPU per message over each one\'s) / total CPU ms per message (Haraka + its own Redis or rspamd):', `  ${w('path', 22)}${w('sessions', 9)}${w('haraka alone', 20)}${w('floor', 20)}${w('suite', 20)}${w('rspamd', 20)}${w('suite/floor', 13)}A/A spread`]
+  for (const { path: p, sessions: s, b } of pairs(rows)) {
+    const c = b.concurrent
+    if (!c?.cpu) continue
+    out.push(`  ${w(p, 22)}${w(String(s), 9)}${w(cell(1, c.cpu.alone), 20)}${w(cell(c.floor?.ratio, c.cpu.floor), 20)}${w(cell(c.ratio, c.cpu.suite), 20)}${w(cell(c.rspamd?.ratio, c.cpu.rspamd), 20)}${w(c.floor ? fmt(overFloor(c)!.ratio, 3) : '-', 13)}${fmt(spreads.get(p) ?? NaN, 3)}`)
+  }
+  return [...out, '', 'budgets (PASS; FAIL: short of the budget by more than the A/A spread; within the spread: short by less):']
 }
