@@ -150,7 +150,7 @@ async function main(): Promise<number> {
   const pinned = o.pin && os.availableParallelism() >= 2
   if (pinned) await pin(process.pid, 0)
   // Per path and configuration: `rounds` rounds of `one` (1 session) or `many` messages.
-  const counts = o.quick ? { one: 20, many: 60, rounds: 2, sessions: [1, 5], sizes: [10, 1000], scale: 30 } : { one: 1500, many: 3000, rounds: o.rounds, sessions: [1, 50], sizes: [10, 10000, 1000000], scale: 1500 }
+  const counts = o.quick ? { one: 20, many: 60, rounds: 1, sessions: [1, 5], sizes: [10, 1000], scale: 30 } : { one: 1500, many: 3000, rounds: o.rounds, sessions: [1, 50], sizes: [10, 10000, 1000000], scale: 1500 }
   const redis = await RedisServer.start()
   const rows: Row[] = []
   const report: Record<string, unknown> = { quick: o.quick, date: new Date().toISOString(), counts, pinned }
