@@ -120,7 +120,8 @@ export class Session {
     await this.lastResortSpf()
     // 3. The peer's DNS signals, only when RCPT decides for good (undecided=defer on a plain
     //    listener); otherwise they are applied after DATA.
-    const signals = policy.undecided === 'defer' && !this.env.mx6 ? await this.peerSignals() : undefined
+    const final = policy.undecided === 'defer' && !this.env.mx6
+    const signals = final ? await this.peerSignals() : undefined
     // 4. Plan, look up (one round trip), decide.
     const facts: RcptFacts = { ipv6, mx6: this.env.mx6, spf: this.spfResult(), mailFrom: this.env.mailFrom, rcpt, peerSignals: signals, now: this.sources.now() }
     const reply = await this.lookup(planRcpt(facts, this.known, policy))
@@ -130,7 +131,7 @@ export class Session {
     const answers: (Known & LookupReply) | null = reply && withAnswers(this.known, reply)
     if (answers) answers.books = reply?.books
     // 5. A provider's domain zone, for the SPF-authenticated domain no operator entry decides.
-    const spfDomain = signals && answers && !answers.ipAllow && !answers.domainAllow && !answers.books?.[0] ? spfPassDomain(facts.spf) : null
+    const spfDomain = final && answers && !answers.ipAllow && !answers.domainAllow && !answers.books?.[0] ? spfPassDomain(facts.spf) : null
     if (spfDomain && this.sources.domainZones) facts.domainZones = await this.sources.domainZones([spfDomain])
     const d = decideRcpt(facts, answers, policy)
     if (answers && !answers.ipAllow) this.peerGreen ??= peerGreen(ipv6, signals, answers, policy.green)

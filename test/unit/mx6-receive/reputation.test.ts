@@ -9,6 +9,8 @@ import { cachedPeerSignals, gatherPeerSignals, type PeerSignals } from '../../..
 import { counterName } from '../../../plugins/mx6-receive/record'
 import { bestZone, cachedZone, mapAnswers, nibbles, parsePatterns, queryZone, zoneName, ZoneTroubleLog, type ZoneConfig, type ZoneResult } from '../../../plugins/mx6-receive/reputation'
 import { providerCounts } from '../../../scripts/ctl/stats'
+import { Session } from '../../../plugins/mx6-receive/session'
+import { FakeStore } from '../fake-store'
 import { box, CFG } from './policy'
 
 const NIBBLES_DB8_1 = '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2'
@@ -247,6 +249,21 @@ describe('reputation: what the answers decide', () => {
     assert.match(d.reason, /sender\.test listed by provider dwl dwl\.test 127\.0\.2\.3 -> trusted/)
     const unauth = decideData({ ...base, aligned: [] }, { domainAllow: null, domainGreen: null }, CFG).message
     assert.equal(unauth.verdict, 'defer')
+  })
+
+  it('with undecided=defer a domain zone decides at RCPT, with no peer DNS signal enabled at all', async () => {
+    const cfg = readReceiveConfig({ main: { undecided: 'defer' }, green: { host_green: 'false' }, 'provider:dwl': { zone: 'dwl.test', kind: 'domain', trusted: '127.0.2.3' } }).config
+    const asked: string[][] = []
+    const session = new Session(cfg, {
+      store: new FakeStore(),
+      peerSignals: async () => undefined,
+      evaluateGuess: async () => 'none',
+      now: () => 1_800_000_000,
+      domainZones: async (domains) => (asked.push([...domains]), domains.map((d) => ({ provider: 'dwl', zone: 'dwl.test', subject: d, outcome: 'trusted' as const, answers: ['127.0.2.3'] }))),
+    }, { peer: { ip: '2001:db8:7::10', private: false, relaying: false, authenticated: false }, mx6: false, helo: 'x.test', spf: { result: 'pass', domain: 'sender.test' }, mailFrom: box('a@sender.test') })
+    const o = await session.rcpt({}, 'bob@rcpt.test', box('bob@rcpt.test'))
+    assert.deepEqual(asked, [['sender.test']])
+    assert.deepEqual([o.decision.verdict, o.decision.rule, o.decision.final], ['trusted', 'dwl', false])
   })
 
   it('mx6ctl stats counts the decisions per provider', () => {
