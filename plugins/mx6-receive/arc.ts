@@ -3,7 +3,10 @@
 // dkimVerify() over the raw message verifies the newest ARC-Message-Signature like a DKIM
 // signature, then arc() checks the chain's structure and every ARC-Seal. Whether the sealer is
 // trusted (mx6:arc:trusted) is the caller's decision.
-import { arc as verifyArc, dkimVerify } from 'mailauth'
+// The two modules themselves, not mailauth's index: that also loads BIMI's certificate stack,
+// which costs every message Haraka handles, IPv4 included (docs/performance.md).
+import { arc as verifyArc } from 'mailauth/lib/arc'
+import { dkimVerify } from 'mailauth/lib/dkim/verify'
 import parseDkimHeaders from 'mailauth/lib/parse-dkim-headers'
 import { aligned, canonicalDomain } from '../lib/domain'
 import { commentText, MailauthDns, type TxtResolver } from './mailauth-dns'

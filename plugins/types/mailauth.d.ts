@@ -12,3 +12,12 @@ declare module 'mailauth/lib/parse-dkim-headers' {
   function parseDkimHeaders(line: string | Buffer): { parsed: Record<string, unknown>; original: string | Buffer }
   export = parseDkimHeaders
 }
+
+// mailauth's index re-exports these two; their own modules spare loading the rest (see arc.ts).
+declare module 'mailauth/lib/arc' {
+  export { arc } from 'mailauth'
+}
+
+declare module 'mailauth/lib/dkim/verify' {
+  export { dkimVerify } from 'mailauth'
+}
