@@ -11,10 +11,21 @@ export interface TxtResolver {
 /** The node:dns error codes mailauth tells apart: ENOTFOUND and ENODATA mean "no record". */
 export type DnsCode = 'ENOTFOUND' | 'ENODATA' | 'ESERVFAIL' | 'ETIMEOUT' | 'ENOTIMP'
 
+/**
+ * The error mailauth expects for an answer without records. It is an answer, not a fault:
+ * made without a stack trace, whose capture was most of a DMARC evaluation's cost (a cached
+ * NXDOMAIN for nearly every deferred message; docs/performance.md).
+ */
 export function dnsError(code: DnsCode, message: string): NodeJS.ErrnoException {
-  const err: NodeJS.ErrnoException = new Error(message)
-  err.code = code
-  return err
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    const err: NodeJS.ErrnoException = new Error(message)
+    err.code = code
+    return err
+  } finally {
+    Error.stackTraceLimit = limit
+  }
 }
 
 /** A resolver function as mailauth calls it: `resolver(name, rrtype)`, TXT answers as string[][]. */

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict'
 import { CachingResolver, type Lookup, type RawReply } from '../../../plugins/lib/dns'
 import { evaluateDmarc, parseRecord, type DmarcOutcome } from '../../../plugins/mx6-receive/dmarc'
+import { dnsError } from '../../../plugins/mx6-receive/mailauth-dns'
 import { TableClient, type Zone } from '../../support/table-dns'
 
 const txt = (...records: string[]): RawReply => ({ rcode: 0, answers: records.map((r) => ({ type: 16, ttl: 60, data: [r] })), authorities: [] })
@@ -128,5 +129,18 @@ describe('dmarc: evaluateDmarc over a zone table', () => {
     assert.ok('tags' in r)
     assert.deepEqual(Object.fromEntries(r.tags), { v: 'DMARC1', p: 'reject', sp: 'quarantine', adkim: 's', fo: '0:d', rf: 'afrf', ri: '86400', pct: '50' })
     assert.deepEqual(parseRecord('v=DMARC1; p=none; fo=2'), { error: 'bad fo=2' })
+  })
+})
+
+describe('dmarc: the answer errors mailauth is given', () => {
+  it('carry code and message, no stack frames, and leave the stack trace limit as it was', () => {
+    const limit = Error.stackTraceLimit
+    const err = dnsError('ENOTFOUND', 'TXT _dmarc.example.com: nxdomain')
+    assert.ok(err instanceof Error)
+    assert.equal(err.code, 'ENOTFOUND')
+    assert.equal(err.message, 'TXT _dmarc.example.com: nxdomain')
+    assert.doesNotMatch(err.stack ?? '', /\n\s+at /)
+    assert.equal(Error.stackTraceLimit, limit)
+    assert.match(new Error('x').stack ?? '', /\n\s+at /)
   })
 })
