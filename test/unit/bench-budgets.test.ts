@@ -124,7 +124,11 @@ describe('bench: budgets()', () => {
     const pass = budgets([...both('ipv6-allowed', 50, 100, 100, c(1, 1.25)), ...both('ipv4', 50, 100, 100, c(5, 0.1))], RTT, [], MEMORY, false)
     const r = verdict(pass, /total CPU per message, ipv6-allowed/)
     assert.equal(r.verdict, 'PASS')
-    assert.match(r.measured, /^0\.500 \(1\.000 \+ 0\.250 ms vs 1\.250 \+ 1\.250 ms/)
+    assert.match(r.measured, /^0\.500 \(1\.000 \+ 0\.250 ms vs 1\.250 \+ 1\.250 ms; Haraka alone 0\.400;/)
+    // Where Haraka alone's own total is over half the rspamd setup's, no suite can pass: said so.
+    const far = verdict(budgets(both('ipv6-deferred', 50, 100, 100, c(1.1, 0.5)), RTT, [], MEMORY, false), /total CPU/)
+    assert.equal(far.verdict, 'FAIL')
+    assert.match(far.measured, /out of reach: Haraka alone is 0\.571 of it/)
     assert.equal(verdict(pass, /total CPU per message, ipv4/).verdict, 'reported')
     assert.equal(verdict(budgets(both('ipv6-dkim', 50, 100, 100, c(1.5, 1.25, [1.1, 1])), RTT, [], MEMORY, false), /total CPU/).verdict, 'FAIL')
     assert.equal(verdict(budgets(both('ipv6-dkim', 50, 100, 100, c(1.2, 1.25, [1.2, 1])), RTT, [], MEMORY, false), /total CPU/).verdict, 'within the spread')
