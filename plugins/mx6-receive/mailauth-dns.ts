@@ -12,9 +12,9 @@ export interface TxtResolver {
 export type DnsCode = 'ENOTFOUND' | 'ENODATA' | 'ESERVFAIL' | 'ETIMEOUT' | 'ENOTIMP'
 
 /**
- * The error mailauth expects for an answer without records. It is an answer, not a fault:
- * made without a stack trace, whose capture was most of a DMARC evaluation's cost (a cached
- * NXDOMAIN for nearly every deferred message; docs/performance.md).
+ * The error mailauth expects for a DNS answer without records (or a failed lookup). It reports
+ * an answer, not a fault of this code: made without a stack trace, whose capture was most of a
+ * DMARC evaluation's cost (a cached NXDOMAIN for nearly every deferred message; docs/performance.md).
  */
 export function dnsError(code: DnsCode, message: string): NodeJS.ErrnoException {
   const limit = Error.stackTraceLimit
