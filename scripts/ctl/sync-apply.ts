@@ -25,6 +25,15 @@ export const EXAMPLES = 20
 // is scanned, so each member comes once.
 // A field is "ours" when its value is the tag, or the tag followed by a space and text.
 const OURS = `local function ours(v) return v == tag or (v ~= false and string.sub(v, 1, #tag + 1) == tag .. ' ') end`
+// Every member of a set, a thousand per SSCAN, each given to fn with its value in the list hash.
+const EACH = `local function each(set, fn)
+  local cursor = '0'
+  repeat
+    local r = redis.call('SSCAN', set, cursor, 'COUNT', 1000)
+    cursor = r[1]
+    for _, m in ipairs(r[2]) do fn(m, redis.call('HGET', list, m)) end
+  until cursor == '0'
+end`
 
 const COUNT = `
 local list, src, stage = KEYS[1], KEYS[2], KEYS[3]
@@ -47,41 +56,30 @@ const APPLY = `
 local list, src, stage, scratch = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local tag, dry, want = ARGV[1], ARGV[2] == '1', tonumber(ARGV[3])
 ${OURS}
+${EACH}
 local added, removed, kept, elsewhere = 0, 0, 0, 0
 local drop, addEx, remEx = {}, {}, {}
 redis.call('SDIFFSTORE', scratch, stage, src)
-local cursor = '0'
-repeat
-  local r = redis.call('SSCAN', scratch, cursor, 'COUNT', 1000)
-  cursor = r[1]
-  for _, m in ipairs(r[2]) do
-    local v = redis.call('HGET', list, m)
-    if v == false then
-      added = added + 1
-      if #addEx < want then addEx[#addEx + 1] = m end
-      if not dry then redis.call('HSET', list, m, tag) end
-    elseif ours(v) then
-      kept = kept + 1
-    else
-      elsewhere = elsewhere + 1
-      drop[#drop + 1] = m
-    end
+each(scratch, function(m, v)
+  if v == false then
+    added = added + 1
+    if #addEx < want then addEx[#addEx + 1] = m end
+    if not dry then redis.call('HSET', list, m, tag) end
+  elseif ours(v) then
+    kept = kept + 1
+  else
+    elsewhere = elsewhere + 1
+    drop[#drop + 1] = m
   end
-until cursor == '0'
+end)
 redis.call('SDIFFSTORE', scratch, src, stage)
-cursor = '0'
-repeat
-  local r = redis.call('SSCAN', scratch, cursor, 'COUNT', 1000)
-  cursor = r[1]
-  for _, m in ipairs(r[2]) do
-    local v = redis.call('HGET', list, m)
-    if v ~= false and ours(v) then
-      removed = removed + 1
-      if #remEx < want then remEx[#remEx + 1] = m end
-      if not dry then redis.call('HDEL', list, m) end
-    end
+each(scratch, function(m, v)
+  if ours(v) then
+    removed = removed + 1
+    if #remEx < want then remEx[#remEx + 1] = m end
+    if not dry then redis.call('HDEL', list, m) end
   end
-until cursor == '0'
+end)
 redis.call('UNLINK', scratch)
 local owned = 0
 if dry then
@@ -106,21 +104,16 @@ const REMOVE = `
 local list, src = KEYS[1], KEYS[2]
 local tag, dry = ARGV[1], ARGV[2] == '1'
 ${OURS}
+${EACH}
 local removed, left = 0, 0
-local cursor = '0'
-repeat
-  local r = redis.call('SSCAN', src, cursor, 'COUNT', 1000)
-  cursor = r[1]
-  for _, m in ipairs(r[2]) do
-    local v = redis.call('HGET', list, m)
-    if v ~= false and ours(v) then
-      removed = removed + 1
-      if not dry then redis.call('HDEL', list, m) end
-    else
-      left = left + 1
-    end
+each(src, function(m, v)
+  if ours(v) then
+    removed = removed + 1
+    if not dry then redis.call('HDEL', list, m) end
+  else
+    left = left + 1
   end
-until cursor == '0'
+end)
 if not dry then redis.call('UNLINK', src) end
 return {removed, left}
 `
